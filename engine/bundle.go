@@ -1,0 +1,188 @@
+package engine
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"path"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Languages a policy can be written in.
+const (
+	LangRego = "rego"
+	LangCEL  = "cel"
+)
+
+// Policy is one action's compiled, immutable policy version.
+type Policy struct {
+	Action   string
+	Version  string // human label from the policy's metadata; the hash prefix when absent
+	Hash     string // "sha256:<hex>" of every file the policy depends on
+	Language string
+	FailMode FailMode
+	Files    []string
+	eval     evaluator
+}
+
+// Ref returns the reference a decision carries.
+func (p *Policy) Ref() PolicyRef {
+	return PolicyRef{Action: p.Action, Version: p.Version, Hash: p.Hash, Language: p.Language}
+}
+
+type evaluator interface {
+	eval(ctx evalContext, in *Input) (Decision, error)
+}
+
+// PolicySet is an immutable set of compiled policies, one per action. It is safe for
+// concurrent use. Reloading builds a new PolicySet and swaps it into the Engine.
+type PolicySet struct {
+	policies map[string]*Policy
+	loadedAt time.Time
+}
+
+// Policy returns the policy for action and whether there is one.
+func (s *PolicySet) Policy(action string) (*Policy, bool) {
+	p, ok := s.policies[action]
+	return p, ok
+}
+
+// Actions returns the actions with a policy, sorted.
+func (s *PolicySet) Actions() []string {
+	out := make([]string, 0, len(s.policies))
+	for a := range s.policies {
+		out = append(out, a)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// LoadedAt returns when the set was compiled.
+func (s *PolicySet) LoadedAt() time.Time { return s.loadedAt }
+
+type loadConfig struct {
+	celCostLimit uint64
+	data         map[string]any
+	now          func() time.Time
+}
+
+// LoadOption configures Load.
+type LoadOption func(*loadConfig)
+
+// WithCELCostLimit sets the runtime cost limit of each CEL expression (default 100,000).
+func WithCELCostLimit(n uint64) LoadOption { return func(c *loadConfig) { c.celCostLimit = n } }
+
+// WithData makes doc available to Rego policies as data (for example
+// {"thresholds": {"payout": {"max_amount": 900}}} to override a threshold) and to CEL
+// policies as overrides of their thresholds map under the same path.
+func WithData(doc map[string]any) LoadOption { return func(c *loadConfig) { c.data = doc } }
+
+var actionName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+
+// ValidAction reports whether s is a well-formed action name: lowercase letters,
+// digits and underscores, starting with a letter, at most 63 characters.
+func ValidAction(s string) bool { return actionName.MatchString(s) }
+
+// Load compiles every policy in fsys: each *.rego file except *_test.rego, and each
+// *.cel.yaml file. Rego policies are packages verdict.<action> defining a decision
+// rule; other Rego packages (such as verdict.lib) are libraries shared by all. CEL
+// policies are one YAML file per action. Everything is compiled here, once; nothing is
+// parsed at evaluation time.
+//
+// Load returns a *LoadError naming file:line for every file that fails to parse or
+// compile, uses a forbidden builtin (network, non-deterministic, runtime), declares an
+// invalid fail mode (payout may never fail open), or defines an action twice.
+func Load(fsys fs.FS, opts ...LoadOption) (*PolicySet, error) {
+	cfg := loadConfig{celCostLimit: 100_000, now: time.Now}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	var regoFiles, celFiles []string
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if p != "." && strings.HasPrefix(d.Name(), ".") {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		switch {
+		case strings.HasSuffix(p, "_test.rego"):
+		case strings.HasSuffix(p, ".rego"):
+			regoFiles = append(regoFiles, p)
+		case strings.HasSuffix(p, ".cel.yaml"), strings.HasSuffix(p, ".cel.yml"):
+			celFiles = append(celFiles, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, &LoadError{Problems: []Problem{{Message: fmt.Sprintf("read bundle: %v", err)}}}
+	}
+	if len(regoFiles)+len(celFiles) == 0 {
+		return nil, &LoadError{Problems: []Problem{{Message: "bundle holds no *.rego or *.cel.yaml policy"}}}
+	}
+	set := &PolicySet{policies: map[string]*Policy{}, loadedAt: cfg.now()}
+	var problems []Problem
+	add := func(p *Policy) {
+		if prev, dup := set.policies[p.Action]; dup {
+			problems = append(problems, Problem{File: p.Files[0], Message: fmt.Sprintf("action %q is already defined by %s", p.Action, strings.Join(prev.Files, ", "))})
+			return
+		}
+		if p.Action == "payout" && p.FailMode == FailOpen {
+			problems = append(problems, Problem{File: p.Files[0], Message: `action "payout" may not declare fail_mode open`})
+			return
+		}
+		set.policies[p.Action] = p
+	}
+	if len(regoFiles) > 0 {
+		pols, probs := loadRego(fsys, regoFiles, cfg)
+		problems = append(problems, probs...)
+		for _, p := range pols {
+			add(p)
+		}
+	}
+	for _, f := range celFiles {
+		p, probs := loadCEL(fsys, f, cfg)
+		problems = append(problems, probs...)
+		if p != nil {
+			add(p)
+		}
+	}
+	if len(problems) > 0 {
+		return nil, &LoadError{Problems: problems}
+	}
+	if len(set.policies) == 0 {
+		return nil, &LoadError{Problems: []Problem{{Message: "bundle defines no action: want package verdict.<action> with a decision rule, or a *.cel.yaml file"}}}
+	}
+	return set, nil
+}
+
+// contentHash hashes files (path and content) in path order.
+func contentHash(files map[string][]byte) string {
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	h := sha256.New()
+	for _, n := range names {
+		fmt.Fprintf(h, "%s\x00%d\x00", path.Clean(n), len(files[n]))
+		h.Write(files[n])
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+func shortHash(h string) string {
+	h = strings.TrimPrefix(h, "sha256:")
+	if len(h) > 12 {
+		h = h[:12]
+	}
+	return h
+}

@@ -1,0 +1,314 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/verdict-engine/verdict/engine"
+)
+
+const libRego = `package verdict.lib
+
+severity := {"approve": 0, "step_up": 1, "review": 2, "block": 3}
+
+reason(code, outcome, score, msg) := {"code": code, "outcome": outcome, "score": score, "message": msg}
+
+decide(rs) := {"outcome": o, "reasons": [r | some r in rs], "score": min([100, sum([r.score | some r in rs])])} if {
+	count(rs) > 0
+	top := max({severity[r.outcome] | some r in rs})
+	some o, s in severity
+	s == top
+}
+
+decide(rs) := {"outcome": "approve", "reasons": [], "score": 0} if count(rs) == 0
+`
+
+const payoutRego = `# METADATA
+# title: test payout
+# custom:
+#   version: payout-test-1
+#   fail_mode: closed
+package verdict.payout
+
+import data.verdict.lib
+
+reasons contains lib.reason("AMOUNT_HIGH", "review", 30, "amount over limit") if input.context.amount > 1000
+reasons contains lib.reason("DENY_LIST_USER", "block", 100, "user denied") if input.signals.lists.deny_user
+
+decision := lib.decide(reasons)
+`
+
+const loginCEL = `action: login
+version: login-cel-test
+fail_mode: review
+thresholds: {max_user_1m: 3}
+rules:
+  - code: DENY_LIST_USER
+    outcome: block
+    score: 100
+    message: user denied
+    when: has(signals.lists.deny_user) && signals.lists.deny_user
+  - code: USER_VELOCITY_1M
+    outcome: step_up
+    score: 20
+    step_up: otp
+    message: too many attempts
+    signal: velocity.user.count_1m
+    value: signals.velocity.user.count_1m
+    threshold: thresholds.max_user_1m
+    when: signals.velocity.user.count_1m > thresholds.max_user_1m
+`
+
+func bundle(extra map[string]string) fstest.MapFS {
+	fs := fstest.MapFS{
+		"lib/verdict.rego":    {Data: []byte(libRego)},
+		"payout/payout.rego":  {Data: []byte(payoutRego)},
+		"login/login.cel.yaml": {Data: []byte(loginCEL)},
+	}
+	for k, v := range extra {
+		fs[k] = &fstest.MapFile{Data: []byte(v)}
+	}
+	return fs
+}
+
+func input(action string) *engine.Input {
+	return &engine.Input{
+		Action:  action,
+		Subject: map[string]any{"id": "u1"},
+		Context: map[string]any{"amount": 50.0},
+		Signals: engine.Signals{Lists: map[string]bool{"deny_user": false}, Verification: engine.Verification{Status: "none"}},
+	}
+}
+
+func TestDecideRegoAndCEL(t *testing.T) {
+	set, err := engine.Load(bundle(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := set.Actions(); !cmp.Equal(got, []string{"login", "payout"}) {
+		t.Fatalf("actions = %v", got)
+	}
+	e := engine.New(set)
+	ctx := context.Background()
+
+	tests := []struct {
+		name    string
+		in      func() *engine.Input
+		outcome engine.Outcome
+		codes   []string
+		stepUp  string
+	}{
+		{"payout approve", func() *engine.Input { return input("payout") }, engine.Approve, nil, ""},
+		{"payout review", func() *engine.Input {
+			in := input("payout")
+			in.Context["amount"] = 5000.0
+			return in
+		}, engine.Review, []string{"AMOUNT_HIGH"}, ""},
+		{"payout most severe wins, all reasons kept", func() *engine.Input {
+			in := input("payout")
+			in.Context["amount"] = 5000.0
+			in.Signals.Lists["deny_user"] = true
+			return in
+		}, engine.Block, []string{"DENY_LIST_USER", "AMOUNT_HIGH"}, ""},
+		{"cel approve", func() *engine.Input { return input("login") }, engine.Approve, nil, ""},
+		{"cel step up", func() *engine.Input {
+			in := input("login")
+			in.Signals.Velocity.User.Count1m = 4
+			return in
+		}, engine.StepUp, []string{"USER_VELOCITY_1M"}, "otp"},
+		{"cel most severe wins", func() *engine.Input {
+			in := input("login")
+			in.Signals.Velocity.User.Count1m = 4
+			in.Signals.Lists["deny_user"] = true
+			return in
+		}, engine.Block, []string{"DENY_LIST_USER", "USER_VELOCITY_1M"}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := tc.in()
+			d, err := e.Decide(ctx, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var codes []string
+			for _, r := range d.Reasons {
+				codes = append(codes, r.Code)
+			}
+			if d.Outcome != tc.outcome || !cmp.Equal(codes, tc.codes) || d.StepUp != tc.stepUp {
+				t.Fatalf("got %s %v step_up=%q, want %s %v %q", d.Outcome, codes, d.StepUp, tc.outcome, tc.codes, tc.stepUp)
+			}
+			p, _ := set.Policy(in.Action)
+			if d.Policy != p.Ref() || !strings.HasPrefix(d.Policy.Hash, "sha256:") {
+				t.Fatalf("policy ref = %+v", d.Policy)
+			}
+		})
+	}
+}
+
+func TestCELReasonValueAndThreshold(t *testing.T) {
+	set, err := engine.Load(bundle(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := input("login")
+	in.Signals.Velocity.User.Count1m = 7
+	d, err := engine.New(set).Decide(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := d.Reasons[0]
+	if r.Value != int64(7) || r.Threshold != int64(3) || r.Signal != "velocity.user.count_1m" {
+		t.Fatalf("reason = %+v", r)
+	}
+}
+
+func TestVersionsAndFailModes(t *testing.T) {
+	set, err := engine.Load(bundle(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := set.Policy("payout")
+	if p.Version != "payout-test-1" || p.FailMode != engine.FailClosed || p.Language != engine.LangRego {
+		t.Fatalf("payout = %+v", p)
+	}
+	l, _ := set.Policy("login")
+	if l.Version != "login-cel-test" || l.FailMode != engine.FailReview || l.Language != engine.LangCEL {
+		t.Fatalf("login = %+v", l)
+	}
+	// The hash is a content hash: a change in the library changes the payout version.
+	set2, err := engine.Load(bundle(map[string]string{"lib/verdict.rego": libRego + "\nextra := 1\n"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, _ := set2.Policy("payout")
+	if p2.Hash == p.Hash {
+		t.Fatal("hash did not change with the library")
+	}
+	l2, _ := set2.Policy("login")
+	if l2.Hash != l.Hash {
+		t.Fatal("CEL hash changed though its file did not")
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		name  string
+		files map[string]string
+		want  string
+	}{
+		{"rego syntax", map[string]string{"x/x.rego": "package verdict.x\n\ndecision := {\n"}, "x/x.rego:"},
+		{"http.send refused", map[string]string{"x/x.rego": "package verdict.x\n\ndecision := http.send({\"method\": \"get\", \"url\": \"http://x\"})\n"}, "x/x.rego:3: rego_type_error: undefined function http.send"},
+		{"net.* refused", map[string]string{"x/x.rego": "package verdict.x\n\ndecision := net.cidr_contains(\"10.0.0.0/8\", \"10.1.1.1\")\n"}, "x/x.rego:3: rego_type_error: undefined function net.cidr_contains"},
+		{"time.now_ns refused", map[string]string{"x/x.rego": "package verdict.x\n\ndecision := time.now_ns()\n"}, "undefined function time.now_ns"},
+		{"opa.runtime refused", map[string]string{"x/x.rego": "package verdict.x\n\ndecision := opa.runtime()\n"}, "undefined function opa.runtime"},
+		{"bad fail mode", map[string]string{"x/x.rego": "# METADATA\n# custom:\n#   fail_mode: sometimes\npackage verdict.x\n\ndecision := {}\n"}, "x/x.rego:4: invalid fail_mode"},
+		{"payout may not fail open", map[string]string{"payout/payout.rego": strings.Replace(payoutRego, "fail_mode: closed", "fail_mode: open", 1)}, `action "payout" may not declare fail_mode open`},
+		{"cel syntax", map[string]string{"x/x.cel.yaml": "action: x\nrules:\n  - code: A_B\n    outcome: block\n    when: signals.lists.(\n"}, "x/x.cel.yaml:5: rule 1 when:"},
+		{"cel bad outcome", map[string]string{"x/x.cel.yaml": "action: x\nrules:\n  - code: A_B\n    outcome: maybe\n    when: 'true'\n"}, "x/x.cel.yaml:4: rule 1: invalid outcome"},
+		{"cel not bool", map[string]string{"x/x.cel.yaml": "action: x\nrules:\n  - code: A_B\n    outcome: block\n    when: '1 + 2'\n"}, "must be a bool expression"},
+		{"cel unknown field", map[string]string{"x/x.cel.yaml": "action: x\nrulez: []\n"}, "x/x.cel.yaml:2:"},
+		{"cel bad code", map[string]string{"x/x.cel.yaml": "action: x\nrules:\n  - code: lower\n    outcome: block\n    when: 'true'\n"}, "must be UPPER_SNAKE"},
+		{"duplicate action", map[string]string{"p/p.cel.yaml": "action: payout\nfail_mode: closed\nrules:\n  - code: A_B\n    outcome: block\n    when: 'true'\n"}, `action "payout" is already defined`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := engine.Load(bundle(tc.files))
+			var le *engine.LoadError
+			if !errors.As(err, &le) {
+				t.Fatalf("err = %v, want *LoadError", err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v\nwant it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestRuntimeErrorsNeverApprove(t *testing.T) {
+	tests := []struct {
+		name string
+		file string
+		src  string
+	}{
+		{"invalid outcome", "x/x.rego", "package verdict.x\n\ndecision := {\"outcome\": \"allow\", \"reasons\": []}\n"},
+		{"outcome lower than reasons", "x/x.rego", "package verdict.x\n\ndecision := {\"outcome\": \"approve\", \"reasons\": [{\"code\": \"A\", \"outcome\": \"block\"}]}\n"},
+		{"undefined decision", "x/x.rego", "package verdict.x\n\ndecision := 1 if input.never\n"},
+		{"builtin error", "x/x.rego", "package verdict.x\n\ndecision := {\"outcome\": \"approve\", \"score\": to_number(\"x\")}\n"},
+		{"not an object", "x/x.rego", "package verdict.x\n\ndecision := \"approve\"\n"},
+		{"cel missing key", "x/x.cel.yaml", "action: x\nrules:\n  - code: A_B\n    outcome: block\n    when: context.nope > 1\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			set, err := engine.Load(bundle(map[string]string{tc.file: tc.src}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := engine.New(set).Decide(context.Background(), input("x"))
+			var ee *engine.EvalError
+			if !errors.As(err, &ee) {
+				t.Fatalf("err = %v, want *EvalError (decision %+v)", err, d)
+			}
+			if d.Outcome == engine.Approve || d.Policy.Action != "x" {
+				t.Fatalf("decision on error = %+v", d)
+			}
+		})
+	}
+}
+
+func TestEvalDeadline(t *testing.T) {
+	slow := "package verdict.x\n\ndecision := {\"outcome\": \"approve\", \"reasons\": [], \"n\": count([1 | some i in numbers.range(1, 100000000)])}\n"
+	set, err := engine.Load(bundle(map[string]string{"x/x.rego": slow}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = engine.New(set, engine.WithEvalTimeout(20*time.Millisecond)).Decide(context.Background(), input("x"))
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want deadline exceeded", err)
+	}
+	if el := time.Since(start); el > time.Second {
+		t.Fatalf("took %v", el)
+	}
+}
+
+func TestUnknownAction(t *testing.T) {
+	set, _ := engine.Load(bundle(nil))
+	if _, err := engine.New(set).Decide(context.Background(), input("nope")); !errors.Is(err, engine.ErrUnknownAction) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestApplyFailMode(t *testing.T) {
+	d := engine.Decision{Outcome: engine.StepUp, StepUp: "otp", Reasons: []engine.Reason{{Code: "NEW_DEVICE", Outcome: engine.StepUp}}}
+	tests := []struct {
+		mode   engine.FailMode
+		failed bool
+		want   engine.Outcome
+	}{
+		{engine.FailClosed, false, engine.Block},
+		{engine.FailClosed, true, engine.Block},
+		{engine.FailReview, false, engine.Review},
+		{engine.FailReview, true, engine.Review},
+		{engine.FailOpen, false, engine.StepUp},
+		{engine.FailOpen, true, engine.Approve},
+	}
+	for _, tc := range tests {
+		got := engine.ApplyFailMode(d, tc.mode, engine.CausePolicyError, tc.failed)
+		if got.Outcome != tc.want {
+			t.Errorf("%s failed=%v: outcome %s, want %s", tc.mode, tc.failed, got.Outcome, tc.want)
+		}
+		found := false
+		for _, r := range got.Reasons {
+			found = found || r.Code == engine.CausePolicyError
+		}
+		if !found {
+			t.Errorf("%s: cause reason missing: %+v", tc.mode, got.Reasons)
+		}
+	}
+}

@@ -1,0 +1,71 @@
+package engine
+
+// Input is the policy input document. Its shape is fixed and documented in the README:
+// action, subject, device, context and behavior are passed through as the caller posted
+// them; signals is filled by the signals package. A stored decision keeps the exact Input
+// it was evaluated on, so `opa eval` on it reproduces the outcome.
+type Input struct {
+	Action   string         `json:"action"`
+	Subject  map[string]any `json:"subject"`
+	Device   map[string]any `json:"device"`
+	Context  map[string]any `json:"context"`
+	Behavior map[string]any `json:"behavior"`
+	Signals  Signals        `json:"signals"`
+}
+
+// Signals are the facts gathered for a decision.
+type Signals struct {
+	Verification Verification     `json:"verification"`
+	Velocity     Velocity         `json:"velocity"`
+	Device       DeviceReputation `json:"device"`
+	// Lists maps every known list name (deny_user, allow_ip, ...) to whether the
+	// request's user, device, IP or country is on it.
+	Lists map[string]bool `json:"lists"`
+	// Unavailable names the sources that failed or timed out ("velocity", "lists",
+	// "verification", "device"). The policy sees it; the fail mode applies.
+	Unavailable []string `json:"unavailable"`
+}
+
+// Verification is the subject's latest identity verification.
+type Verification struct {
+	// Status is the canonical session status, or "none" when the subject has none.
+	Status      string   `json:"status"`
+	Provider    string   `json:"provider"`
+	Score       float64  `json:"score"`
+	ReasonCodes []string `json:"reason_codes"`
+	// AgeDays is the number of days since the verification last changed (0 for none).
+	AgeDays float64 `json:"age_days"`
+}
+
+// Velocity holds sliding-window counts for the request's user, device and IP. Counts are
+// per action and include the current request.
+type Velocity struct {
+	User   Window `json:"user"`
+	Device Window `json:"device"`
+	IP     Window `json:"ip"`
+}
+
+// Window is a set of sliding-window counters for one key.
+type Window struct {
+	Count1m  int64 `json:"count_1m"`
+	Count1h  int64 `json:"count_1h"`
+	Count24h int64 `json:"count_24h"`
+	// DistinctUsers24h is the number of distinct users seen with this device or IP in
+	// the last 24 h, across actions (0 for the user window).
+	DistinctUsers24h int64 `json:"distinct_users_24h"`
+	// DistinctDevices24h is the number of distinct devices the user used in the last
+	// 24 h, across actions (0 for device and IP windows).
+	DistinctDevices24h int64 `json:"distinct_devices_24h"`
+}
+
+// DeviceReputation describes what Verdict knows about the request's device.
+type DeviceReputation struct {
+	// Known is false the first time a device id is seen.
+	Known bool `json:"known"`
+	// AgeHours is the time since the device was first seen.
+	AgeHours float64 `json:"age_hours"`
+	// UsersSeen is the number of distinct users seen on the device in the last 30 days.
+	UsersSeen int64 `json:"users_seen"`
+	// Flagged is true when the device is on the deny_device or watch_device list.
+	Flagged bool `json:"flagged"`
+}
