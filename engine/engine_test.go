@@ -67,8 +67,8 @@ rules:
 
 func bundle(extra map[string]string) fstest.MapFS {
 	fs := fstest.MapFS{
-		"lib/verdict.rego":    {Data: []byte(libRego)},
-		"payout/payout.rego":  {Data: []byte(payoutRego)},
+		"lib/verdict.rego":     {Data: []byte(libRego)},
+		"payout/payout.rego":   {Data: []byte(payoutRego)},
 		"login/login.cel.yaml": {Data: []byte(loginCEL)},
 	}
 	for k, v := range extra {

@@ -1,0 +1,33 @@
+GO ?= go
+ADDR ?= :8080
+
+.PHONY: run build test services vet fuzz bench bench-engine
+
+## run: build and serve the embedded default on :8080 (dev mode: no API keys)
+run:
+	$(GO) run ./cmd/verdict serve --dev --addr $(ADDR)
+
+## build: build the verdict binary
+build:
+	$(GO) build -o verdict ./cmd/verdict
+
+## test: every test (Go, Rego policy tests, real Redis and Postgres), race detector on
+test: services vet
+	$(GO) test -race -timeout 9m ./...
+
+services:
+	@.ci/services
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	$(GO) vet ./...
+
+## fuzz: run each fuzz target for FUZZTIME (default 20s)
+FUZZTIME ?= 20s
+fuzz:
+	$(GO) test ./adapters/http -run '^$$' -fuzz FuzzDecideRequest -fuzztime $(FUZZTIME)
+	$(GO) test ./engine -run '^$$' -fuzz FuzzLoadCEL -fuzztime $(FUZZTIME)
+
+## bench-engine: engine micro-benchmarks (Rego and CEL)
+bench-engine:
+	$(GO) test ./engine -run '^$$' -bench . -benchmem -count 3

@@ -1,0 +1,128 @@
+package http
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// Scopes an API key can hold.
+const (
+	ScopeDecide = "decide" // POST /v1/decide, GET /v1/decisions/{id}
+	ScopeLists  = "lists"  // /v1/lists
+	ScopeAdmin  = "admin"  // everything
+)
+
+// APIKey is a configured key: an id for logs and audit, the SHA-256 of its secret (the
+// secret itself is never kept), and its scopes.
+type APIKey struct {
+	ID     string
+	Hash   [32]byte
+	Scopes []string
+}
+
+// ParseAPIKeys parses the VERDICT_API_KEYS format: comma-separated id:secret:scope+scope
+// entries, e.g. "checkout:s3cr3t-value:decide,ops:0th3r:lists+admin". Secrets must be
+// at least 16 characters. Only hashes are kept.
+func ParseAPIKeys(s string) ([]APIKey, error) {
+	var keys []APIKey
+	seen := map[string]bool{}
+	for _, ent := range strings.Split(s, ",") {
+		ent = strings.TrimSpace(ent)
+		if ent == "" {
+			continue
+		}
+		parts := strings.Split(ent, ":")
+		if len(parts) != 3 || parts[0] == "" {
+			return nil, fmt.Errorf("api key entry %d: want id:secret:scopes", len(keys)+1)
+		}
+		if len(parts[1]) < 16 {
+			return nil, fmt.Errorf("api key %q: secret must be at least 16 characters", parts[0])
+		}
+		if seen[parts[0]] {
+			return nil, fmt.Errorf("api key %q: duplicate id", parts[0])
+		}
+		seen[parts[0]] = true
+		k := APIKey{ID: parts[0], Hash: sha256.Sum256([]byte(parts[1]))}
+		for _, sc := range strings.Split(parts[2], "+") {
+			switch sc {
+			case ScopeDecide, ScopeLists, ScopeAdmin:
+				k.Scopes = append(k.Scopes, sc)
+			default:
+				return nil, fmt.Errorf("api key %q: unknown scope %q (want decide, lists, admin)", parts[0], sc)
+			}
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+// HashSecret returns the hex SHA-256 of an API key secret, as stored.
+func HashSecret(secret string) string {
+	h := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(h[:])
+}
+
+type principal struct {
+	id     string
+	scopes []string
+}
+
+func (p principal) has(scope string) bool {
+	return slices.Contains(p.scopes, scope) || slices.Contains(p.scopes, ScopeAdmin)
+}
+
+const localsPrincipal = "verdict.principal"
+
+// authenticate resolves the caller from "Authorization: Bearer <key>" or "X-API-Key".
+// Every configured key is compared, in constant time, so timing reveals nothing.
+func (s *Server) authenticate(c *fiber.Ctx) error {
+	if s.cfg.Dev {
+		c.Locals(localsPrincipal, principal{id: "dev", scopes: []string{ScopeAdmin}})
+		return c.Next()
+	}
+	secret := c.Get("X-API-Key")
+	if auth := c.Get(fiber.HeaderAuthorization); secret == "" && auth != "" {
+		if after, ok := strings.CutPrefix(auth, "Bearer "); ok {
+			secret = strings.TrimSpace(after)
+		}
+	}
+	if secret == "" {
+		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="verdict"`)
+		return problemf(fiber.StatusUnauthorized, CodeUnauthorized, "send an API key in Authorization: Bearer <key> or X-API-Key")
+	}
+	h := sha256.Sum256([]byte(secret))
+	var match *APIKey
+	for i := range s.cfg.APIKeys {
+		if subtle.ConstantTimeCompare(h[:], s.cfg.APIKeys[i].Hash[:]) == 1 {
+			match = &s.cfg.APIKeys[i]
+		}
+	}
+	if match == nil {
+		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="verdict", error="invalid_token"`)
+		return problemf(fiber.StatusUnauthorized, CodeUnauthorized, "the API key is not valid")
+	}
+	c.Locals(localsPrincipal, principal{id: match.ID, scopes: match.Scopes})
+	return c.Next()
+}
+
+// require returns middleware that lets through callers holding scope (or admin).
+func require(scope string) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		p, _ := c.Locals(localsPrincipal).(principal)
+		if !p.has(scope) {
+			return problemf(fiber.StatusForbidden, CodeForbidden, "this API key lacks the %q scope", scope)
+		}
+		return c.Next()
+	}
+}
+
+func actor(c *fiber.Ctx) string {
+	p, _ := c.Locals(localsPrincipal).(principal)
+	return p.id
+}

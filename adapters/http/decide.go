@@ -1,0 +1,418 @@
+package http
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+
+	"github.com/verdict-engine/verdict/engine"
+	"github.com/verdict-engine/verdict/signals"
+	"github.com/verdict-engine/verdict/store"
+)
+
+// decideRequest is the body of POST /v1/decide. Sections are passed to the policy as
+// posted; a few conventional fields are validated because signals depend on them.
+type decideRequest struct {
+	Action   string         `json:"action"`
+	Subject  map[string]any `json:"subject"`
+	Device   map[string]any `json:"device"`
+	Context  map[string]any `json:"context"`
+	Behavior map[string]any `json:"behavior"`
+}
+
+// parsedRequest is a validated decideRequest with the fields signals need.
+type parsedRequest struct {
+	decideRequest
+	userID   string
+	deviceID string
+	ip       netip.Addr
+	country  string
+}
+
+// parseDecideRequest decodes and validates a /v1/decide body. Errors are *apiError.
+func parseDecideRequest(body []byte, known func(string) bool, actions func() []string) (*parsedRequest, error) {
+	var req decideRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return nil, decodeProblem(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, problemf(fiber.StatusBadRequest, CodeMalformedJSON, "the body holds data after the JSON object")
+	}
+	var fields []FieldError
+	bad := func(ptr, format string, args ...any) {
+		fields = append(fields, FieldError{Pointer: ptr, Detail: fmt.Sprintf(format, args...)})
+	}
+	p := &parsedRequest{decideRequest: req}
+	switch {
+	case req.Action == "":
+		bad("/action", "is required")
+	case !engine.ValidAction(req.Action):
+		bad("/action", "must be lowercase letters, digits and _, starting with a letter")
+	}
+	if req.Subject == nil {
+		bad("/subject", "is required and must be an object")
+	} else {
+		switch id := req.Subject["id"].(type) {
+		case string:
+			if id == "" || len(id) > 256 || !printable(id) {
+				bad("/subject/id", "must be 1 to 256 printable characters")
+			}
+			p.userID = id
+		case nil:
+			bad("/subject/id", "is required")
+		default:
+			bad("/subject/id", "must be a string")
+		}
+	}
+	if v, ok := req.Device["id"]; ok {
+		id, isStr := v.(string)
+		if !isStr || id == "" || len(id) > 256 || !printable(id) {
+			bad("/device/id", "must be a string of 1 to 256 printable characters")
+		}
+		p.deviceID = id
+	}
+	if v, ok := req.Context["ip"]; ok {
+		s, isStr := v.(string)
+		a, err := netip.ParseAddr(s)
+		if !isStr || err != nil || a.Zone() != "" {
+			bad("/context/ip", "must be an IPv4 or IPv6 address")
+		}
+		p.ip = a.Unmap()
+	}
+	if v, ok := req.Context["country"]; ok {
+		s, isStr := v.(string)
+		if !isStr || len(s) != 2 || !alpha(s) {
+			bad("/context/country", "must be an ISO 3166 alpha-2 code")
+		}
+		p.country = strings.ToUpper(s)
+	}
+	if v, ok := req.Context["amount"]; ok {
+		f, isNum := v.(float64)
+		if !isNum || f < 0 || math.IsInf(f, 0) || math.IsNaN(f) {
+			bad("/context/amount", "must be a non-negative number")
+		}
+	}
+	if len(fields) > 0 {
+		return nil, &apiError{status: fiber.StatusBadRequest, code: CodeInvalidRequest, detail: "the request has invalid fields", fields: fields}
+	}
+	if !known(req.Action) {
+		return nil, problemf(fiber.StatusUnprocessableEntity, CodeUnknownAction, "no policy for action %q; known actions: %s", req.Action, strings.Join(actions(), ", "))
+	}
+	return p, nil
+}
+
+func decodeProblem(err error) *apiError {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return problemf(fiber.StatusBadRequest, CodeMalformedJSON, "malformed JSON at byte %d", se.Offset)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return problemf(fiber.StatusBadRequest, CodeMalformedJSON, "the body is empty or truncated")
+	case errors.As(err, &te):
+		ptr := "/" + strings.ReplaceAll(te.Field, ".", "/")
+		if te.Field == "" {
+			return problemf(fiber.StatusBadRequest, CodeMalformedJSON, "the body must be a JSON object")
+		}
+		return &apiError{status: fiber.StatusBadRequest, code: CodeInvalidRequest, detail: "the request has invalid fields",
+			fields: []FieldError{{Pointer: ptr, Detail: "must be " + jsonKind(te.Type.Kind().String())}}}
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return &apiError{status: fiber.StatusBadRequest, code: CodeInvalidRequest, detail: "the request has unknown fields",
+			fields: []FieldError{{Pointer: "/" + name, Detail: "unknown field; allowed: action, subject, device, context, behavior"}}}
+	}
+	return problemf(fiber.StatusBadRequest, CodeMalformedJSON, "the body is not valid JSON")
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "map":
+		return "an object"
+	case "string":
+		return "a string"
+	}
+	return "of another type"
+}
+
+func printable(s string) bool {
+	for _, c := range s {
+		if c < 0x20 || c == 0x7f || c == 0xfffd {
+			return false
+		}
+	}
+	return true
+}
+
+func alpha(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i] | 0x20
+		if c < 'a' || c > 'z' {
+			return false
+		}
+	}
+	return true
+}
+
+// decideResponse is the answer of POST /v1/decide, stored as given (latency_us and
+// timings are added to the live answer only).
+type decideResponse struct {
+	DecisionID         string          `json:"decision_id"`
+	Action             string          `json:"action"`
+	Outcome            engine.Outcome  `json:"outcome"`
+	Score              float64         `json:"score"`
+	Reasons            []engine.Reason `json:"reasons"`
+	StepUp             string          `json:"step_up,omitempty"`
+	Policy             policyRef       `json:"policy"`
+	SignalsUnavailable []string        `json:"signals_unavailable"`
+	Degraded           *degraded       `json:"degraded,omitempty"`
+	CreatedAt          time.Time       `json:"created_at"`
+}
+
+type policyRef struct {
+	Action  string `json:"action"`
+	Version string `json:"version"`
+	Hash    string `json:"hash"`
+}
+
+// degraded says that a fail mode shaped the answer, why, and whether it was stored.
+type degraded struct {
+	FailMode string   `json:"fail_mode"`
+	Causes   []string `json:"causes"`
+	Stored   bool     `json:"stored"`
+}
+
+type timings struct {
+	Parse        int64 `json:"parse"`
+	Velocity     int64 `json:"signals_velocity"`
+	Lists        int64 `json:"signals_lists"`
+	Verification int64 `json:"signals_verification"`
+	Signals      int64 `json:"signals"`
+	Evaluate     int64 `json:"evaluate"`
+	Persist      int64 `json:"persist"`
+	Total        int64 `json:"total"`
+}
+
+func (s *Server) decide(c *fiber.Ctx) error {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.DecideTimeout)
+	defer cancel()
+	if ct := c.Get(fiber.HeaderContentType); ct != "" && !strings.HasPrefix(ct, fiber.MIMEApplicationJSON) {
+		return problemf(fiber.StatusUnsupportedMediaType, CodeUnsupportedMedia, "send the body as application/json")
+	}
+	body := c.Body()
+	set := s.deps.Engine.Policies()
+	req, err := parseDecideRequest(body, func(a string) bool { _, ok := set.Policy(a); return ok }, set.Actions)
+	if err != nil {
+		return err
+	}
+
+	var idemKey, reqHash string
+	if k := c.Get("Idempotency-Key"); k != "" {
+		if len(k) > 255 || !isPrintableASCII(k) {
+			return problemf(fiber.StatusBadRequest, CodeIdempotencyInvalid, "Idempotency-Key must be 1 to 255 printable ASCII characters")
+		}
+		idemKey = string([]byte(k))
+		sum := sha256.Sum256(body)
+		reqHash = hex.EncodeToString(sum[:])
+		if done, err := s.replayIdempotent(c, ctx, idemKey, reqHash); done || err != nil {
+			return err
+		}
+	}
+	parsed := time.Now()
+
+	now := time.Now().UTC()
+	id, err := uuid.NewV7()
+	if err != nil {
+		return fmt.Errorf("decision id: %w", err)
+	}
+	decisionID := id.String()
+
+	g := s.deps.Gatherer.Gather(ctx, signals.Request{
+		EventID: decisionID, Action: req.Action, UserID: req.userID, DeviceID: req.deviceID,
+		IP: req.ip, Country: req.country, At: now,
+	})
+	gathered := time.Now()
+	for src, e := range g.Errors {
+		s.metrics.sourceErrors.WithLabelValues(src).Inc()
+		s.log.Warn("signal source unavailable", "request_id", requestID(c), "source", src, "err", e)
+	}
+
+	in := &engine.Input{
+		Action: req.Action, Subject: req.Subject, Device: orEmpty(req.Device),
+		Context: orEmpty(req.Context), Behavior: orEmpty(req.Behavior), Signals: g.Signals,
+	}
+	policy, _ := set.Policy(req.Action)
+	d, evalErr := s.deps.Engine.Evaluate(ctx, policy, in)
+	var deg *degraded
+	if evalErr != nil {
+		s.log.Error("policy evaluation failed", "request_id", requestID(c), "action", req.Action, "policy_version", policy.Version, "err", evalErr)
+		d = engine.ApplyFailMode(d, policy.FailMode, engine.CausePolicyError, true)
+		deg = &degraded{FailMode: policy.FailMode.String(), Causes: []string{engine.CausePolicyError}}
+	}
+	if len(g.Signals.Unavailable) > 0 {
+		d = engine.ApplyFailMode(d, policy.FailMode, engine.CauseSignalsUnavailable, false)
+		if deg == nil {
+			deg = &degraded{FailMode: policy.FailMode.String()}
+		}
+		deg.Causes = append(deg.Causes, engine.CauseSignalsUnavailable)
+	}
+	evaluated := time.Now()
+
+	resp := decideResponse{
+		DecisionID: decisionID, Action: req.Action, Outcome: d.Outcome, Score: d.Score, Reasons: d.Reasons,
+		StepUp: d.StepUp, Policy: policyRef{Action: d.Policy.Action, Version: d.Policy.Version, Hash: d.Policy.Hash},
+		SignalsUnavailable: g.Signals.Unavailable, CreatedAt: now,
+	}
+	if resp.Reasons == nil {
+		resp.Reasons = []engine.Reason{}
+	}
+	if deg != nil {
+		deg.Stored = true
+		resp.Degraded = deg
+	}
+	inputJSON, err := json.Marshal(in)
+	if err != nil {
+		return fmt.Errorf("encode input: %w", err)
+	}
+	respJSON, err := json.Marshal(resp)
+	if err != nil {
+		return fmt.Errorf("encode response: %w", err)
+	}
+	rec := store.DecisionRecord{
+		ID: decisionID, Action: req.Action, SubjectID: req.userID, Outcome: d.Outcome.String(), Score: d.Score,
+		ReasonCodes: reasonCodes(d.Reasons), PolicyVersion: d.Policy.Version, PolicyHash: d.Policy.Hash,
+		Input: inputJSON, Response: respJSON, IdempotencyKey: idemKey, RequestHash: reqHash,
+		CreatedAt: now, Actor: actor(c), CorrelationID: requestID(c),
+	}
+	if deg != nil {
+		rec.FailMode = deg.FailMode
+	}
+	err = s.deps.Committer.Commit(ctx, rec)
+	persisted := time.Now()
+	switch {
+	case err == nil:
+	case errors.Is(err, store.ErrDuplicateIdempotencyKey):
+		// A concurrent request with the same key won the race: answer as it did.
+		if done, rerr := s.replayIdempotent(c, context.WithoutCancel(ctx), idemKey, reqHash); done || rerr != nil {
+			return rerr
+		}
+		return fmt.Errorf("idempotency key vanished after conflict")
+	default:
+		// Not stored: the answer follows the fail mode and says it was not stored.
+		s.log.Error("decision not stored", "request_id", requestID(c), "decision_id", decisionID, "action", req.Action, "err", err)
+		d = engine.ApplyFailMode(d, policy.FailMode, engine.CauseStoreUnavailable, false)
+		if deg == nil {
+			deg = &degraded{FailMode: policy.FailMode.String()}
+		}
+		deg.Causes = append(deg.Causes, engine.CauseStoreUnavailable)
+		deg.Stored = false
+		resp.Outcome, resp.Reasons, resp.StepUp, resp.Degraded = d.Outcome, d.Reasons, d.StepUp, deg
+		if respJSON, err = json.Marshal(resp); err != nil {
+			return fmt.Errorf("encode response: %w", err)
+		}
+	}
+
+	m := s.metrics
+	for _, cause := range deg.causes() {
+		m.degraded.WithLabelValues(req.Action, cause).Inc()
+	}
+	outcome := d.Outcome.String()
+	m.decisions.WithLabelValues(req.Action, outcome).Inc()
+	for _, r := range d.Reasons {
+		m.reasons.WithLabelValues(req.Action, r.Code).Inc()
+	}
+	m.stage.WithLabelValues("parse").Observe(seconds(parsed.Sub(start)))
+	m.stage.WithLabelValues("signals").Observe(seconds(gathered.Sub(parsed)))
+	m.stage.WithLabelValues("evaluate").Observe(seconds(evaluated.Sub(gathered)))
+	m.stage.WithLabelValues("persist").Observe(seconds(persisted.Sub(evaluated)))
+	m.sourceLatency.WithLabelValues(signals.SourceVelocity).Observe(seconds(g.Timings.Velocity))
+	m.sourceLatency.WithLabelValues(signals.SourceLists).Observe(seconds(g.Timings.Lists))
+	if g.Timings.Verification > 0 {
+		m.sourceLatency.WithLabelValues(signals.SourceVerification).Observe(seconds(g.Timings.Verification))
+	}
+
+	total := time.Since(start)
+	m.decisionLatency.WithLabelValues(req.Action, outcome).Observe(seconds(total))
+	out := appendField(respJSON, "latency_us", strconv.AppendInt(nil, total.Microseconds(), 10))
+	if c.Query("debug") == "timings" {
+		tj, _ := json.Marshal(timings{
+			Parse: parsed.Sub(start).Microseconds(), Velocity: g.Timings.Velocity.Microseconds(),
+			Lists: g.Timings.Lists.Microseconds(), Verification: g.Timings.Verification.Microseconds(),
+			Signals: gathered.Sub(parsed).Microseconds(), Evaluate: evaluated.Sub(gathered).Microseconds(),
+			Persist: persisted.Sub(evaluated).Microseconds(), Total: total.Microseconds(),
+		})
+		out = appendField(out, "timings_us", tj)
+	}
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Send(out)
+}
+
+func (d *degraded) causes() []string {
+	if d == nil {
+		return nil
+	}
+	return d.Causes
+}
+
+// replayIdempotent answers from a stored decision when key was used before: the stored
+// answer for the same body, 422 for another body. It reports whether it answered.
+func (s *Server) replayIdempotent(c *fiber.Ctx, ctx context.Context, key, reqHash string) (bool, error) {
+	idem, err := s.deps.Store.LookupIdempotency(ctx, key)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return false, nil
+	case err != nil:
+		return true, &apiError{status: fiber.StatusServiceUnavailable, code: CodeUnavailable, detail: "the idempotency key could not be checked; retry", cause: err}
+	}
+	if idem.RequestHash != reqHash {
+		return true, problemf(fiber.StatusUnprocessableEntity, CodeIdempotencyReused, "this Idempotency-Key was used with a different request body")
+	}
+	rec, err := s.deps.Store.GetDecision(ctx, idem.DecisionID)
+	if err != nil {
+		return true, &apiError{status: fiber.StatusServiceUnavailable, code: CodeUnavailable, detail: "the stored decision could not be read; retry", cause: err}
+	}
+	c.Set("Idempotent-Replayed", "true")
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return true, c.Send(rec.Response)
+}
+
+// appendField adds "name":value to the end of a JSON object.
+func appendField(obj []byte, name string, value []byte) []byte {
+	out := make([]byte, 0, len(obj)+len(name)+len(value)+4)
+	out = append(out, obj[:len(obj)-1]...)
+	out = append(out, ',', '"')
+	out = append(out, name...)
+	out = append(out, '"', ':')
+	out = append(out, value...)
+	return append(out, '}')
+}
+
+func reasonCodes(rs []engine.Reason) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.Code
+	}
+	return out
+}
+
+func orEmpty(m map[string]any) map[string]any {
+	if m == nil {
+		return map[string]any{}
+	}
+	return m
+}

@@ -1,0 +1,53 @@
+package http
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are Verdict's Prometheus series. Labels carry actions, outcomes, reason codes
+// and source names only: never ids, IPs or anything a caller posted freely.
+type metrics struct {
+	decisionLatency *prometheus.HistogramVec
+	decisions       *prometheus.CounterVec
+	reasons         *prometheus.CounterVec
+	stage           *prometheus.HistogramVec
+	sourceLatency   *prometheus.HistogramVec
+	sourceErrors    *prometheus.CounterVec
+	degraded        *prometheus.CounterVec
+}
+
+var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		decisionLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "verdict_decision_duration_seconds", Help: "Time to answer /v1/decide, by action and outcome.", Buckets: latencyBuckets,
+		}, []string{"action", "outcome"}),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "verdict_decisions_total", Help: "Decisions answered, by action and outcome.",
+		}, []string{"action", "outcome"}),
+		reasons: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "verdict_reasons_total", Help: "Reasons fired, by action and reason code.",
+		}, []string{"action", "code"}),
+		stage: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "verdict_decide_stage_duration_seconds", Help: "Time spent in each stage of /v1/decide (parse, signals, evaluate, persist).", Buckets: latencyBuckets,
+		}, []string{"stage"}),
+		sourceLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "verdict_signal_source_duration_seconds", Help: "Time each signal source took.", Buckets: latencyBuckets,
+		}, []string{"source"}),
+		sourceErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "verdict_signal_source_errors_total", Help: "Signal source failures and timeouts.",
+		}, []string{"source"}),
+		degraded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "verdict_degraded_decisions_total", Help: "Decisions shaped by a fail mode, by action and cause.",
+		}, []string{"action", "cause"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.decisionLatency, m.decisions, m.reasons, m.stage, m.sourceLatency, m.sourceErrors, m.degraded)
+	}
+	return m
+}
+
+func seconds(d time.Duration) float64 { return d.Seconds() }

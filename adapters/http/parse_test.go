@@ -1,0 +1,93 @@
+package http
+
+import (
+	"errors"
+	"testing"
+)
+
+func known(a string) bool     { return a == "login" || a == "payout" }
+func actions() []string       { return []string{"login", "payout"} }
+func parse(body string) error { _, err := parseDecideRequest([]byte(body), known, actions); return err }
+
+func TestParseDecideRequest(t *testing.T) {
+	tests := []struct {
+		name, body, code, pointer string
+		status                    int
+	}{
+		{"ok", `{"action":"login","subject":{"id":"u1"},"context":{"ip":"10.0.0.1","country":"de","amount":5}}`, "", "", 0},
+		{"malformed", `{"action":`, CodeMalformedJSON, "", 400},
+		{"not json", `hello`, CodeMalformedJSON, "", 400},
+		{"empty", ``, CodeMalformedJSON, "", 400},
+		{"array", `[]`, CodeMalformedJSON, "", 400},
+		{"trailing data", `{"action":"login","subject":{"id":"u"}} {}`, CodeMalformedJSON, "", 400},
+		{"missing action", `{"subject":{"id":"u1"}}`, CodeInvalidRequest, "/action", 400},
+		{"bad action", `{"action":"Log In","subject":{"id":"u1"}}`, CodeInvalidRequest, "/action", 400},
+		{"action wrong type", `{"action":5,"subject":{"id":"u1"}}`, CodeInvalidRequest, "/action", 400},
+		{"missing subject", `{"action":"login"}`, CodeInvalidRequest, "/subject", 400},
+		{"subject wrong type", `{"action":"login","subject":"u1"}`, CodeInvalidRequest, "/subject", 400},
+		{"missing subject id", `{"action":"login","subject":{}}`, CodeInvalidRequest, "/subject/id", 400},
+		{"subject id wrong type", `{"action":"login","subject":{"id":7}}`, CodeInvalidRequest, "/subject/id", 400},
+		{"subject id too long", `{"action":"login","subject":{"id":"` + string(make([]byte, 0)) + repeat("x", 300) + `"}}`, CodeInvalidRequest, "/subject/id", 400},
+		{"device id wrong type", `{"action":"login","subject":{"id":"u"},"device":{"id":true}}`, CodeInvalidRequest, "/device/id", 400},
+		{"bad ip", `{"action":"login","subject":{"id":"u"},"context":{"ip":"999.1.1.1"}}`, CodeInvalidRequest, "/context/ip", 400},
+		{"bad country", `{"action":"login","subject":{"id":"u"},"context":{"country":"Germany"}}`, CodeInvalidRequest, "/context/country", 400},
+		{"negative amount", `{"action":"payout","subject":{"id":"u"},"context":{"amount":-1}}`, CodeInvalidRequest, "/context/amount", 400},
+		{"amount as string", `{"action":"payout","subject":{"id":"u"},"context":{"amount":"100"}}`, CodeInvalidRequest, "/context/amount", 400},
+		{"unknown field", `{"action":"login","subject":{"id":"u"},"subjet":{}}`, CodeInvalidRequest, "/subjet", 400},
+		{"unknown action", `{"action":"transfer","subject":{"id":"u"}}`, CodeUnknownAction, "", 422},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := parse(tc.body)
+			if tc.code == "" {
+				if err != nil {
+					t.Fatalf("unexpected error %v", err)
+				}
+				return
+			}
+			var ae *apiError
+			if !errors.As(err, &ae) {
+				t.Fatalf("err = %v, want *apiError", err)
+			}
+			if ae.code != tc.code || ae.status != tc.status {
+				t.Fatalf("got %d %s (%s), want %d %s", ae.status, ae.code, ae.detail, tc.status, tc.code)
+			}
+			if tc.pointer != "" && (len(ae.fields) == 0 || ae.fields[0].Pointer != tc.pointer) {
+				t.Fatalf("fields = %+v, want pointer %s", ae.fields, tc.pointer)
+			}
+		})
+	}
+}
+
+func repeat(s string, n int) string {
+	out := ""
+	for range n {
+		out += s
+	}
+	return out
+}
+
+// FuzzDecideRequest: any body yields a valid request or an *apiError with a 4xx status,
+// never a panic.
+func FuzzDecideRequest(f *testing.F) {
+	for _, s := range []string{
+		`{"action":"login","subject":{"id":"u1"},"device":{"id":"d"},"context":{"ip":"::1","country":"US","amount":1e3}}`,
+		`{"action":"payout","subject":{"id":""}}`, `{`, `[]`, `null`, `{"action":null}`, `{"subject":{"id":{"a":[1,2]}}}`,
+		`{"action":"login","subject":{"id":"u"},"context":{"ip":"fe80::1%eth0"}}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		p, err := parseDecideRequest(body, known, actions)
+		if err == nil {
+			if p.userID == "" || !known(p.Action) {
+				t.Fatalf("accepted an invalid request: %q", body)
+			}
+			return
+		}
+		var ae *apiError
+		if !errors.As(err, &ae) || ae.status < 400 || ae.status >= 500 {
+			t.Fatalf("body %q: err = %v", body, err)
+		}
+	})
+}

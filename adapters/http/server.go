@@ -1,0 +1,189 @@
+// Package http is Verdict's HTTP API (Fiber v2): authentication with scoped API keys,
+// request validation, the decision path, lists, health, metrics and the OpenAPI
+// document. Every error leaves as RFC 9457 application/problem+json.
+package http
+
+import (
+	"context"
+	"crypto/rand"
+	_ "embed"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/verdict-engine/verdict/engine"
+	"github.com/verdict-engine/verdict/signals"
+	"github.com/verdict-engine/verdict/store"
+)
+
+// Config is the HTTP server's configuration.
+type Config struct {
+	// Dev disables authentication: every caller is an admin. Never in production.
+	Dev bool
+	// APIKeys are the accepted keys (hashed).
+	APIKeys []APIKey
+	// DecideTimeout is the overall deadline of one /v1/decide (default 150 ms).
+	DecideTimeout time.Duration
+	// BodyLimit is the largest accepted request body in bytes (default 64 KiB).
+	BodyLimit int
+	Logger    *slog.Logger
+}
+
+// Committer durably writes one decision (store.GroupCommitter).
+type Committer interface {
+	Commit(ctx context.Context, rec store.DecisionRecord) error
+}
+
+// Deps are the server's collaborators.
+type Deps struct {
+	Engine    *engine.Engine
+	Gatherer  *signals.Gatherer
+	Lists     *signals.Lists
+	Store     store.Store
+	Committer Committer
+	// Registry receives Verdict's metrics and is served on /metrics.
+	Registry *prometheus.Registry
+}
+
+// Server serves Verdict's HTTP API.
+type Server struct {
+	cfg      Config
+	deps     Deps
+	app      *fiber.App
+	log      *slog.Logger
+	metrics  *metrics
+	draining atomic.Bool
+}
+
+// New builds the server and its routes.
+func New(cfg Config, deps Deps) *Server {
+	if cfg.DecideTimeout <= 0 {
+		cfg.DecideTimeout = 150 * time.Millisecond
+	}
+	if cfg.BodyLimit <= 0 {
+		cfg.BodyLimit = 64 << 10
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, deps: deps, log: cfg.Logger, metrics: newMetrics(deps.Registry)}
+	s.app = fiber.New(fiber.Config{
+		AppName:               "verdict",
+		BodyLimit:             cfg.BodyLimit,
+		DisableStartupMessage: true,
+		ErrorHandler:          s.handleError,
+		ReadTimeout:           10 * time.Second,
+		WriteTimeout:          10 * time.Second,
+		IdleTimeout:           60 * time.Second,
+	})
+	s.routes()
+	return s
+}
+
+// App returns the Fiber app, for Listen and for tests (app.Test).
+func (s *Server) App() *fiber.App { return s.app }
+
+// Drain marks the server not ready, so load balancers stop sending new requests.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+//go:embed openapi.json
+var openapiDoc []byte
+
+func (s *Server) routes() {
+	a := s.app
+	a.Use(s.recoverer, s.requestContext)
+
+	a.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
+	a.Get("/readyz", s.ready)
+	if s.deps.Registry != nil {
+		a.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(s.deps.Registry, promhttp.HandlerOpts{})))
+	}
+	a.Get("/openapi.json", func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+		return c.Send(openapiDoc)
+	})
+
+	v1 := a.Group("/v1", s.authenticate)
+	v1.Post("/decide", require(ScopeDecide), s.decide)
+	v1.Get("/decisions/:id", require(ScopeDecide), s.getDecision)
+	v1.Get("/lists/:list", require(ScopeLists), s.getList)
+	v1.Put("/lists/:list/entries/:value", require(ScopeLists), s.putListEntry)
+	v1.Delete("/lists/:list/entries/:value", require(ScopeLists), s.deleteListEntry)
+}
+
+// requestContext gives every request an id and a context with the server's deadline.
+func (s *Server) requestContext(c *fiber.Ctx) error {
+	id := c.Get("X-Request-Id")
+	if id == "" || len(id) > 128 || !isPrintableASCII(id) {
+		id = newRequestID()
+	} else {
+		id = string([]byte(id)) // fasthttp reuses the header buffer
+	}
+	c.Locals(localsRequestID, id)
+	c.Set("X-Request-Id", id)
+	return c.Next()
+}
+
+const localsRequestID = "verdict.request_id"
+
+func requestID(c *fiber.Ctx) string {
+	id, _ := c.Locals(localsRequestID).(string)
+	return id
+}
+
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func isPrintableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// recoverer turns a panic into a 500 problem and logs the stack server-side only.
+func (s *Server) recoverer(c *fiber.Ctx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("panic serving request", "request_id", requestID(c), "route", c.Route().Path, "panic", r, "stack", string(debug.Stack()))
+			err = &apiError{status: fiber.StatusInternalServerError, code: CodeInternal, detail: "an internal error occurred; quote the request_id to the operator"}
+		}
+	}()
+	return c.Next()
+}
+
+func (s *Server) handleError(c *fiber.Ctx, err error) error {
+	ae := toProblem(err)
+	if ae.status >= 500 {
+		s.log.Error("request failed", "request_id", requestID(c), "route", c.Route().Path, "status", ae.status, "err", err)
+	}
+	return writeProblem(c, ae)
+}
+
+func (s *Server) ready(c *fiber.Ctx) error {
+	if s.draining.Load() {
+		return problemf(fiber.StatusServiceUnavailable, CodeUnavailable, "shutting down")
+	}
+	ctx, cancel := context.WithTimeout(c.Context(), time.Second)
+	defer cancel()
+	if err := s.deps.Store.Ping(ctx); err != nil {
+		return &apiError{status: fiber.StatusServiceUnavailable, code: CodeUnavailable, detail: "the store is unavailable", cause: err}
+	}
+	set := s.deps.Engine.Policies()
+	return c.JSON(fiber.Map{"status": "ready", "actions": set.Actions(), "policies_loaded_at": set.LoadedAt().UTC().Format(time.RFC3339)})
+}
+
+var errNoStore = errors.New("no store configured")

@@ -1,0 +1,243 @@
+package signals
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/verdict-engine/verdict/store"
+)
+
+// List fields: the part of a request a list is matched against. A list's name ends with
+// its field: deny_user, allow_ip, watch_device, deny_country, vip_user, ...
+const (
+	FieldUser    = "user"
+	FieldDevice  = "device"
+	FieldIP      = "ip"
+	FieldCountry = "country"
+)
+
+// BuiltinLists are always present in signals.lists (false when empty), so policies can
+// rely on their keys.
+var BuiltinLists = []string{
+	"allow_device", "allow_ip", "allow_user",
+	"deny_country", "deny_device", "deny_ip", "deny_user",
+	"watch_device", "watch_ip", "watch_user",
+}
+
+var listName = regexp.MustCompile(`^[a-z][a-z0-9]{0,30}_(user|device|ip|country)$`)
+
+// ErrInvalidList is returned for a malformed list name or value.
+var ErrInvalidList = errors.New("invalid list entry")
+
+// ListField returns the field a list matches on, or an error wrapping ErrInvalidList
+// when the name is not <prefix>_<user|device|ip|country>.
+func ListField(list string) (string, error) {
+	m := listName.FindStringSubmatch(list)
+	if m == nil {
+		return "", fmt.Errorf("%w: list name %q must be <name>_<user|device|ip|country>, lowercase", ErrInvalidList, list)
+	}
+	return m[1], nil
+}
+
+// NormalizeListValue validates value for list and returns its canonical form: an IP or
+// CIDR prefix in canonical notation for ip lists, an upper-case ISO 3166 alpha-2 code for
+// country lists, and the id itself (1–256 printable characters) for user and device
+// lists. Errors wrap ErrInvalidList.
+func NormalizeListValue(list, value string) (string, error) {
+	field, err := ListField(list)
+	if err != nil {
+		return "", err
+	}
+	switch field {
+	case FieldIP:
+		if strings.Contains(value, "/") {
+			p, err := netip.ParsePrefix(value)
+			if err != nil {
+				return "", fmt.Errorf("%w: %q is not an IP address or CIDR prefix", ErrInvalidList, value)
+			}
+			return p.Masked().String(), nil
+		}
+		a, err := netip.ParseAddr(value)
+		if err != nil {
+			return "", fmt.Errorf("%w: %q is not an IP address or CIDR prefix", ErrInvalidList, value)
+		}
+		return a.Unmap().String(), nil
+	case FieldCountry:
+		if len(value) != 2 || !isAlpha(value) {
+			return "", fmt.Errorf("%w: %q is not an ISO 3166 alpha-2 country code", ErrInvalidList, value)
+		}
+		return strings.ToUpper(value), nil
+	default:
+		if value == "" || len(value) > 256 || !isPrintable(value) {
+			return "", fmt.Errorf("%w: %s id must be 1 to 256 printable characters", ErrInvalidList, field)
+		}
+		return value, nil
+	}
+}
+
+func isAlpha(s string) bool {
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+func isPrintable(s string) bool {
+	for _, c := range s {
+		if c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// Subject is what lists are matched against for one request.
+type Subject struct {
+	UserID   string
+	DeviceID string
+	IP       netip.Addr // zero when absent
+	Country  string     // upper-case alpha-2, empty when absent
+}
+
+// Matcher is an immutable, in-memory index of every list entry.
+type Matcher struct {
+	names    []string                       // every list name, builtins included
+	exact    map[string]map[string]struct{} // list → values (ids, IPs, countries)
+	prefixes map[string][]netip.Prefix      // ip list → CIDR prefixes
+	fields   map[string]string              // list → field
+}
+
+// NewMatcher indexes entries. Entries with malformed names or values are skipped.
+func NewMatcher(entries []store.ListEntry) *Matcher {
+	m := &Matcher{exact: map[string]map[string]struct{}{}, prefixes: map[string][]netip.Prefix{}, fields: map[string]string{}}
+	for _, n := range BuiltinLists {
+		f, _ := ListField(n)
+		m.fields[n] = f
+	}
+	for _, e := range entries {
+		f, err := ListField(e.List)
+		if err != nil {
+			continue
+		}
+		m.fields[e.List] = f
+		if f == FieldIP && strings.Contains(e.Value, "/") {
+			if p, err := netip.ParsePrefix(e.Value); err == nil {
+				m.prefixes[e.List] = append(m.prefixes[e.List], p.Masked())
+			}
+			continue
+		}
+		set := m.exact[e.List]
+		if set == nil {
+			set = map[string]struct{}{}
+			m.exact[e.List] = set
+		}
+		set[e.Value] = struct{}{}
+	}
+	for n := range m.fields {
+		m.names = append(m.names, n)
+	}
+	return m
+}
+
+// Match returns, for every known list, whether s is on it.
+func (m *Matcher) Match(s Subject) map[string]bool {
+	out := make(map[string]bool, len(m.names))
+	var ip string
+	if s.IP.IsValid() {
+		ip = s.IP.Unmap().String()
+	}
+	for _, n := range m.names {
+		var v string
+		switch m.fields[n] {
+		case FieldUser:
+			v = s.UserID
+		case FieldDevice:
+			v = s.DeviceID
+		case FieldIP:
+			v = ip
+		case FieldCountry:
+			v = s.Country
+		}
+		hit := false
+		if v != "" {
+			_, hit = m.exact[n][v]
+			if !hit && s.IP.IsValid() && m.fields[n] == FieldIP {
+				for _, p := range m.prefixes[n] {
+					if p.Contains(s.IP.Unmap()) {
+						hit = true
+						break
+					}
+				}
+			}
+		}
+		out[n] = hit
+	}
+	return out
+}
+
+// Lists keeps a Matcher in step with a store's lists: Refresh rebuilds it when the
+// store's lists version changed, Run polls for changes made by other replicas.
+type Lists struct {
+	src     store.Lists
+	current atomic.Pointer[Matcher]
+	version atomic.Int64
+	mu      sync.Mutex // serializes refreshes
+}
+
+// NewLists returns Lists over src, loading the current entries.
+func NewLists(ctx context.Context, src store.Lists) (*Lists, error) {
+	l := &Lists{src: src}
+	l.version.Store(-1)
+	if err := l.Refresh(ctx); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// Matcher returns the current matcher.
+func (l *Lists) Matcher() *Matcher { return l.current.Load() }
+
+// Refresh reloads the entries if the store's lists version moved.
+func (l *Lists) Refresh(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	v, err := l.src.ListsVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("refresh lists: %w", err)
+	}
+	if v == l.version.Load() && l.current.Load() != nil {
+		return nil
+	}
+	entries, err := l.src.AllListEntries(ctx)
+	if err != nil {
+		return fmt.Errorf("refresh lists: %w", err)
+	}
+	l.current.Store(NewMatcher(entries))
+	l.version.Store(v)
+	return nil
+}
+
+// Run refreshes every interval until ctx ends, calling onErr for failed refreshes.
+func (l *Lists) Run(ctx context.Context, interval time.Duration, onErr func(error)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := l.Refresh(ctx); err != nil && onErr != nil && ctx.Err() == nil {
+				onErr(err)
+			}
+		}
+	}
+}
