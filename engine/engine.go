@@ -83,6 +83,9 @@ func (e *Engine) Evaluate(ctx context.Context, p *Policy, in *Input) (Decision, 
 		}
 		return Decision{Policy: ref}, &EvalError{Action: p.Action, Version: p.Version, Err: err}
 	}
+	if d.Reasons == nil {
+		d.Reasons = []Reason{}
+	}
 	d.Policy = ref
 	return d, nil
 }
