@@ -132,12 +132,15 @@ func (g *Gatherer) Gather(ctx context.Context, req Request) Result {
 			res.fail(SourceDevice, vr.err)
 		} else {
 			res.Signals.Velocity = engine.Velocity{User: vr.obs.User, Device: vr.obs.Device, IP: vr.obs.IP}
-			if req.DeviceID != "" {
+			if req.DeviceID != "" && vr.obs.DeviceKnown {
 				res.Signals.Device = engine.DeviceReputation{
 					Known:     vr.obs.DeviceKnown,
 					AgeHours:  max(0, req.At.Sub(vr.obs.DeviceFirstSeen).Hours()),
 					UsersSeen: vr.obs.DeviceUsers30d,
 				}
+			} else if req.DeviceID != "" {
+				// First sighting: age 0, and only this request's user.
+				res.Signals.Device = engine.DeviceReputation{UsersSeen: vr.obs.DeviceUsers30d}
 			}
 		}
 	case <-sctx.Done():

@@ -1,0 +1,108 @@
+package signals_test
+
+import (
+	"errors"
+	"net/netip"
+	"testing"
+
+	"github.com/verdict-engine/verdict/signals"
+	"github.com/verdict-engine/verdict/store"
+)
+
+func TestNormalizeListValue(t *testing.T) {
+	tests := []struct {
+		list, value, want string
+		ok                bool
+	}{
+		{"deny_ip", "203.0.113.7", "203.0.113.7", true},
+		{"deny_ip", "::ffff:203.0.113.7", "203.0.113.7", true},
+		{"deny_ip", "10.1.2.3/8", "10.0.0.0/8", true},
+		{"deny_ip", "2001:db8::/32", "2001:db8::/32", true},
+		{"deny_ip", "10.0.0.0/33", "", false},
+		{"deny_ip", "example.com", "", false},
+		{"deny_country", "de", "DE", true},
+		{"deny_country", "DEU", "", false},
+		{"deny_user", "user-1", "user-1", true},
+		{"deny_user", "", "", false},
+		{"deny_user", "bad\x00id", "", false},
+		{"vip_user", "u", "u", true},
+		{"Deny_User", "u", "", false},
+		{"deny_email", "a@b", "", false},
+	}
+	for _, tc := range tests {
+		got, err := signals.NormalizeListValue(tc.list, tc.value)
+		if tc.ok != (err == nil) || got != tc.want {
+			t.Errorf("NormalizeListValue(%q, %q) = %q, %v", tc.list, tc.value, got, err)
+		}
+		if err != nil && !errors.Is(err, signals.ErrInvalidList) {
+			t.Errorf("error %v does not wrap ErrInvalidList", err)
+		}
+	}
+}
+
+func TestMatcher(t *testing.T) {
+	m := signals.NewMatcher([]store.ListEntry{
+		{List: "deny_user", Value: "u-bad"},
+		{List: "deny_ip", Value: "198.51.100.0/24"},
+		{List: "deny_ip", Value: "2001:db8::1"},
+		{List: "allow_device", Value: "d-good"},
+		{List: "deny_country", Value: "KP"},
+		{List: "vip_user", Value: "u-vip"},
+		{List: "bogus", Value: "x"},
+	})
+	tests := []struct {
+		name string
+		s    signals.Subject
+		want map[string]bool
+	}{
+		{"clean", signals.Subject{UserID: "u1", DeviceID: "d1", IP: netip.MustParseAddr("203.0.113.1"), Country: "DE"}, map[string]bool{}},
+		{"user and cidr", signals.Subject{UserID: "u-bad", IP: netip.MustParseAddr("198.51.100.77")}, map[string]bool{"deny_user": true, "deny_ip": true}},
+		{"ipv6 exact", signals.Subject{IP: netip.MustParseAddr("2001:db8::1")}, map[string]bool{"deny_ip": true}},
+		{"ipv4-mapped ipv6", signals.Subject{IP: netip.MustParseAddr("::ffff:198.51.100.5")}, map[string]bool{"deny_ip": true}},
+		{"device and country", signals.Subject{DeviceID: "d-good", Country: "KP"}, map[string]bool{"allow_device": true, "deny_country": true}},
+		{"custom list", signals.Subject{UserID: "u-vip"}, map[string]bool{"vip_user": true}},
+	}
+	for _, tc := range tests {
+		got := m.Match(tc.s)
+		for _, n := range signals.BuiltinLists {
+			if _, ok := got[n]; !ok {
+				t.Errorf("%s: builtin list %s missing from %v", tc.name, n, got)
+			}
+		}
+		if _, ok := got["bogus"]; ok {
+			t.Errorf("%s: malformed list name indexed", tc.name)
+		}
+		for k, v := range got {
+			if v != tc.want[k] {
+				t.Errorf("%s: %s = %v, want %v", tc.name, k, v, tc.want[k])
+			}
+		}
+	}
+}
+
+func FuzzNormalizeListValue(f *testing.F) {
+	for _, s := range []string{"deny_ip|10.0.0.0/8", "deny_country|de", "deny_user|u", "x|y", "deny_ip|::1%eth0"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		list, value, _ := cut(s)
+		got, err := signals.NormalizeListValue(list, value)
+		if err != nil {
+			return
+		}
+		// Normalizing is idempotent and the result matches itself.
+		again, err := signals.NormalizeListValue(list, got)
+		if err != nil || again != got {
+			t.Fatalf("not idempotent: %q → %q → %q, %v", value, got, again, err)
+		}
+	})
+}
+
+func cut(s string) (string, string, bool) {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '|' {
+			return s[:i], s[i+1:], true
+		}
+	}
+	return s, "", false
+}
