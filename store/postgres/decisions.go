@@ -1,0 +1,201 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/verdict-engine/verdict/store"
+)
+
+// WriteDecisions implements store.DecisionWriter in one transaction and three round trips
+// whatever the batch size: it locks the audit head and claims the batch's idempotency keys
+// (INSERT ... ON CONFLICT DO NOTHING RETURNING), inserts the decisions and their audit
+// events with one multi-row statement each, and commits. A record whose idempotency key is
+// already stored, or repeated earlier in recs, gets store.ErrDuplicateIdempotencyKey in its
+// slot and leaves no trace: no decision row, no audit event. A record that fails
+// store.ValidateDecision gets that error (wrapping store.ErrInvalidRecord). Every other
+// record is written with one decision.created audit event; a zero CreatedAt is set to the
+// store's clock. Times are kept to the microsecond. A non-nil error (wrapping
+// store.ErrUnavailable for connection failures and timeouts) means nothing was written.
+func (s *Store) WriteDecisions(ctx context.Context, recs []store.DecisionRecord) ([]error, error) {
+	results := make([]error, len(recs))
+	if len(recs) == 0 {
+		return results, nil
+	}
+	// Everything that does not depend on the chain head is done before locking it.
+	recs = slices.Clone(recs) // CreatedAt may be filled in; the caller's records stay as they are
+	now := s.now()
+	events := make([]store.AuditEvent, len(recs))
+	for i := range recs {
+		if results[i] = store.ValidateDecision(recs[i]); results[i] != nil {
+			continue
+		}
+		if recs[i].CreatedAt.IsZero() {
+			recs[i].CreatedAt = now
+		}
+		ev, err := store.DecisionCreatedEvent(recs[i], now)
+		if err != nil {
+			return nil, fmt.Errorf("write decisions: %w", err)
+		}
+		events[i] = ev
+	}
+
+	// The first record with a key claims it; later ones in the batch are duplicates.
+	var keys, keyHashes, keyIDs []string
+	seen := make(map[string]struct{})
+	for i, r := range recs {
+		if results[i] != nil || r.IdempotencyKey == "" {
+			continue
+		}
+		if _, dup := seen[r.IdempotencyKey]; dup {
+			results[i] = store.ErrDuplicateIdempotencyKey
+			continue
+		}
+		seen[r.IdempotencyKey] = struct{}{}
+		keys, keyHashes, keyIDs = append(keys, r.IdempotencyKey), append(keyHashes, r.RequestHash), append(keyIDs, r.ID)
+	}
+	claimed := make(map[string]struct{}, len(keys))
+	w, err := s.begin(ctx, now, func(b *pgx.Batch) {
+		if len(keys) == 0 {
+			return
+		}
+		b.Queue(`INSERT INTO idempotency (key, request_hash, decision_id)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
+			ON CONFLICT (key) DO NOTHING RETURNING key`, keys, keyHashes, keyIDs).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var k string
+				if err := rows.Scan(&k); err != nil {
+					return err
+				}
+				claimed[k] = struct{}{}
+			}
+			return rows.Err()
+		})
+	})
+	if err != nil {
+		return nil, classify(ctx, "write decisions", err)
+	}
+	defer w.rollback(ctx)
+
+	var d decisionColumns
+	for i, r := range recs {
+		if results[i] != nil {
+			continue
+		}
+		if r.IdempotencyKey != "" {
+			if _, ok := claimed[r.IdempotencyKey]; !ok {
+				results[i] = store.ErrDuplicateIdempotencyKey
+				continue
+			}
+		}
+		d.add(r)
+		if err := w.append(events[i]); err != nil {
+			return nil, fmt.Errorf("write decisions: %w", err)
+		}
+	}
+	err = w.commit(ctx, func(b *pgx.Batch) {
+		if len(d.id) == 0 {
+			return
+		}
+		b.Queue(`INSERT INTO decisions (id, action, subject_id, outcome, score, reason_codes, policy_version,
+			policy_hash, fail_mode, input, response, idempotency_key, request_hash, created_at, actor, correlation_id)
+			SELECT id, action, subject_id, outcome, score, reason_codes::jsonb, policy_version, policy_hash,
+				fail_mode, input::json, response::json, idempotency_key, request_hash, created_at, actor, correlation_id
+			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::text[], $7::text[],
+				$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::timestamptz[],
+				$15::text[], $16::text[])
+				AS d(id, action, subject_id, outcome, score, reason_codes, policy_version, policy_hash, fail_mode,
+					input, response, idempotency_key, request_hash, created_at, actor, correlation_id)`,
+			d.id, d.action, d.subjectID, d.outcome, d.score, d.reasonCodes, d.policyVersion, d.policyHash,
+			d.failMode, d.input, d.response, d.idempotencyKey, d.requestHash, d.createdAt, d.actor, d.correlationID)
+	})
+	if err != nil {
+		return nil, classify(ctx, "write decisions", err)
+	}
+	return results, nil
+}
+
+// decisionColumns holds a batch of decisions column by column, for one unnest insert.
+type decisionColumns struct {
+	id, action, subjectID, outcome                   []string
+	score                                            []float64
+	reasonCodes, policyVersion, policyHash, failMode []string
+	input, response, idempotencyKey, requestHash     []string
+	createdAt                                        []time.Time
+	actor, correlationID                             []string
+}
+
+func (d *decisionColumns) add(r store.DecisionRecord) {
+	d.id = append(d.id, r.ID)
+	d.action = append(d.action, r.Action)
+	d.subjectID = append(d.subjectID, r.SubjectID)
+	d.outcome = append(d.outcome, r.Outcome)
+	d.score = append(d.score, r.Score)
+	d.reasonCodes = append(d.reasonCodes, reasonCodesJSON(r.ReasonCodes))
+	d.policyVersion = append(d.policyVersion, r.PolicyVersion)
+	d.policyHash = append(d.policyHash, r.PolicyHash)
+	d.failMode = append(d.failMode, r.FailMode)
+	d.input = append(d.input, string(r.Input))
+	d.response = append(d.response, string(r.Response))
+	d.idempotencyKey = append(d.idempotencyKey, r.IdempotencyKey)
+	d.requestHash = append(d.requestHash, r.RequestHash)
+	d.createdAt = append(d.createdAt, r.CreatedAt)
+	d.actor = append(d.actor, r.Actor)
+	d.correlationID = append(d.correlationID, r.CorrelationID)
+}
+
+// GetDecision implements store.DecisionReader. It returns an error wrapping
+// store.ErrNotFound when no decision has the id.
+func (s *Store) GetDecision(ctx context.Context, id string) (store.DecisionRecord, error) {
+	var (
+		r                  store.DecisionRecord
+		codes, input, resp []byte
+	)
+	err := s.pool.QueryRow(ctx, `SELECT id, action, subject_id, outcome, score, reason_codes::text,
+		policy_version, policy_hash, fail_mode, input::text, response::text, idempotency_key, request_hash,
+		created_at, actor, correlation_id FROM decisions WHERE id = $1`, id).Scan(
+		&r.ID, &r.Action, &r.SubjectID, &r.Outcome, &r.Score, &codes, &r.PolicyVersion, &r.PolicyHash,
+		&r.FailMode, &input, &resp, &r.IdempotencyKey, &r.RequestHash, &r.CreatedAt, &r.Actor, &r.CorrelationID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.DecisionRecord{}, fmt.Errorf("get decision %q: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.DecisionRecord{}, classify(ctx, fmt.Sprintf("get decision %q", id), err)
+	}
+	if err := json.Unmarshal(codes, &r.ReasonCodes); err != nil {
+		return store.DecisionRecord{}, fmt.Errorf("get decision %q: decode reason codes: %w", id, err)
+	}
+	r.Input, r.Response, r.CreatedAt = input, resp, r.CreatedAt.UTC()
+	return r, nil
+}
+
+// LookupIdempotency implements store.DecisionReader. It returns an error wrapping
+// store.ErrNotFound when the key is not stored.
+func (s *Store) LookupIdempotency(ctx context.Context, key string) (store.Idempotency, error) {
+	var idem store.Idempotency
+	err := s.pool.QueryRow(ctx, `SELECT key, request_hash, decision_id FROM idempotency WHERE key = $1`, key).
+		Scan(&idem.Key, &idem.RequestHash, &idem.DecisionID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.Idempotency{}, fmt.Errorf("lookup idempotency key: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Idempotency{}, classify(ctx, "lookup idempotency key", err)
+	}
+	return idem, nil
+}
+
+// reasonCodesJSON encodes reason codes as a JSON array, [] for none.
+func reasonCodesJSON(codes []string) string {
+	if len(codes) == 0 {
+		return "[]"
+	}
+	// Encoding a slice of strings cannot fail.
+	b, _ := json.Marshal(codes)
+	return string(b)
+}

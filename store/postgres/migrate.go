@@ -1,0 +1,75 @@
+package postgres
+
+import (
+	"context"
+	"embed"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/verdict-engine/verdict/store/internal/migrate"
+)
+
+//go:embed migrations/*.sql grants.sql
+var migrationFS embed.FS
+
+// Migrate brings the schema up to date: it creates the schema set with WithSchema if
+// missing, applies the embedded migrations not yet recorded in schema_migrations, and
+// (re)applies the verdict_app role's privileges, all in one transaction. A transaction-level
+// advisory lock keyed on the schema name makes replicas that migrate at the same time wait
+// for each other instead of racing. The connecting role needs CREATE on the database or
+// schema, and CREATEROLE unless verdict_app already exists.
+func (s *Store) Migrate(ctx context.Context) error {
+	migrations, err := migrate.Load(migrationFS, "migrations")
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	grants, err := migrationFS.ReadFile("grants.sql")
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return classify(ctx, "migrate", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('verdict.migrate.' ||
+		COALESCE(NULLIF($1::text, ''), current_schema(), ''), 0))`, s.schema); err != nil {
+		return classify(ctx, "migrate: lock", err)
+	}
+	if s.schema != "" {
+		if _, err := tx.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{s.schema}.Sanitize()); err != nil {
+			return classify(ctx, "migrate: create schema", err)
+		}
+	}
+	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    integer PRIMARY KEY,
+		name       text NOT NULL,
+		applied_at timestamptz NOT NULL DEFAULT now()
+	)`); err != nil {
+		return classify(ctx, "migrate", err)
+	}
+	var current int
+	if err := tx.QueryRow(ctx, `SELECT COALESCE(max(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		return classify(ctx, "migrate", err)
+	}
+	for _, m := range migrations {
+		if m.Version <= current {
+			continue
+		}
+		op := fmt.Sprintf("migrate to %04d_%s", m.Version, m.Name)
+		if _, err := tx.Exec(ctx, m.SQL); err != nil {
+			return classify(ctx, op, err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.Version, m.Name); err != nil {
+			return classify(ctx, op, err)
+		}
+	}
+	if _, err := tx.Exec(ctx, string(grants)); err != nil {
+		return classify(ctx, "migrate: grant privileges", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return classify(ctx, "migrate", err)
+	}
+	return nil
+}

@@ -1,0 +1,249 @@
+// Package postgres is Verdict's production store, on PostgreSQL through pgx (pgxpool).
+//
+// Any number of replicas may share one database. Every write that appends to the audit
+// chain locks the one-row audit_head first, which serializes appends across replicas and
+// keeps the chain gapless; a batch of decisions costs three round trips (begin, lock and
+// claim idempotency keys; insert decisions, events and head; commit) and one fsync however
+// many records it holds. Batch decisions through store.GroupCommitter.
+//
+// The schema is applied by Migrate (embedded, versioned migrations). audit_events is
+// partitioned by month; the store creates the partitions it needs, and the database refuses
+// UPDATE, DELETE and TRUNCATE on it (see migrations/0001_init.sql and grants.sql).
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/verdict-engine/verdict/store"
+)
+
+var _ store.Store = (*Store)(nil)
+
+// Store is the Postgres store. Its methods are safe for concurrent use.
+type Store struct {
+	pool   *pgxpool.Pool
+	schema string
+	now    func() time.Time
+
+	partMu sync.Mutex
+	// partitionedUntil is the end (Unix µs) of the months this process has ensured audit
+	// partitions for.
+	partitionedUntil atomic.Int64
+}
+
+type options struct {
+	schema         string
+	now            func() time.Time
+	connectTimeout time.Duration
+	maxConns       int32
+}
+
+// Option configures Open.
+type Option func(*options)
+
+// WithSchema makes every connection use schema name (and only it) as its search_path, so
+// the store's tables live there; Migrate creates the schema if it is missing.
+func WithSchema(name string) Option {
+	return func(o *options) { o.schema = name }
+}
+
+// WithClock sets the clock that stamps audit events and fills in missing creation times
+// (default time.Now).
+func WithClock(now func() time.Time) Option {
+	return func(o *options) {
+		if now != nil {
+			o.now = now
+		}
+	}
+}
+
+// WithConnectTimeout bounds establishing one connection (default 5 s, or connect_timeout
+// from the DSN when it sets one).
+func WithConnectTimeout(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.connectTimeout = d
+		}
+	}
+}
+
+// WithMaxConns sets the pool size (default: pgxpool's, the larger of 4 and the CPU count).
+func WithMaxConns(n int32) Option {
+	return func(o *options) {
+		if n > 0 {
+			o.maxConns = n
+		}
+	}
+}
+
+// Open connects to the database at dsn (a postgres:// URL or key=value string) and checks
+// that it answers. It does not change the schema: call Migrate. It returns an error wrapping
+// store.ErrUnavailable when the server cannot be reached within the connect timeout or ctx,
+// and a plain error for a malformed DSN.
+func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
+	o := options{now: time.Now}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres store: %w", err)
+	}
+	if o.schema != "" {
+		cfg.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{o.schema}.Sanitize()
+	}
+	switch {
+	case o.connectTimeout > 0:
+		cfg.ConnConfig.ConnectTimeout = o.connectTimeout
+	case cfg.ConnConfig.ConnectTimeout == 0:
+		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
+	}
+	if o.maxConns > 0 {
+		cfg.MaxConns = o.maxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, classify(ctx, "open postgres store", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, classify(ctx, "open postgres store", err)
+	}
+	return &Store{pool: pool, schema: o.schema, now: o.now}, nil
+}
+
+// Schema returns the schema set with WithSchema, or "" for the server's default search_path.
+func (s *Store) Schema() string { return s.schema }
+
+// Ping reports whether the database answers, with an error wrapping store.ErrUnavailable
+// when it does not.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return classify(ctx, "ping postgres store", err)
+	}
+	return nil
+}
+
+// Close closes the pool, waiting for connections in use to be returned. It always returns
+// nil and may be called more than once.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// partitionMonths is how many monthly audit partitions, from the current one on, the store
+// makes sure exist when it first writes in a month not yet covered.
+const partitionMonths = 3
+
+// ensurePartitions makes sure the audit partition for the month of t exists. It calls the
+// database only when t is beyond the months this process already ensured: once after Open,
+// then about every partitionMonths months.
+func (s *Store) ensurePartitions(ctx context.Context, t time.Time) error {
+	if t.UnixMicro() < s.partitionedUntil.Load() {
+		return nil
+	}
+	s.partMu.Lock()
+	defer s.partMu.Unlock()
+	if t.UnixMicro() < s.partitionedUntil.Load() {
+		return nil
+	}
+	if _, err := s.pool.Exec(ctx, `SELECT verdict_ensure_audit_partitions($1, $2)`, t, partitionMonths); err != nil {
+		return fmt.Errorf("ensure audit partitions: %w", err)
+	}
+	u := t.UTC()
+	month := time.Date(u.Year(), u.Month(), 1, 0, 0, 0, 0, time.UTC)
+	s.partitionedUntil.Store(month.AddDate(0, partitionMonths, 0).UnixMicro())
+	return nil
+}
+
+// writeTx is a transaction that holds the audit chain head.
+type writeTx struct {
+	tx     pgx.Tx
+	seq    int64
+	hash   []byte
+	events []store.AuditEvent // linked, not yet inserted
+}
+
+// begin begins a transaction, locks the audit head, and runs the queries queue adds (may
+// be nil), all in one round trip, after making sure the audit partition for events stamped
+// at is there. The caller must end it with commit or rollback.
+func (s *Store) begin(ctx context.Context, at time.Time, queue func(b *pgx.Batch)) (*writeTx, error) {
+	if err := s.ensurePartitions(ctx, at); err != nil {
+		return nil, err
+	}
+	w := &writeTx{}
+	b := &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{})
+	b.Queue(`SELECT seq, hash FROM audit_head FOR UPDATE`).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&w.seq, &w.hash)
+	})
+	if queue != nil {
+		queue(b)
+	}
+	br := s.pool.SendBatch(ctx, b)
+	w.tx = br.Tx()
+	if err := br.Close(); err != nil {
+		_ = w.tx.Rollback(ctx)
+		return nil, err
+	}
+	return w, nil
+}
+
+// append links ev onto the chain; it is inserted by commit.
+func (w *writeTx) append(ev store.AuditEvent) error {
+	if err := store.LinkEvent(&ev, w.seq, w.hash); err != nil {
+		return err
+	}
+	w.events = append(w.events, ev)
+	w.seq, w.hash = ev.Seq, ev.Hash
+	return nil
+}
+
+// commit runs the queries queue adds (may be nil), inserts the appended audit events and
+// moves the head, in one round trip, then commits.
+func (w *writeTx) commit(ctx context.Context, queue func(b *pgx.Batch)) error {
+	b := &pgx.Batch{}
+	if queue != nil {
+		queue(b)
+	}
+	if n := len(w.events); n > 0 {
+		seqs := make([]int64, n)
+		times := make([]time.Time, n)
+		types, actors, corrs, subjects, payloads := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		prevs, hashes := make([][]byte, n), make([][]byte, n)
+		for i, ev := range w.events {
+			seqs[i], times[i], types[i], actors[i], corrs[i], subjects[i] = ev.Seq, ev.Time, ev.Type, ev.Actor, ev.CorrelationID, ev.SubjectRef
+			payloads[i], prevs[i], hashes[i] = string(ev.Payload), ev.PrevHash, ev.Hash
+			if prevs[i] == nil {
+				prevs[i] = []byte{}
+			}
+		}
+		b.Queue(`INSERT INTO audit_events (seq, time, type, actor, correlation_id, subject_ref, payload, prev_hash, hash)
+			SELECT seq, time, type, actor, correlation_id, subject_ref, payload::json, prev_hash, hash
+			FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+				$8::bytea[], $9::bytea[])
+				AS e(seq, time, type, actor, correlation_id, subject_ref, payload, prev_hash, hash)`,
+			seqs, times, types, actors, corrs, subjects, payloads, prevs, hashes)
+		b.Queue(`UPDATE audit_head SET seq = $1, hash = $2`, w.seq, w.hash)
+	}
+	if b.Len() > 0 {
+		if err := w.tx.SendBatch(ctx, b).Close(); err != nil {
+			return err
+		}
+	}
+	return w.tx.Commit(ctx)
+}
+
+// rollback ends w's transaction if it is still open. Its error is of no use: after a
+// commit it is pgx.ErrTxClosed, and when a rollback fails pgx closes the connection, which
+// ends the transaction on the server.
+func (w *writeTx) rollback(ctx context.Context) {
+	_ = w.tx.Rollback(ctx)
+}

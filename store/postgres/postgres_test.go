@@ -1,0 +1,526 @@
+package postgres_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/verdict-engine/verdict/store"
+	"github.com/verdict-engine/verdict/store/postgres"
+	"github.com/verdict-engine/verdict/store/storetest"
+)
+
+// These tests need a real PostgreSQL server (never a mock). They fail, rather than skip,
+// when it cannot be reached.
+func testDSN() string {
+	if v := os.Getenv("VERDICT_TEST_DATABASE_URL"); v != "" {
+		return v
+	}
+	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+}
+
+// admin connects as the test DSN's role (a superuser), for creating and dropping schemas and
+// for playing the attacker.
+func admin(t testing.TB) *pgx.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, testDSN())
+	if err != nil {
+		t.Fatalf("postgres tests need a server at %s (set VERDICT_TEST_DATABASE_URL): %v", redact(testDSN()), err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+func redact(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil {
+		return u.Redacted()
+	}
+	return "(dsn)"
+}
+
+// newSchema returns a fresh schema name, dropped when the test ends.
+func newSchema(t testing.TB) string {
+	t.Helper()
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	name := "t_" + hex.EncodeToString(b)
+	conn := admin(t)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := conn.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{name}.Sanitize()+` CASCADE`); err != nil {
+			t.Errorf("drop schema %s: %v", name, err)
+		}
+	})
+	return name
+}
+
+// openStore opens and migrates a store in schema, closed when the test ends.
+func openStore(t testing.TB, schema string, opts ...postgres.Option) *postgres.Store {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := postgres.Open(ctx, testDSN(), append([]postgres.Option{postgres.WithSchema(schema)}, opts...)...)
+	if err != nil {
+		t.Fatalf("open postgres store at %s: %v", redact(testDSN()), err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t,
+		func(t *testing.T) store.Store { return openStore(t, newSchema(t)) },
+		storetest.WithReopen(func(t *testing.T, prev store.Store) store.Store {
+			return openStore(t, prev.(*postgres.Store).Schema())
+		}),
+	)
+}
+
+func decisions(prefix string, n int) []store.DecisionRecord {
+	recs := make([]store.DecisionRecord, n)
+	for i := range recs {
+		recs[i] = store.DecisionRecord{
+			ID: fmt.Sprintf("%s-%d", prefix, i), Action: "login", SubjectID: fmt.Sprintf("user-%d", i), Outcome: "approve",
+			Input: json.RawMessage(`{"i":` + strconv.Itoa(i) + `}`), Response: json.RawMessage(`{}`),
+		}
+	}
+	return recs
+}
+
+func writeN(t *testing.T, s store.Store, prefix string, n int) {
+	t.Helper()
+	results, err := s.WriteDecisions(t.Context(), decisions(prefix, n))
+	if err != nil {
+		t.Fatalf("WriteDecisions: %v", err)
+	}
+	for _, err := range results {
+		if err != nil {
+			t.Fatalf("WriteDecisions: %v", err)
+		}
+	}
+}
+
+func table(schema, name string) string { return pgx.Identifier{schema, name}.Sanitize() }
+
+// execAs runs q in a transaction that is rolled back, as role (empty: the connecting
+// superuser) and optionally with triggers disabled, and returns its error.
+func execAs(t *testing.T, conn *pgx.Conn, role string, q string) error {
+	t.Helper()
+	ctx := t.Context()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck
+	if role != "" {
+		if _, err := tx.Exec(ctx, `SET LOCAL ROLE `+pgx.Identifier{role}.Sanitize()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = tx.Exec(ctx, q)
+	return err
+}
+
+func sqlState(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code
+	}
+	return ""
+}
+
+func TestAuditEventsRefuseChangesInTheDatabase(t *testing.T) {
+	schema := newSchema(t)
+	s := openStore(t, schema)
+	writeN(t, s, "imm", 3)
+	conn := admin(t)
+	events := table(schema, "audit_events")
+	var partition string
+	if err := conn.QueryRow(t.Context(), `SELECT inhrelid::regclass::text FROM pg_inherits
+		WHERE inhparent = $1::regclass ORDER BY 1 LIMIT 1`, events).Scan(&partition); err != nil {
+		t.Fatalf("find an audit partition: %v", err)
+	}
+	changes := []string{
+		`UPDATE ` + events + ` SET payload = '{}' WHERE seq = 2`,
+		`DELETE FROM ` + events + ` WHERE seq = 3`,
+		`TRUNCATE ` + events,
+		`UPDATE ` + partition + ` SET actor = 'x'`,
+		`DELETE FROM ` + partition,
+		`TRUNCATE ` + partition,
+	}
+
+	t.Run("as verdict_app: no privilege", func(t *testing.T) {
+		for _, q := range changes {
+			err := execAs(t, conn, "verdict_app", q)
+			if sqlState(err) != "42501" || !strings.Contains(err.Error(), "permission denied") {
+				t.Errorf("%s as verdict_app: %v, want permission denied", q, err)
+			}
+		}
+		// What the application needs is granted.
+		for _, q := range []string{
+			`SELECT count(*) FROM ` + events,
+			`INSERT INTO ` + events + ` (seq, time, type, actor, correlation_id, subject_ref, payload, prev_hash, hash)
+				VALUES (1000, now(), 't', '', '', '', '{}', '', '')`,
+			`UPDATE ` + table(schema, "audit_head") + ` SET seq = seq + 1`,
+			`UPDATE ` + table(schema, "decisions") + ` SET outcome = outcome`,
+			`DELETE FROM ` + table(schema, "list_entries"),
+		} {
+			if err := execAs(t, conn, "verdict_app", q); err != nil {
+				t.Errorf("%s as verdict_app: %v, want it allowed", q, err)
+			}
+		}
+		for _, q := range []string{
+			`DELETE FROM ` + table(schema, "audit_head"),
+			`INSERT INTO ` + table(schema, "schema_migrations") + ` (version, name) VALUES (999, 'x')`,
+		} {
+			if err := execAs(t, conn, "verdict_app", q); sqlState(err) != "42501" {
+				t.Errorf("%s as verdict_app: %v, want permission denied", q, err)
+			}
+		}
+	})
+
+	t.Run("as superuser: refused by triggers", func(t *testing.T) {
+		for _, q := range append(changes,
+			`DELETE FROM `+table(schema, "audit_head"),
+			`UPDATE `+table(schema, "audit_head")+` SET seq = seq - 1`,
+			`TRUNCATE `+table(schema, "audit_head"),
+		) {
+			err := execAs(t, conn, "", q)
+			if err == nil || (!strings.Contains(err.Error(), "append-only") && !strings.Contains(err.Error(), "only moves forward")) {
+				t.Errorf("%s as superuser: %v, want a trigger to refuse", q, err)
+			}
+		}
+	})
+
+	if _, _, err := store.VerifyChain(t.Context(), s); err != nil {
+		t.Errorf("VerifyChain after refused changes: %v", err)
+	}
+}
+
+// tamper runs statements with triggers disabled, as a superuser can.
+func tamper(t *testing.T, conn *pgx.Conn, stmts ...func(tx pgx.Tx) error) {
+	t.Helper()
+	ctx := t.Context()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck
+	if _, err := tx.Exec(ctx, `SET LOCAL session_replication_role = replica`); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range stmts {
+		if err := st(tx); err != nil {
+			t.Fatalf("tamper: %v", err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTamperingWithTriggersDisabledIsDetected(t *testing.T) {
+	schema := newSchema(t)
+	s := openStore(t, schema)
+	writeN(t, s, "tamper", 10)
+	conn := admin(t)
+	tamper(t, conn, func(tx pgx.Tx) error {
+		_, err := tx.Exec(t.Context(), `UPDATE `+table(schema, "audit_events")+
+			` SET payload = '{"decision_id":"tamper-3","outcome":"approve"}' WHERE seq = 4`)
+		return err
+	})
+	_, _, err := store.VerifyChain(t.Context(), s)
+	var broken *store.BrokenLinkError
+	if !errors.As(err, &broken) || broken.Seq != 4 {
+		t.Fatalf("VerifyChain = %v, want a broken link at seq 4", err)
+	}
+	t.Logf("detected: %v", err)
+}
+
+func TestCheckpointDetectsRollbackAndRewrite(t *testing.T) {
+	pub, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// setup writes 10 decisions and signs a checkpoint at the head.
+	setup := func(t *testing.T) (*postgres.Store, string, store.Checkpoint) {
+		schema := newSchema(t)
+		s := openStore(t, schema)
+		writeN(t, s, "cp", 10)
+		seq, head, err := store.VerifyChain(t.Context(), s)
+		if err != nil || seq != 10 {
+			t.Fatalf("VerifyChain = %d, %v", seq, err)
+		}
+		cp := store.SignCheckpoint(priv, seq, head, time.Now())
+		if err := store.VerifyCheckpoint(t.Context(), pub, cp, s); err != nil {
+			t.Fatalf("VerifyCheckpoint on the intact log: %v", err)
+		}
+		return s, schema, cp
+	}
+
+	t.Run("rollback", func(t *testing.T) {
+		s, schema, cp := setup(t)
+		evs, err := s.AuditEvents(t.Context(), 5, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tamper(t, admin(t), func(tx pgx.Tx) error {
+			if _, err := tx.Exec(t.Context(), `DELETE FROM `+table(schema, "audit_events")+` WHERE seq > 6`); err != nil {
+				return err
+			}
+			_, err := tx.Exec(t.Context(), `UPDATE `+table(schema, "audit_head")+` SET seq = 6, hash = $1`, evs[0].Hash)
+			return err
+		})
+		if _, _, err := store.VerifyChain(t.Context(), s); err != nil {
+			t.Fatalf("a cleanly truncated chain is self-consistent, VerifyChain = %v", err)
+		}
+		var broken *store.BrokenLinkError
+		err = store.VerifyCheckpoint(t.Context(), pub, cp, s)
+		if !errors.As(err, &broken) || broken.Seq != 10 || !strings.Contains(broken.Reason, "rolled back") {
+			t.Errorf("VerifyCheckpoint = %v, want a rollback below seq 10", err)
+		}
+	})
+
+	t.Run("rewrite with recomputed hashes", func(t *testing.T) {
+		s, schema, cp := setup(t)
+		writeN(t, s, "cp-more", 3)
+		evs, err := s.AuditEvents(t.Context(), 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Change event 3 and recompute every hash from there, head included.
+		evs[2].Payload = json.RawMessage(`{"decision_id":"forged"}`)
+		for i := 2; i < len(evs); i++ {
+			evs[i].PrevHash = evs[i-1].Hash
+			evs[i].Hash = store.ChainHash(evs[i].PrevHash, evs[i])
+		}
+		tamper(t, admin(t), func(tx pgx.Tx) error {
+			for _, ev := range evs[2:] {
+				if _, err := tx.Exec(t.Context(), `UPDATE `+table(schema, "audit_events")+
+					` SET payload = $1, prev_hash = $2, hash = $3 WHERE seq = $4`,
+					string(ev.Payload), ev.PrevHash, ev.Hash, ev.Seq); err != nil {
+					return err
+				}
+			}
+			last := evs[len(evs)-1]
+			_, err := tx.Exec(t.Context(), `UPDATE `+table(schema, "audit_head")+` SET hash = $1`, last.Hash)
+			return err
+		})
+		if _, _, err := store.VerifyChain(t.Context(), s); err != nil {
+			t.Fatalf("a fully rehashed chain is self-consistent, VerifyChain = %v", err)
+		}
+		var broken *store.BrokenLinkError
+		err = store.VerifyCheckpoint(t.Context(), pub, cp, s)
+		if !errors.As(err, &broken) || broken.Seq != 10 {
+			t.Errorf("VerifyCheckpoint = %v, want a broken link at seq 10", err)
+		}
+	})
+}
+
+func TestUnreachableServerIsUnavailable(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := postgres.Open(ctx, "postgres://postgres@127.0.0.1:1/test?sslmode=disable", postgres.WithConnectTimeout(2*time.Second))
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("Open on a dead port = %v, want ErrUnavailable", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("Open on a dead port took %v", d)
+	}
+	if _, err := postgres.Open(ctx, "postgres://bad dsn::"); err == nil || errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("Open with a malformed DSN = %v, want a configuration error", err)
+	}
+}
+
+// proxy forwards TCP connections to the server until killed, to play a database that
+// goes away under a running store.
+type proxy struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func startProxy(t *testing.T, target string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{ln: ln}
+	t.Cleanup(p.kill)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, u)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(u, c); u.Close() }()
+			go func() { _, _ = io.Copy(c, u); c.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *proxy) kill() {
+	p.ln.Close()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+func TestServerGoingAwayIsUnavailable(t *testing.T) {
+	cfg, err := pgconn.ParseConfig(testDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startProxy(t, net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))))
+	u := url.URL{Scheme: "postgres", Host: p.ln.Addr().String(), Path: "/" + cfg.Database, RawQuery: "sslmode=disable"}
+	if cfg.Password != "" {
+		u.User = url.UserPassword(cfg.User, cfg.Password)
+	} else {
+		u.User = url.User(cfg.User)
+	}
+	schema := newSchema(t)
+	ctx := t.Context()
+	s, err := postgres.Open(ctx, u.String(), postgres.WithSchema(schema), postgres.WithConnectTimeout(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	writeN(t, s, "before", 2)
+
+	p.kill()
+	start := time.Now()
+	_, err = s.WriteDecisions(ctx, decisions("after", 2))
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("WriteDecisions after the server went away = %v, want ErrUnavailable", err)
+	}
+	if err := s.Ping(ctx); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("Ping after the server went away = %v, want ErrUnavailable", err)
+	}
+	if _, err := s.GetDecision(ctx, "before-0"); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("GetDecision after the server went away = %v, want ErrUnavailable", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("failing took %v", d)
+	}
+}
+
+func TestDeadlineIsUnavailable(t *testing.T) {
+	s := openStore(t, newSchema(t))
+	ctx, cancel := context.WithTimeout(t.Context(), time.Nanosecond)
+	defer cancel()
+	<-ctx.Done()
+	_, err := s.WriteDecisions(ctx, decisions("late", 1))
+	if !errors.Is(err, store.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("WriteDecisions past its deadline = %v, want ErrUnavailable and DeadlineExceeded", err)
+	}
+	cctx, ccancel := context.WithCancel(t.Context())
+	ccancel()
+	if _, err := s.WriteDecisions(cctx, decisions("gone", 1)); errors.Is(err, store.ErrUnavailable) || !errors.Is(err, context.Canceled) {
+		t.Errorf("WriteDecisions with a cancelled context = %v, want context.Canceled and not ErrUnavailable", err)
+	}
+}
+
+func TestConcurrentMigrate(t *testing.T) {
+	schema := newSchema(t)
+	var wg sync.WaitGroup
+	stores := make([]*postgres.Store, 4)
+	for i := range stores {
+		s, err := postgres.Open(t.Context(), testDSN(), postgres.WithSchema(schema))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		stores[i] = s
+	}
+	errs := make([]error, len(stores))
+	for i, s := range stores {
+		wg.Go(func() { errs[i] = s.Migrate(t.Context()) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Migrate %d: %v", i, err)
+		}
+	}
+	var n, distinct int
+	if err := admin(t).QueryRow(t.Context(), `SELECT count(*), count(DISTINCT version) FROM `+table(schema, "schema_migrations")).
+		Scan(&n, &distinct); err != nil {
+		t.Fatal(err)
+	}
+	if n != distinct || n < 1 {
+		t.Errorf("schema_migrations has %d rows for %d versions", n, distinct)
+	}
+	writeN(t, stores[0], "m", 1)
+}
+
+func TestAuditPartitionsFollowTheClock(t *testing.T) {
+	schema := newSchema(t)
+	now := time.Date(2031, 12, 31, 23, 59, 59, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	s := openStore(t, schema, postgres.WithClock(clock))
+	writeN(t, s, "dec", 1)
+	mu.Lock()
+	now = now.Add(2 * time.Second) // into January 2032
+	mu.Unlock()
+	writeN(t, s, "jan", 1)
+
+	conn := admin(t)
+	for seq, part := range map[int]string{1: "audit_events_2031_12", 2: "audit_events_2032_01"} {
+		var got string
+		if err := conn.QueryRow(t.Context(), `SELECT tableoid::regclass::text FROM `+table(schema, "audit_events")+
+			` WHERE seq = $1`, seq).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if want := table(schema, part); got != want && got != schema+"."+part {
+			t.Errorf("event %d stored in %s, want %s", seq, got, part)
+		}
+	}
+	// The new partition is protected like the others.
+	err := execAs(t, conn, "", `TRUNCATE `+table(schema, "audit_events_2032_01"))
+	if err == nil || !strings.Contains(err.Error(), "append-only") {
+		t.Errorf("TRUNCATE of a new partition = %v, want refused", err)
+	}
+	if _, _, err := store.VerifyChain(t.Context(), s); err != nil {
+		t.Errorf("VerifyChain across partitions: %v", err)
+	}
+}

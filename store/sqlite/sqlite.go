@@ -1,0 +1,264 @@
+// Package sqlite is Verdict's embedded store: one SQLite file, verdict.db, in a data
+// directory, through modernc.org/sqlite (pure Go, no cgo). It needs no configuration,
+// survives restarts and passes the same conformance suite (store/storetest) as the Postgres
+// store.
+//
+// Durability: the database runs in WAL mode with synchronous=FULL, so a transaction is on
+// disk when its commit returns. SQLite has one writer at a time; the store keeps a single
+// write connection that begins transactions IMMEDIATE (taking the write lock up front, so a
+// transaction never fails half way on a lock) and a small pool of read-only connections
+// that WAL lets read while a write is in progress. Batch decisions through
+// store.GroupCommitter to pay one fsync for many of them.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/verdict-engine/verdict/store"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+var _ store.Store = (*Store)(nil)
+
+// FileName is the name of the database file Open creates in its directory.
+const FileName = "verdict.db"
+
+// Store is the embedded store. Its methods are safe for concurrent use.
+type Store struct {
+	path string
+	w    *sql.DB // exactly one connection: the writer
+	r    *sql.DB // read-only connections
+	now  func() time.Time
+
+	insIdempotency *sql.Stmt
+	insDecision    *sql.Stmt
+	insAudit       *sql.Stmt
+	selHead        *sql.Stmt
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+type options struct {
+	readers     int
+	busyTimeout time.Duration
+	now         func() time.Time
+}
+
+// Option configures Open.
+type Option func(*options)
+
+// WithReaders sets the number of read connections (default 4). Values below 1 are ignored.
+func WithReaders(n int) Option {
+	return func(o *options) {
+		if n >= 1 {
+			o.readers = n
+		}
+	}
+}
+
+// WithBusyTimeout sets how long a statement waits for a lock held by another process
+// before failing with an error wrapping store.ErrUnavailable (default 5 s).
+func WithBusyTimeout(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.busyTimeout = d
+		}
+	}
+}
+
+// WithClock sets the clock that stamps audit events and fills in missing creation times
+// (default time.Now).
+func WithClock(now func() time.Time) Option {
+	return func(o *options) {
+		if now != nil {
+			o.now = now
+		}
+	}
+}
+
+// Open opens (creating if needed) the store in dir: it creates dir (mode 0700) and
+// dir/verdict.db (mode 0600), and applies pending migrations. It returns an error wrapping
+// store.ErrUnavailable when the file cannot be opened or is locked beyond the busy timeout.
+func Open(ctx context.Context, dir string, opts ...Option) (*Store, error) {
+	o := options{readers: 4, busyTimeout: 5 * time.Second, now: time.Now}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open sqlite store: %w: %w", store.ErrUnavailable, err)
+	}
+	path := filepath.Join(dir, FileName)
+	// Create the file ourselves so it (and the -wal and -shm files SQLite derives from it)
+	// is readable by the owner only: it holds decision inputs.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite store: %w: %w", store.ErrUnavailable, err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("open sqlite store: %w", err)
+	}
+
+	s := &Store{path: path, now: o.now}
+	busy := strconv.FormatInt(o.busyTimeout.Milliseconds(), 10)
+	s.w, err = sql.Open("sqlite", dsn(path, url.Values{
+		"_pragma":       {"busy_timeout(" + busy + ")"},
+		"_journal_mode": {"WAL"},
+		"_synchronous":  {"FULL"},
+		"_foreign_keys": {"1"},
+		"_txlock":       {"immediate"},
+	}))
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite store: %w", err)
+	}
+	s.w.SetMaxOpenConns(1)
+	s.w.SetMaxIdleConns(1)
+	s.w.SetConnMaxLifetime(0)
+	s.w.SetConnMaxIdleTime(0)
+
+	if err := applyMigrations(ctx, s.w); err != nil {
+		s.w.Close()
+		return nil, fmt.Errorf("open sqlite store: %w", err)
+	}
+
+	s.r, err = sql.Open("sqlite", dsn(path, url.Values{
+		"_pragma":     {"busy_timeout(" + busy + ")"},
+		"_query_only": {"1"},
+	}))
+	if err != nil {
+		s.w.Close()
+		return nil, fmt.Errorf("open sqlite store: %w", err)
+	}
+	s.r.SetMaxOpenConns(o.readers)
+	s.r.SetMaxIdleConns(o.readers)
+
+	if err := s.prepare(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open sqlite store: %w", err)
+	}
+	return s, nil
+}
+
+// dsn builds a modernc.org/sqlite data source name for path. The path is escaped so that
+// '?', '#' and '%' in a directory name are not read as URI syntax.
+func dsn(path string, params url.Values) string {
+	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + params.Encode()
+}
+
+func (s *Store) prepare(ctx context.Context) error {
+	for _, p := range []struct {
+		stmt **sql.Stmt
+		sql  string
+	}{
+		{&s.insIdempotency, `INSERT INTO idempotency (key, request_hash, decision_id) VALUES (?, ?, ?)
+			ON CONFLICT (key) DO NOTHING`},
+		{&s.insDecision, `INSERT INTO decisions (id, action, subject_id, outcome, score, reason_codes,
+			policy_version, policy_hash, fail_mode, input, response, idempotency_key, request_hash,
+			created_at, actor, correlation_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&s.insAudit, `INSERT INTO audit_events (seq, time, type, actor, correlation_id, subject_ref,
+			payload, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&s.selHead, `SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1`},
+	} {
+		stmt, err := s.w.PrepareContext(ctx, p.sql)
+		if err != nil {
+			return classify(ctx, "prepare statement", err)
+		}
+		*p.stmt = stmt
+	}
+	return nil
+}
+
+// Path returns the database file's path.
+func (s *Store) Path() string { return s.path }
+
+// Ping reports whether the database file can be read, with an error wrapping
+// store.ErrUnavailable when it cannot.
+func (s *Store) Ping(ctx context.Context) error {
+	var v int64
+	if err := s.r.QueryRowContext(ctx, `SELECT version FROM lists_version WHERE id = 1`).Scan(&v); err != nil {
+		return classify(ctx, "ping sqlite store", err)
+	}
+	return nil
+}
+
+// Close closes the database. Calls after the first return the first call's result.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		var errs []error
+		for _, st := range []*sql.Stmt{s.insIdempotency, s.insDecision, s.insAudit, s.selHead} {
+			if st != nil {
+				errs = append(errs, st.Close())
+			}
+		}
+		if s.r != nil {
+			errs = append(errs, s.r.Close())
+		}
+		errs = append(errs, s.w.Close())
+		if err := errors.Join(errs...); err != nil {
+			s.closeErr = fmt.Errorf("close sqlite store: %w", err)
+		}
+	})
+	return s.closeErr
+}
+
+// writeTx runs fn in one IMMEDIATE transaction on the write connection, with the audit chain
+// head read inside it, and commits. Errors from fn and the driver are classified once, here.
+func (s *Store) writeTx(ctx context.Context, op string, fn func(tx *sql.Tx, c *chain) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return classify(ctx, op, err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	c := &chain{ins: tx.StmtContext(ctx, s.insAudit)}
+	var hash []byte
+	switch err := tx.StmtContext(ctx, s.selHead).QueryRowContext(ctx).Scan(&c.seq, &hash); {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return classify(ctx, op, err)
+	}
+	c.hash = hash
+	if err := fn(tx, c); err != nil {
+		return classify(ctx, op, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return classify(ctx, op, err)
+	}
+	return nil
+}
+
+// chain appends audit events inside a write transaction, from the head read at its start.
+type chain struct {
+	ins  *sql.Stmt
+	seq  int64
+	hash []byte
+}
+
+func (c *chain) append(ctx context.Context, ev store.AuditEvent) error {
+	if err := store.LinkEvent(&ev, c.seq, c.hash); err != nil {
+		return err
+	}
+	prev := ev.PrevHash
+	if prev == nil {
+		prev = []byte{}
+	}
+	if _, err := c.ins.ExecContext(ctx, ev.Seq, ev.Time.UnixMicro(), ev.Type, ev.Actor, ev.CorrelationID,
+		ev.SubjectRef, string(ev.Payload), prev, ev.Hash); err != nil {
+		return fmt.Errorf("append audit event %d: %w", ev.Seq, err)
+	}
+	c.seq, c.hash = ev.Seq, ev.Hash
+	return nil
+}
+
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }

@@ -1,0 +1,202 @@
+package sqlite_test
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	_ "modernc.org/sqlite"
+
+	"github.com/verdict-engine/verdict/store"
+	"github.com/verdict-engine/verdict/store/sqlite"
+	"github.com/verdict-engine/verdict/store/storetest"
+)
+
+func openDir(t *testing.T, dir string) *sqlite.Store {
+	t.Helper()
+	s, err := sqlite.Open(t.Context(), dir)
+	if err != nil {
+		t.Fatalf("open sqlite store: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t,
+		func(t *testing.T) store.Store { return openDir(t, t.TempDir()) },
+		storetest.WithReopen(func(t *testing.T, prev store.Store) store.Store {
+			return openDir(t, filepath.Dir(prev.(*sqlite.Store).Path()))
+		}),
+	)
+}
+
+// rawDB opens the database file directly, as an operator with shell access would.
+func rawDB(t *testing.T, s *sqlite.Store) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: s.Path()}).EscapedPath()+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func writeSome(t *testing.T, s store.Store, n int) {
+	t.Helper()
+	recs := make([]store.DecisionRecord, n)
+	for i := range recs {
+		recs[i] = store.DecisionRecord{ID: fmt.Sprintf("d%d", i), Action: "login", SubjectID: fmt.Sprintf("u%d", i),
+			Outcome: "approve", Input: json.RawMessage(`{}`), Response: json.RawMessage(`{}`)}
+	}
+	results, err := s.WriteDecisions(t.Context(), recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range results {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestOpenCreatesPrivateFiles(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data dir?#%")
+	s := openDir(t, dir)
+	for path, want := range map[string]os.FileMode{dir: 0o700, s.Path(): 0o600} {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode().Perm(); got != want {
+			t.Errorf("%s mode %o, want %o", path, got, want)
+		}
+	}
+	if s.Path() != filepath.Join(dir, sqlite.FileName) {
+		t.Errorf("Path = %q", s.Path())
+	}
+	var mode string
+	db := rawDB(t, s)
+	if err := db.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+		t.Errorf("journal_mode = %q, %v; want wal", mode, err)
+	}
+	var versions int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM schema_migrations`).Scan(&versions); err != nil || versions < 1 {
+		t.Errorf("schema_migrations rows = %d, %v", versions, err)
+	}
+	// Opening again applies nothing twice.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	openDir(t, dir)
+}
+
+func TestAuditEventsAreImmutable(t *testing.T) {
+	s := openDir(t, t.TempDir())
+	writeSome(t, s, 3)
+	db := rawDB(t, s)
+	for _, q := range []string{
+		`UPDATE audit_events SET payload = '{}' WHERE seq = 2`,
+		`DELETE FROM audit_events WHERE seq = 3`,
+		`DELETE FROM audit_events`,
+	} {
+		_, err := db.Exec(q)
+		if err == nil || !strings.Contains(err.Error(), "append-only") {
+			t.Errorf("%s: error = %v, want the append-only trigger to refuse", q, err)
+		}
+	}
+	if _, _, err := store.VerifyChain(t.Context(), s); err != nil {
+		t.Errorf("VerifyChain: %v", err)
+	}
+}
+
+func TestTamperingIsDetected(t *testing.T) {
+	s := openDir(t, t.TempDir())
+	writeSome(t, s, 5)
+	db := rawDB(t, s)
+	// Whoever holds the file can drop the trigger; the chain still tells.
+	if _, err := db.Exec(`DROP TRIGGER audit_events_no_update`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`UPDATE audit_events SET payload = json_set(payload, '$.outcome', 'block') WHERE seq = 3`); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := store.VerifyChain(t.Context(), s)
+	var broken *store.BrokenLinkError
+	if !errors.As(err, &broken) || broken.Seq != 3 {
+		t.Errorf("VerifyChain = %v, want a broken link at seq 3", err)
+	}
+}
+
+func TestLockedDatabaseIsUnavailable(t *testing.T) {
+	dir := t.TempDir()
+	s, err := sqlite.Open(t.Context(), dir, sqlite.WithBusyTimeout(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// Another process holds the write lock.
+	db := rawDB(t, s)
+	conn, err := db.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(t.Context(), `BEGIN IMMEDIATE`); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.ExecContext(context.Background(), `ROLLBACK`) //nolint:errcheck
+	start := time.Now()
+	_, err = s.WriteDecisions(t.Context(), []store.DecisionRecord{{ID: "d", Action: "a", Outcome: "o",
+		Input: json.RawMessage(`{}`), Response: json.RawMessage(`{}`)}})
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("WriteDecisions on a locked database = %v, want ErrUnavailable", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("WriteDecisions took %v, want about the busy timeout", d)
+	}
+}
+
+func TestDeadlineIsUnavailable(t *testing.T) {
+	s := openDir(t, t.TempDir())
+	ctx, cancel := context.WithTimeout(t.Context(), -time.Second)
+	defer cancel()
+	_, err := s.WriteDecisions(ctx, []store.DecisionRecord{{ID: "d", Action: "a", Outcome: "o",
+		Input: json.RawMessage(`{}`), Response: json.RawMessage(`{}`)}})
+	if !errors.Is(err, store.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("WriteDecisions past its deadline = %v, want ErrUnavailable and DeadlineExceeded", err)
+	}
+}
+
+func TestOpenUnwritableDirIsUnavailable(t *testing.T) {
+	if os.Geteuid() == 0 {
+		// root ignores permissions; use a path under a regular file instead.
+		f := filepath.Join(t.TempDir(), "file")
+		if err := os.WriteFile(f, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sqlite.Open(t.Context(), filepath.Join(f, "sub")); !errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("Open under a file = %v, want ErrUnavailable", err)
+		}
+		return
+	}
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o500); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sqlite.Open(t.Context(), filepath.Join(dir, "sub")); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("Open in a read-only dir = %v, want ErrUnavailable", err)
+	}
+}
