@@ -1,0 +1,511 @@
+package http_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/prometheus/client_golang/prometheus"
+
+	httpapi "github.com/verdict-engine/verdict/adapters/http"
+	"github.com/verdict-engine/verdict/engine"
+	"github.com/verdict-engine/verdict/policies"
+	"github.com/verdict-engine/verdict/signals"
+	"github.com/verdict-engine/verdict/signals/velocity"
+	"github.com/verdict-engine/verdict/store"
+	"github.com/verdict-engine/verdict/store/sqlite"
+)
+
+type env struct {
+	srv   *httpapi.Server
+	store *sqlite.Store
+	dir   string
+}
+
+type options struct {
+	velocity  signals.Velocity
+	committer func(*store.GroupCommitter) httpapi.Committer
+	bundle    *engine.PolicySet
+	keys      string
+	dev       bool
+	dir       string
+}
+
+func newEnv(t *testing.T, o options) *env {
+	t.Helper()
+	ctx := context.Background()
+	if o.dir == "" {
+		o.dir = t.TempDir()
+	}
+	st, err := sqlite.Open(ctx, o.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gc := store.NewGroupCommitter(st)
+	t.Cleanup(func() { _ = gc.Close(context.Background()); _ = st.Close() })
+	set := o.bundle
+	if set == nil {
+		if set, err = engine.Load(policies.Bundle()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lists, err := signals.NewLists(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.velocity == nil {
+		o.velocity = velocity.NewMemory()
+	}
+	var committer httpapi.Committer = gc
+	if o.committer != nil {
+		committer = o.committer(gc)
+	}
+	keys, err := httpapi.ParseAPIKeys(o.keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httpapi.New(httpapi.Config{Dev: o.dev || o.keys == "", APIKeys: keys},
+		httpapi.Deps{
+			Engine: engine.New(set), Gatherer: signals.NewGatherer(o.velocity, lists, st), Lists: lists,
+			Store: st, Committer: committer, Registry: prometheus.NewRegistry(),
+		})
+	return &env{srv: srv, store: st, dir: o.dir}
+}
+
+type resp struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r resp) json(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.body, &m); err != nil {
+		t.Fatalf("body %q: %v", r.body, err)
+	}
+	return m
+}
+
+func (e *env) do(t *testing.T, method, path, body string, hdr ...string) resp {
+	t.Helper()
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	res, err := e.srv.App().Test(req, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	return resp{status: res.StatusCode, header: res.Header, body: b}
+}
+
+const loginBody = `{"action":"login","subject":{"id":"user-42","country":"DE"},"device":{"id":"dev-1","platform":"ios"},"context":{"ip":"203.0.113.7","country":"DE","auth_method":"password"},"behavior":{"bot_score":0.1}}`
+
+func TestDecideAndReplayWithOPA(t *testing.T) {
+	e := newEnv(t, options{})
+	for _, body := range []string{
+		loginBody,
+		`{"action":"payout","subject":{"id":"user-7","account_age_days":400},"device":{"id":"dev-7"},"context":{"ip":"198.51.100.4","amount":25000,"currency":"EUR","payout_method":"crypto","new_beneficiary":true}}`,
+		`{"action":"onboarding","subject":{"id":"user-9"},"device":{"id":"dev-9","emulator":true},"context":{"ip":"2001:db8::1","country":"FR"}}`,
+	} {
+		r := e.do(t, "POST", "/v1/decide", body)
+		if r.status != 200 {
+			t.Fatalf("status %d: %s", r.status, r.body)
+		}
+		d := r.json(t)
+		for _, k := range []string{"decision_id", "outcome", "score", "reasons", "policy", "signals_unavailable", "latency_us"} {
+			if _, ok := d[k]; !ok {
+				t.Fatalf("answer lacks %s: %s", k, r.body)
+			}
+		}
+		g := e.do(t, "GET", "/v1/decisions/"+d["decision_id"].(string), "")
+		if g.status != 200 {
+			t.Fatalf("get: %d %s", g.status, g.body)
+		}
+		stored := g.json(t)
+		if stored["outcome"] != d["outcome"] {
+			t.Fatalf("stored outcome %v != %v", stored["outcome"], d["outcome"])
+		}
+		// Re-evaluate the stored input with plain OPA against the same policy files,
+		// as `opa eval -d policies/bundle -i input.json data.verdict.<action>.decision` would.
+		action := d["action"].(string)
+		outcome, codes := opaEval(t, action, stored["input"])
+		if outcome != d["outcome"] {
+			t.Fatalf("%s: opa eval outcome %v, verdict %v", action, outcome, d["outcome"])
+		}
+		if got := reasonCodes(d); !slices.Equal(sorted(codes), sorted(got)) {
+			t.Fatalf("%s: opa eval reasons %v, verdict %v", action, codes, got)
+		}
+	}
+}
+
+func sorted(s []string) []string { s = slices.Clone(s); slices.Sort(s); return s }
+
+func reasonCodes(d map[string]any) []string {
+	var out []string
+	for _, r := range d["reasons"].([]any) {
+		out = append(out, r.(map[string]any)["code"].(string))
+	}
+	return out
+}
+
+func opaEval(t *testing.T, action string, input any) (string, []string) {
+	t.Helper()
+	var opts []func(*rego.Rego)
+	err := fsWalkRego(func(name string, src []byte) {
+		opts = append(opts, rego.Module(name, string(src)))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts = append(opts, rego.Query("data.verdict."+action+".decision"), rego.Input(input))
+	rs, err := rego.New(opts...).Eval(context.Background())
+	if err != nil || len(rs) == 0 {
+		t.Fatalf("opa eval: %v %v", rs, err)
+	}
+	dec := rs[0].Expressions[0].Value.(map[string]any)
+	var codes []string
+	for _, r := range dec["reasons"].([]any) {
+		codes = append(codes, r.(map[string]any)["code"].(string))
+	}
+	return dec["outcome"].(string), codes
+}
+
+func TestIdempotency(t *testing.T) {
+	e := newEnv(t, options{})
+	a := e.do(t, "POST", "/v1/decide", loginBody, "Idempotency-Key", "k-1")
+	b := e.do(t, "POST", "/v1/decide", loginBody, "Idempotency-Key", "k-1")
+	if a.status != 200 || b.status != 200 {
+		t.Fatalf("%d %d", a.status, b.status)
+	}
+	if a.json(t)["decision_id"] != b.json(t)["decision_id"] || b.header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("replay gave another decision: %s / %s", a.body, b.body)
+	}
+	c := e.do(t, "POST", "/v1/decide", strings.Replace(loginBody, "user-42", "user-43", 1), "Idempotency-Key", "k-1")
+	assertProblem(t, c, 422, httpapi.CodeIdempotencyReused)
+
+	// Concurrent requests with one key: one decision.
+	var wg sync.WaitGroup
+	ids := make([]string, 20)
+	for i := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := e.do(t, "POST", "/v1/decide", loginBody, "Idempotency-Key", "k-concurrent")
+			if r.status == 200 {
+				ids[i], _ = r.json(t)["decision_id"].(string)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, id := range ids {
+		if id == "" || id != ids[0] {
+			t.Fatalf("concurrent idempotent requests gave ids %v", ids)
+		}
+	}
+}
+
+func assertProblem(t *testing.T, r resp, status int, code string) {
+	t.Helper()
+	if r.status != status {
+		t.Fatalf("status %d, want %d: %s", r.status, status, r.body)
+	}
+	if ct := r.header.Get("Content-Type"); ct != "application/problem+json" {
+		t.Fatalf("content type %q: %s", ct, r.body)
+	}
+	p := r.json(t)
+	if p["code"] != code || p["status"] != float64(status) || p["title"] == "" || p["type"] == "" || p["request_id"] == "" {
+		t.Fatalf("problem = %s, want code %s", r.body, code)
+	}
+	if strings.Contains(string(r.body), "goroutine") || strings.Contains(string(r.body), ".go:") {
+		t.Fatalf("problem leaks internals: %s", r.body)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	e := newEnv(t, options{})
+
+	tests := []struct {
+		name, method, path, body string
+		hdr                      []string
+		status                   int
+		code                     string
+	}{
+		{"malformed json", "POST", "/v1/decide", `{"action":`, nil, 400, httpapi.CodeMalformedJSON},
+		{"unknown action", "POST", "/v1/decide", `{"action":"wire","subject":{"id":"u"}}`, nil, 422, httpapi.CodeUnknownAction},
+		{"wrong types", "POST", "/v1/decide", `{"action":"login","subject":{"id":5}}`, nil, 400, httpapi.CodeInvalidRequest},
+		{"missing fields", "POST", "/v1/decide", `{"action":"login"}`, nil, 400, httpapi.CodeInvalidRequest},
+		{"wrong media type", "POST", "/v1/decide", loginBody, []string{"Content-Type", "text/plain"}, 415, httpapi.CodeUnsupportedMedia},
+		{"bad idempotency key", "POST", "/v1/decide", loginBody, []string{"Idempotency-Key", strings.Repeat("k", 300)}, 400, httpapi.CodeIdempotencyInvalid},
+		{"unknown decision", "GET", "/v1/decisions/0192f0c4-1d3e-7000-8000-000000000000", "", nil, 404, httpapi.CodeNotFound},
+		{"malformed decision id", "GET", "/v1/decisions/nope", "", nil, 404, httpapi.CodeNotFound},
+		{"unknown route", "GET", "/v1/nothing", "", nil, 404, httpapi.CodeNotFound},
+		{"wrong method", "DELETE", "/v1/decide", "", nil, 405, httpapi.CodeMethodNotAllowed},
+		{"bad list name", "PUT", "/v1/lists/blocked/entries/x", "", nil, 400, httpapi.CodeInvalidList},
+		{"bad ip value", "PUT", "/v1/lists/deny_ip/entries/not-an-ip", "", nil, 400, httpapi.CodeInvalidList},
+		{"bad country value", "PUT", "/v1/lists/deny_country/entries/Germany", "", nil, 400, httpapi.CodeInvalidList},
+		{"bad list body", "PUT", "/v1/lists/deny_user/entries/u1", `{"reason":`, nil, 400, httpapi.CodeMalformedJSON},
+		{"delete missing entry", "DELETE", "/v1/lists/deny_user/entries/nobody", "", nil, 404, httpapi.CodeNotFound},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			assertProblem(t, e.do(t, tc.method, tc.path, tc.body, tc.hdr...), tc.status, tc.code)
+		})
+	}
+}
+
+// TestOversizedBody goes through a real listener: fasthttp rejects the body while
+// reading it, before any handler runs, and Fiber must still answer with a problem.
+func TestOversizedBody(t *testing.T) {
+	e := newEnv(t, options{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go e.srv.App().Listener(ln)
+	t.Cleanup(func() { _ = e.srv.App().Shutdown() })
+	big := `{"action":"login","subject":{"id":"u"},"behavior":{"x":"` + strings.Repeat("a", 70<<10) + `"}}`
+	res, err := http.Post("http://"+ln.Addr().String()+"/v1/decide", "application/json", strings.NewReader(big))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	assertProblem(t, resp{status: res.StatusCode, header: res.Header, body: b}, 413, httpapi.CodeBodyTooLarge)
+}
+
+func TestAuthScopes(t *testing.T) {
+	e := newEnv(t, options{keys: "checkout:decide-secret-0123456789:decide,ops:lists-secret-0123456789:lists,root:admin-secret-0123456789:admin"})
+	tests := []struct {
+		name, method, path, body, key string
+		status                        int
+	}{
+		{"no key", "POST", "/v1/decide", loginBody, "", 401},
+		{"wrong key", "POST", "/v1/decide", loginBody, "not-a-key-0123456789", 401},
+		{"decide with decide", "POST", "/v1/decide", loginBody, "decide-secret-0123456789", 200},
+		{"decide with lists", "POST", "/v1/decide", loginBody, "lists-secret-0123456789", 403},
+		{"decide with admin", "POST", "/v1/decide", loginBody, "admin-secret-0123456789", 200},
+		{"lists with decide", "GET", "/v1/lists/deny_user", "", "decide-secret-0123456789", 403},
+		{"lists with lists", "GET", "/v1/lists/deny_user", "", "lists-secret-0123456789", 200},
+		{"health without key", "GET", "/healthz", "", "", 200},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var hdr []string
+			if tc.key != "" {
+				hdr = []string{"Authorization", "Bearer " + tc.key}
+			}
+			r := e.do(t, tc.method, tc.path, tc.body, hdr...)
+			if r.status != tc.status {
+				t.Fatalf("status %d, want %d: %s", r.status, tc.status, r.body)
+			}
+			if tc.status >= 400 {
+				assertProblem(t, r, tc.status, map[int]string{401: httpapi.CodeUnauthorized, 403: httpapi.CodeForbidden}[tc.status])
+			}
+		})
+	}
+	if r := e.do(t, "GET", "/v1/lists/deny_user", "", "X-API-Key", "lists-secret-0123456789"); r.status != 200 {
+		t.Fatalf("X-API-Key: %d", r.status)
+	}
+}
+
+func TestListsFeedDecisions(t *testing.T) {
+	e := newEnv(t, options{})
+	r := e.do(t, "PUT", "/v1/lists/deny_ip/entries/203.0.113.0%2F24", `{"reason":"proxy range"}`)
+	if r.status != 201 {
+		t.Fatalf("put: %d %s", r.status, r.body)
+	}
+	if r = e.do(t, "PUT", "/v1/lists/deny_ip/entries/203.0.113.0%2F24", ``); r.status != 200 {
+		t.Fatalf("put again: %d %s", r.status, r.body)
+	}
+	g := e.do(t, "GET", "/v1/lists/deny_ip", "").json(t)
+	entries := g["entries"].([]any)
+	if len(entries) != 1 || entries[0].(map[string]any)["value"] != "203.0.113.0/24" {
+		t.Fatalf("list = %v", g)
+	}
+	d := e.do(t, "POST", "/v1/decide", loginBody).json(t)
+	if d["outcome"] != "block" || !slices.Contains(reasonCodes(d), "DENY_LIST_IP") {
+		t.Fatalf("decision on a denied IP = %v", d)
+	}
+	stored := e.do(t, "GET", "/v1/decisions/"+d["decision_id"].(string), "").json(t)
+	lists := stored["input"].(map[string]any)["signals"].(map[string]any)["lists"].(map[string]any)
+	if lists["deny_ip"] != true || lists["deny_user"] != false {
+		t.Fatalf("signals.lists = %v", lists)
+	}
+	if r = e.do(t, "DELETE", "/v1/lists/deny_ip/entries/203.0.113.0%2F24", ""); r.status != 204 {
+		t.Fatalf("delete: %d %s", r.status, r.body)
+	}
+	if d = e.do(t, "POST", "/v1/decide", loginBody).json(t); slices.Contains(reasonCodes(d), "DENY_LIST_IP") {
+		t.Fatalf("deleted entry still matches: %v", d)
+	}
+}
+
+func TestVelocityIsRecorded(t *testing.T) {
+	e := newEnv(t, options{})
+	var last map[string]any
+	for range 3 {
+		d := e.do(t, "POST", "/v1/decide", loginBody).json(t)
+		last = e.do(t, "GET", "/v1/decisions/"+d["decision_id"].(string), "").json(t)
+	}
+	vel := last["input"].(map[string]any)["signals"].(map[string]any)["velocity"].(map[string]any)
+	if vel["user"].(map[string]any)["count_1m"] != float64(3) {
+		t.Fatalf("velocity = %v", vel)
+	}
+}
+
+type failingVelocity struct{ err error }
+
+func (f failingVelocity) Observe(ctx context.Context, ev signals.Event) (signals.Observation, error) {
+	return signals.Observation{}, f.err
+}
+
+type slowVelocity struct{}
+
+func (slowVelocity) Observe(ctx context.Context, ev signals.Event) (signals.Observation, error) {
+	<-ctx.Done()
+	time.Sleep(5 * time.Millisecond)
+	return signals.Observation{}, ctx.Err()
+}
+
+func TestFailModes(t *testing.T) {
+	payout := `{"action":"payout","subject":{"id":"u1","account_age_days":900},"device":{"id":"d1"},"context":{"amount":10,"payout_method":"bank"}}`
+	t.Run("source down, payout fails closed", func(t *testing.T) {
+		e := newEnv(t, options{velocity: failingVelocity{errors.New("connection refused")}})
+		r := e.do(t, "POST", "/v1/decide", payout)
+		d := r.json(t)
+		if d["outcome"] != "block" || !slices.Contains(reasonCodes(d), engine.CauseSignalsUnavailable) {
+			t.Fatalf("answer = %s", r.body)
+		}
+		un := d["signals_unavailable"].([]any)
+		if !slices.Contains(un, any("velocity")) {
+			t.Fatalf("unavailable = %v", un)
+		}
+		if deg := d["degraded"].(map[string]any); deg["fail_mode"] != "closed" || deg["stored"] != true {
+			t.Fatalf("degraded = %v", deg)
+		}
+	})
+	t.Run("source timeout, login fails to review within the deadline", func(t *testing.T) {
+		e := newEnv(t, options{velocity: slowVelocity{}})
+		start := time.Now()
+		r := e.do(t, "POST", "/v1/decide", loginBody)
+		if el := time.Since(start); el > 140*time.Millisecond {
+			t.Fatalf("took %v", el)
+		}
+		d := r.json(t)
+		if d["outcome"] != "review" && d["outcome"] != "block" {
+			t.Fatalf("answer = %s", r.body)
+		}
+	})
+	t.Run("policy error never approves", func(t *testing.T) {
+		set, err := engine.Load(fstest.MapFS{"x/x.cel.yaml": {Data: []byte("action: payout\nfail_mode: closed\nrules:\n  - code: BROKEN\n    outcome: block\n    when: context.nope > 1\n")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := newEnv(t, options{bundle: set})
+		d := e.do(t, "POST", "/v1/decide", payout).json(t)
+		if d["outcome"] != "block" || !slices.Contains(reasonCodes(d), engine.CausePolicyError) {
+			t.Fatalf("answer = %v", d)
+		}
+	})
+	t.Run("store down: fail mode, said so, not stored", func(t *testing.T) {
+		e := newEnv(t, options{committer: func(*store.GroupCommitter) httpapi.Committer {
+			return committerFunc(func(context.Context, store.DecisionRecord) error {
+				return fmt.Errorf("write: %w", store.ErrUnavailable)
+			})
+		}})
+		d := e.do(t, "POST", "/v1/decide", payout).json(t)
+		deg, _ := d["degraded"].(map[string]any)
+		if d["outcome"] != "block" || deg == nil || deg["stored"] != false || !slices.Contains(reasonCodes(d), engine.CauseStoreUnavailable) {
+			t.Fatalf("answer = %v", d)
+		}
+		if r := e.do(t, "GET", "/v1/decisions/"+d["decision_id"].(string), ""); r.status != 404 {
+			t.Fatalf("unstored decision is readable: %d", r.status)
+		}
+	})
+}
+
+type committerFunc func(context.Context, store.DecisionRecord) error
+
+func (f committerFunc) Commit(ctx context.Context, rec store.DecisionRecord) error { return f(ctx, rec) }
+
+func TestDecisionsSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	e := newEnv(t, options{dir: dir})
+	d := e.do(t, "POST", "/v1/decide", loginBody).json(t)
+	id := d["decision_id"].(string)
+	e.store.Close()
+	e2 := newEnv(t, options{dir: dir})
+	g := e2.do(t, "GET", "/v1/decisions/"+id, "")
+	if g.status != 200 || g.json(t)["decision_id"] != id {
+		t.Fatalf("after restart: %d %s", g.status, g.body)
+	}
+}
+
+func TestMetricsHealthOpenAPI(t *testing.T) {
+	e := newEnv(t, options{})
+	e.do(t, "POST", "/v1/decide", loginBody)
+	m := e.do(t, "GET", "/metrics", "")
+	for _, want := range []string{"verdict_decision_duration_seconds_bucket{action=\"login\"", "verdict_decisions_total", "verdict_reasons_total", "verdict_signal_source_duration_seconds", "verdict_decide_stage_duration_seconds"} {
+		if !bytes.Contains(m.body, []byte(want)) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if bytes.Contains(m.body, []byte("user-42")) || bytes.Contains(m.body, []byte("203.0.113.7")) {
+		t.Error("metrics carry a subject id or IP")
+	}
+	if r := e.do(t, "GET", "/readyz", ""); r.status != 200 {
+		t.Fatalf("readyz %d %s", r.status, r.body)
+	}
+	var doc struct {
+		Paths map[string]map[string]any `json:"paths"`
+	}
+	if err := json.Unmarshal(e.do(t, "GET", "/openapi.json", "").body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, rt := range e.srv.App().GetRoutes(true) {
+		if rt.Method == "HEAD" || rt.Path == "/" || strings.HasSuffix(rt.Path, "/*") || rt.Path == "/v1" {
+			continue
+		}
+		p := rt.Path
+		for _, seg := range strings.Split(p, "/") {
+			if strings.HasPrefix(seg, ":") {
+				p = strings.Replace(p, seg, "{"+seg[1:]+"}", 1)
+			}
+		}
+		if _, ok := doc.Paths[p][strings.ToLower(rt.Method)]; !ok {
+			t.Errorf("openapi.json does not describe %s %s", rt.Method, p)
+		}
+	}
+}
+
+func TestDebugTimings(t *testing.T) {
+	e := newEnv(t, options{})
+	d := e.do(t, "POST", "/v1/decide?debug=timings", loginBody).json(t)
+	tm, ok := d["timings_us"].(map[string]any)
+	if !ok {
+		t.Fatalf("no timings: %v", d)
+	}
+	for _, k := range []string{"parse", "signals", "signals_velocity", "evaluate", "persist", "total"} {
+		if _, ok := tm[k]; !ok {
+			t.Fatalf("timings lack %s: %v", k, tm)
+		}
+	}
+}

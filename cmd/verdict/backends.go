@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/verdict-engine/verdict/signals"
+	"github.com/verdict-engine/verdict/signals/redis"
+	"github.com/verdict-engine/verdict/signals/velocity"
+	"github.com/verdict-engine/verdict/store"
+	"github.com/verdict-engine/verdict/store/postgres"
+	"github.com/verdict-engine/verdict/store/sqlite"
+)
+
+// backendConfig selects the store and velocity implementations: Postgres when
+// VERDICT_DATABASE_URL is set, else the embedded store in the data directory; Redis when
+// VERDICT_REDIS_URL is set, else in-process counters.
+type backendConfig struct {
+	dataDir     string
+	databaseURL string
+	redisURL    string
+	migrate     bool
+}
+
+type openedStore struct {
+	store.Store
+	kind string
+	// migrate applies the schema (Postgres); nil for the embedded store, which
+	// migrates itself when opened.
+	migrate func(context.Context) error
+}
+
+// openStore opens the configured store. Postgres is migrated only when cfg.migrate.
+func openStore(ctx context.Context, cfg backendConfig) (*openedStore, error) {
+	if cfg.databaseURL == "" {
+		st, err := sqlite.Open(ctx, cfg.dataDir)
+		if err != nil {
+			return nil, fmt.Errorf("open embedded store in %s: %w", cfg.dataDir, err)
+		}
+		return &openedStore{Store: st, kind: "embedded (" + st.Path() + ")"}, nil
+	}
+	st, err := postgres.Open(ctx, cfg.databaseURL, postgres.WithConnectTimeout(5*time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("open postgres store: %w", err)
+	}
+	o := &openedStore{Store: st, kind: "postgres", migrate: st.Migrate}
+	if cfg.migrate {
+		if err := st.Migrate(ctx); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("migrate postgres: %w", err)
+		}
+	}
+	return o, nil
+}
+
+// openVelocity returns the configured velocity counters and a close function.
+func openVelocity(ctx context.Context, cfg backendConfig) (signals.Velocity, string, func(), error) {
+	if cfg.redisURL == "" {
+		return velocity.NewMemory(), "in-process", func() {}, nil
+	}
+	opts, err := goredis.ParseURL(cfg.redisURL)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("VERDICT_REDIS_URL: %v", err)
+	}
+	opts.DialTimeout = 2 * time.Second
+	opts.ReadTimeout = 100 * time.Millisecond
+	opts.WriteTimeout = 100 * time.Millisecond
+	opts.ContextTimeoutEnabled = true
+	client := goredis.NewClient(opts)
+	v, err := redis.New(client)
+	if err != nil {
+		client.Close()
+		return nil, "", nil, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	kind := "redis"
+	if err := v.Load(pctx); err != nil {
+		// Start anyway: decisions follow their fail mode until Redis answers.
+		kind = "redis (unreachable at start: " + err.Error() + ")"
+	}
+	return v, kind, func() { client.Close() }, nil
+}
+
+// backendFlags registers the flags that select backends.
+func backendFlags(fs *flag.FlagSet, c *backendConfig, getenv func(string) string) {
+	fs.StringVar(&c.dataDir, "data-dir", envOr(getenv, "VERDICT_DATA_DIR", "./data"), "embedded store directory, used when no database URL is set [VERDICT_DATA_DIR]")
+	c.databaseURL = getenv("VERDICT_DATABASE_URL")
+	c.redisURL = getenv("VERDICT_REDIS_URL")
+}

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/verdict-engine/verdict/engine"
+)
+
+func runEval(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("eval", stderr)
+	action := fs.String("action", "", "action whose policy to evaluate (default: the input's action)")
+	inputPath := fs.String("input", "", "policy input document (JSON; - for stdin), e.g. the input of GET /v1/decisions/{id}")
+	policiesDir := fs.String("policies", envOr(getenv, "VERDICT_POLICIES", ""), "policy bundle directory (default: the embedded bundle) [VERDICT_POLICIES]")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *inputPath == "" {
+		return usageError{msg: "eval: --input is required"}
+	}
+	var raw []byte
+	var err error
+	if *inputPath == "-" {
+		raw, err = io.ReadAll(os.Stdin)
+	} else {
+		raw, err = os.ReadFile(*inputPath)
+	}
+	if err != nil {
+		return fmt.Errorf("eval: read input: %w", err)
+	}
+	var in engine.Input
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		return fmt.Errorf("eval: %s: not a policy input document: %v", *inputPath, err)
+	}
+	if *action != "" {
+		in.Action = *action
+	}
+	if in.Action == "" {
+		return usageError{msg: "eval: no action: pass --action or set \"action\" in the input"}
+	}
+	set, err := loadPolicies(*policiesDir)
+	if err != nil {
+		return err
+	}
+	d, err := engine.New(set).Decide(ctx, &in)
+	if err != nil {
+		return fmt.Errorf("eval: %w", err)
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(d)
+}

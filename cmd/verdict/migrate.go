@@ -1,0 +1,30 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+)
+
+func runMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("migrate", stderr)
+	var cfg backendConfig
+	backendFlags(fs, &cfg, getenv)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer st.Close()
+	if st.migrate == nil {
+		fmt.Fprintf(stdout, "embedded store is up to date (it migrates itself when opened): %s\n", st.kind)
+		return nil
+	}
+	if err := st.migrate(ctx); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	fmt.Fprintln(stdout, "postgres schema is up to date")
+	return nil
+}

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runArgs(t *testing.T, env map[string]string, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), args, func(k string) string { return env[k] }, &out, &errOut)
+	return out.String(), errOut.String(), err
+}
+
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"frobnicate"}, nil, `unknown command "frobnicate"`},
+		{[]string{"eval"}, nil, "--input is required"},
+		{[]string{"eval", "--nope"}, nil, "flag provided but not defined: -nope"},
+		{[]string{"serve", "--decide-timeout", "soon"}, nil, `--decide-timeout: "soon" is not a positive duration`},
+		{[]string{"serve"}, nil, "no API keys"},
+		{[]string{"serve"}, map[string]string{"VERDICT_API_KEYS": "a:short:decide"}, "secret must be at least 16 characters"},
+		{[]string{"serve", "--dev", "--source-timeout", "1s"}, nil, "--source-timeout must not exceed"},
+		{[]string{"audit"}, nil, "missing subcommand"},
+		{[]string{"audit", "checkpoint"}, nil, "--private-key is required"},
+	}
+	for _, tc := range tests {
+		_, _, err := runArgs(t, tc.env, tc.args...)
+		var ue usageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: err = %v, want usage error containing %q", tc.args, err, tc.want)
+		}
+		if strings.Contains(err.Error(), "\n") {
+			t.Errorf("%v: error is not one line: %q", tc.args, err)
+		}
+	}
+}
+
+func TestEval(t *testing.T) {
+	dir := t.TempDir()
+	in := map[string]any{
+		"action": "payout", "subject": map[string]any{"id": "u1", "account_age_days": 10},
+		"device": map[string]any{"id": "d1"}, "context": map[string]any{"amount": 900, "payout_method": "bank"},
+		"behavior": map[string]any{},
+		"signals": map[string]any{
+			"verification": map[string]any{"status": "approved", "provider": "sandbox", "score": 0.9, "reason_codes": []string{}, "age_days": 3},
+			"velocity":     map[string]any{"user": map[string]any{"count_1m": 1, "count_1h": 1, "count_24h": 1}, "device": map[string]any{}, "ip": map[string]any{}},
+			"device":       map[string]any{"known": true, "age_hours": 100, "users_seen": 1, "flagged": false},
+			"lists":        map[string]any{"deny_user": false},
+			"unavailable":  []string{},
+		},
+	}
+	b, _ := json.Marshal(in)
+	path := filepath.Join(dir, "in.json")
+	os.WriteFile(path, b, 0o644)
+	out, _, err := runArgs(t, nil, "eval", "--input", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Outcome string `json:"outcome"`
+		Reasons []struct {
+			Code string `json:"code"`
+		} `json:"reasons"`
+	}
+	if err := json.Unmarshal([]byte(out), &d); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if d.Outcome != "review" || len(d.Reasons) == 0 || d.Reasons[0].Code != "AMOUNT_OVER_LIMIT" {
+		t.Fatalf("eval = %s", out)
+	}
+
+	os.WriteFile(path, []byte(`{"action": "payout", "subjct": {}}`), 0o644)
+	if _, _, err := runArgs(t, nil, "eval", "--input", path); err == nil || !strings.Contains(err.Error(), "not a policy input document") {
+		t.Fatalf("bad input: err = %v", err)
+	}
+	os.WriteFile(path, b, 0o644)
+	bad := filepath.Join(dir, "bundle")
+	os.MkdirAll(filepath.Join(bad, "x"), 0o755)
+	os.WriteFile(filepath.Join(bad, "x", "x.rego"), []byte("package verdict.x\n\ndecision := {\n"), 0o644)
+	if _, _, err := runArgs(t, nil, "eval", "--input", path, "--policies", bad); err == nil || !strings.Contains(err.Error(), "x/x.rego:") {
+		t.Fatalf("bad bundle: err = %v", err)
+	}
+}
+
+func TestAuditVerifyAndCheckpointEmbedded(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{"VERDICT_DATA_DIR": filepath.Join(dir, "data")}
+	out, _, err := runArgs(t, env, "audit", "verify")
+	if err != nil || !strings.Contains(out, "audit chain ok: 0 events") {
+		t.Fatalf("verify empty: %q %v", out, err)
+	}
+	key := filepath.Join(dir, "audit")
+	if _, _, err := runArgs(t, env, "audit", "keygen", "--out", key); err != nil {
+		t.Fatal(err)
+	}
+	cp := filepath.Join(dir, "cp.json")
+	if _, _, err := runArgs(t, env, "audit", "checkpoint", "--private-key", key+".key", "--out", cp); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err = runArgs(t, env, "audit", "verify", "--checkpoint", cp, "--public-key", key+".pub")
+	if err != nil || !strings.Contains(out, "checkpoint ok") {
+		t.Fatalf("verify with checkpoint: %q %v", out, err)
+	}
+	if _, _, err := runArgs(t, env, "audit", "verify", "--checkpoint", cp, "--public-key", key+".key"); err == nil {
+		t.Fatal("a private key file was accepted as a public key")
+	}
+}

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	httpapi "github.com/verdict-engine/verdict/adapters/http"
+	"github.com/verdict-engine/verdict/engine"
+	"github.com/verdict-engine/verdict/signals"
+	"github.com/verdict-engine/verdict/store"
+)
+
+type serveConfig struct {
+	backendConfig
+	addr          string
+	policiesDir   string
+	dev           bool
+	decideTimeout time.Duration
+	sourceTimeout time.Duration
+	logLevel      string
+	apiKeys       []httpapi.APIKey
+}
+
+func parseServe(args []string, getenv func(string) string, stderr io.Writer) (serveConfig, error) {
+	var c serveConfig
+	fs := newFlagSet("serve", stderr)
+	fs.StringVar(&c.addr, "addr", envOr(getenv, "VERDICT_ADDR", ":8080"), "listen address [VERDICT_ADDR]")
+	backendFlags(fs, &c.backendConfig, getenv)
+	fs.BoolVar(&c.migrate, "migrate", getenv("VERDICT_MIGRATE") == "1" || getenv("VERDICT_MIGRATE") == "true", "apply Postgres migrations before serving [VERDICT_MIGRATE]")
+	fs.StringVar(&c.policiesDir, "policies", envOr(getenv, "VERDICT_POLICIES", ""), "policy bundle directory; default: the embedded bundle; SIGHUP reloads it [VERDICT_POLICIES]")
+	fs.BoolVar(&c.dev, "dev", getenv("VERDICT_DEV") == "1" || getenv("VERDICT_DEV") == "true", "development mode: NO AUTHENTICATION, every caller is admin [VERDICT_DEV]")
+	decide := fs.String("decide-timeout", envOr(getenv, "VERDICT_DECIDE_TIMEOUT", "150ms"), "overall deadline of one /v1/decide [VERDICT_DECIDE_TIMEOUT]")
+	source := fs.String("source-timeout", envOr(getenv, "VERDICT_SOURCE_TIMEOUT", "50ms"), "deadline of each signal source, inside the overall one [VERDICT_SOURCE_TIMEOUT]")
+	fs.StringVar(&c.logLevel, "log-level", envOr(getenv, "VERDICT_LOG_LEVEL", "info"), "debug, info, warn or error [VERDICT_LOG_LEVEL]")
+	if err := parseFlags(fs, args); err != nil {
+		return c, err
+	}
+	var err error
+	if c.decideTimeout, err = positiveDuration("decide-timeout", *decide); err != nil {
+		return c, err
+	}
+	if c.sourceTimeout, err = positiveDuration("source-timeout", *source); err != nil {
+		return c, err
+	}
+	if c.sourceTimeout > c.decideTimeout {
+		return c, usageError{msg: "serve: --source-timeout must not exceed --decide-timeout"}
+	}
+	if c.apiKeys, err = httpapi.ParseAPIKeys(getenv("VERDICT_API_KEYS")); err != nil {
+		return c, usageError{msg: "serve: VERDICT_API_KEYS: " + err.Error()}
+	}
+	if !c.dev && len(c.apiKeys) == 0 {
+		return c, usageError{msg: "serve: no API keys: set VERDICT_API_KEYS=id:secret:scope+scope,... or run with --dev for local development"}
+	}
+	if _, err := parseLevel(c.logLevel); err != nil {
+		return c, usageError{msg: "serve: " + err.Error()}
+	}
+	return c, nil
+}
+
+func positiveDuration(name, s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, usageError{msg: fmt.Sprintf("serve: --%s: %q is not a positive duration (e.g. 150ms)", name, s)}
+	}
+	return d, nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("log level %q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := parseServe(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	level, _ := parseLevel(cfg.logLevel)
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if getenv("GOGC") == "" {
+		// OPA allocates ~13 KB per evaluation; a higher GC target halves p99 (see
+		// PERFORMANCE notes). GOMEMLIMIT, when set, still bounds memory.
+		debug.SetGCPercent(400)
+	}
+
+	set, err := loadPolicies(cfg.policiesDir)
+	if err != nil {
+		return err
+	}
+	eng := engine.New(set)
+
+	st, err := openStore(ctx, cfg.backendConfig)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer st.Close()
+	vel, velKind, closeVel, err := openVelocity(ctx, cfg.backendConfig)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer closeVel()
+	committer := store.NewGroupCommitter(st, store.WithLogger(log))
+
+	lists, err := signals.NewLists(ctx, st)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBG()
+	go lists.Run(bg, 2*time.Second, func(err error) { log.Warn("lists refresh failed", "err", err) })
+
+	gatherer := signals.NewGatherer(vel, lists, st, signals.WithSourceTimeout(cfg.sourceTimeout))
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv := httpapi.New(httpapi.Config{
+		Dev: cfg.dev, APIKeys: cfg.apiKeys, DecideTimeout: cfg.decideTimeout, Logger: log,
+	}, httpapi.Deps{Engine: eng, Gatherer: gatherer, Lists: lists, Store: st, Committer: committer, Registry: reg})
+
+	if cfg.policiesDir != "" {
+		go reloadOnHUP(bg, cfg.policiesDir, eng, log)
+	}
+
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return fmt.Errorf("serve: listen %s: %w", cfg.addr, err)
+	}
+	if cfg.dev {
+		log.Warn("DEVELOPMENT MODE: authentication is OFF and every caller is admin; never expose this server")
+		fmt.Fprintln(stderr, strings.Repeat("!", 78)+"\n!! verdict serve --dev: NO AUTHENTICATION. Every caller is admin. Local use only.\n"+strings.Repeat("!", 78))
+	}
+	actions := set.Actions()
+	versions := make([]string, len(actions))
+	for i, a := range actions {
+		p, _ := set.Policy(a)
+		versions[i] = a + "@" + p.Version + "(" + p.Language + ", fail " + p.FailMode.String() + ")"
+	}
+	log.Info("verdict serving", "addr", ln.Addr().String(), "store", st.kind, "velocity", velKind, "policies", strings.Join(versions, " "))
+
+	errCh := make(chan error, 1)
+	go func() { errCh <- srv.App().Listener(ln) }()
+	select {
+	case err := <-errCh:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+
+	// Shut down in order: not ready, stop accepting and finish requests, flush the
+	// committer, then close the store (deferred).
+	log.Info("shutting down")
+	srv.Drain()
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.App().ShutdownWithContext(sctx); err != nil {
+		log.Error("http shutdown", "err", err)
+	}
+	if err := committer.Close(sctx); err != nil {
+		log.Error("flush decisions", "err", err)
+		return fmt.Errorf("serve: flush decisions: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// reloadOnHUP recompiles the policy directory on SIGHUP and swaps it in; a bundle that
+// fails to compile is refused and the running one kept.
+func reloadOnHUP(ctx context.Context, dir string, eng *engine.Engine, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			set, err := loadPolicies(dir)
+			var le *engine.LoadError
+			if errors.As(err, &le) || err != nil {
+				log.Error("policy reload refused; keeping the running policies", "err", err)
+				continue
+			}
+			eng.Swap(set)
+			log.Info("policies reloaded", "actions", strings.Join(set.Actions(), ","))
+		}
+	}
+}
