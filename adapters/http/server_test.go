@@ -444,7 +444,9 @@ func TestFailModes(t *testing.T) {
 
 type committerFunc func(context.Context, store.DecisionRecord) error
 
-func (f committerFunc) Commit(ctx context.Context, rec store.DecisionRecord) error { return f(ctx, rec) }
+func (f committerFunc) Commit(ctx context.Context, rec store.DecisionRecord) error {
+	return f(ctx, rec)
+}
 
 func TestDecisionsSurviveRestart(t *testing.T) {
 	dir := t.TempDir()
