@@ -34,8 +34,10 @@ func (s staticLists) DeleteListEntry(context.Context, string, string, string, st
 	return errors.New("read only")
 }
 func (s staticLists) ListEntries(context.Context, string) ([]store.ListEntry, error) { return nil, nil }
-func (s staticLists) AllListEntries(context.Context) ([]store.ListEntry, error)    { return s.entries, nil }
-func (s staticLists) ListsVersion(context.Context) (int64, error)                  { return 1, nil }
+func (s staticLists) AllListEntries(context.Context) ([]store.ListEntry, error) {
+	return s.entries, nil
+}
+func (s staticLists) ListsVersion(context.Context) (int64, error) { return 1, nil }
 
 func TestGather(t *testing.T) {
 	at := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
