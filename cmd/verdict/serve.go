@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -31,6 +33,7 @@ type serveConfig struct {
 	decideTimeout time.Duration
 	sourceTimeout time.Duration
 	logLevel      string
+	debugAddr     string
 	apiKeys       []httpapi.APIKey
 }
 
@@ -44,6 +47,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	fs.BoolVar(&c.dev, "dev", getenv("VERDICT_DEV") == "1" || getenv("VERDICT_DEV") == "true", "development mode: NO AUTHENTICATION, every caller is admin [VERDICT_DEV]")
 	decide := fs.String("decide-timeout", envOr(getenv, "VERDICT_DECIDE_TIMEOUT", "150ms"), "overall deadline of one /v1/decide [VERDICT_DECIDE_TIMEOUT]")
 	source := fs.String("source-timeout", envOr(getenv, "VERDICT_SOURCE_TIMEOUT", "50ms"), "deadline of each signal source, inside the overall one [VERDICT_SOURCE_TIMEOUT]")
+	fs.StringVar(&c.debugAddr, "debug-addr", envOr(getenv, "VERDICT_DEBUG_ADDR", ""), "serve pprof on this address (e.g. 127.0.0.1:6060); off by default [VERDICT_DEBUG_ADDR]")
 	fs.StringVar(&c.logLevel, "log-level", envOr(getenv, "VERDICT_LOG_LEVEL", "info"), "debug, info, warn or error [VERDICT_LOG_LEVEL]")
 	if err := parseFlags(fs, args); err != nil {
 		return c, err
@@ -136,6 +140,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		go reloadOnHUP(bg, cfg.policiesDir, eng, log)
 	}
 
+	if cfg.debugAddr != "" {
+		go serveDebug(bg, cfg.debugAddr, log)
+	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return fmt.Errorf("serve: listen %s: %w", cfg.addr, err)
@@ -197,5 +204,24 @@ func reloadOnHUP(ctx context.Context, dir string, eng *engine.Engine, log *slog.
 			eng.Swap(set)
 			log.Info("policies reloaded", "actions", strings.Join(set.Actions(), ","))
 		}
+	}
+}
+
+// serveDebug serves the pprof handlers on their own listener, never on the API port.
+func serveDebug(ctx context.Context, addr string, log *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	log.Info("pprof serving", "addr", addr)
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Error("pprof server", "err", err)
 	}
 }
