@@ -1,7 +1,7 @@
 GO ?= go
 ADDR ?= :8080
 
-.PHONY: run build test services vet fuzz bench bench-engine
+.PHONY: run build test services vet fuzz bench bench-short bench-engine
 
 ## run: build and serve the embedded default on :8080 (dev mode: no API keys)
 run:
@@ -31,3 +31,11 @@ fuzz:
 ## bench-engine: engine micro-benchmarks (Rego and CEL)
 bench-engine:
 	$(GO) test ./engine -run '^$$' -bench . -benchmem -count 3
+
+## bench: Verdict (embedded; Redis+Postgres) side by side with OPA, ~6 minutes; writes bench/results
+bench:
+	$(GO) run ./bench/compare -out bench/results
+
+## bench-short: the same comparison in under 2 minutes (noisier; not for publishing)
+bench-short:
+	$(GO) run ./bench/compare -short -out bench/results

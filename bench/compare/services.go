@@ -1,0 +1,51 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/verdict-engine/verdict/store/postgres"
+)
+
+// The backing services of the verdict-redis-postgres target. The harness resets them
+// before the target starts so every run begins from the same empty state.
+const (
+	// The benchmark gets its own schema in the test database: the server finds it
+	// through search_path in its URL, and the harness resets it through the store.
+	postgresAdminURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	benchSchema      = "verdict_bench"
+	postgresBenchURL = postgresAdminURL + "&search_path=" + benchSchema
+	redisAddr        = "127.0.0.1:6379"
+	redisBenchDB     = 15
+)
+
+func redisBenchURL() string { return fmt.Sprintf("redis://%s/%d", redisAddr, redisBenchDB) }
+
+// resetServices drops and recreates the benchmark schema (migrated, empty) and empties
+// the benchmark Redis database.
+func resetServices(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	st, err := postgres.Open(ctx, postgresAdminURL, postgres.WithSchema(benchSchema))
+	if err != nil {
+		return fmt.Errorf("connect to postgres: %w", err)
+	}
+	defer st.Close()
+	if err := st.DropSchema(ctx); err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	if err := st.Migrate(ctx); err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	rdb := goredis.NewClient(&goredis.Options{Addr: redisAddr, DB: redisBenchDB})
+	defer rdb.Close()
+	if err := rdb.FlushDB(ctx).Err(); err != nil {
+		return fmt.Errorf("redis FLUSHDB %d: %w", redisBenchDB, err)
+	}
+	return nil
+}
