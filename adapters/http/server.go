@@ -11,6 +11,7 @@ import (
 	"errors"
 	"log/slog"
 	"runtime/debug"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -61,6 +62,9 @@ type Server struct {
 	log      *slog.Logger
 	metrics  *metrics
 	draining atomic.Bool
+
+	idPrefix  string
+	idCounter atomic.Uint64
 }
 
 // New builds the server and its routes.
@@ -75,6 +79,9 @@ func New(cfg Config, deps Deps) *Server {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, deps: deps, log: cfg.Logger, metrics: newMetrics(deps.Registry)}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	s.idPrefix = hex.EncodeToString(b[:])
 	s.app = fiber.New(fiber.Config{
 		AppName:               "verdict",
 		BodyLimit:             cfg.BodyLimit,
@@ -123,7 +130,7 @@ func (s *Server) routes() {
 func (s *Server) requestContext(c *fiber.Ctx) error {
 	id := c.Get("X-Request-Id")
 	if id == "" || len(id) > 128 || !isPrintableASCII(id) {
-		id = newRequestID()
+		id = s.newRequestID()
 	} else {
 		id = string([]byte(id)) // fasthttp reuses the header buffer
 	}
@@ -139,10 +146,10 @@ func requestID(c *fiber.Ctx) string {
 	return id
 }
 
-func newRequestID() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+// newRequestID returns a random per-server prefix and a counter: unique across replicas
+// and restarts without a getrandom syscall per request.
+func (s *Server) newRequestID() string {
+	return s.idPrefix + "-" + strconv.FormatUint(s.idCounter.Add(1), 36)
 }
 
 func isPrintableASCII(s string) bool {
