@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -9,6 +10,7 @@ import (
 	"regexp"
 
 	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/checker"
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
 	"github.com/google/cel-go/interpreter"
@@ -103,26 +105,32 @@ func loadCEL(fsys fs.FS, file string, cfg loadConfig) (*Policy, []Problem) {
 	if err != nil {
 		return nil, []Problem{{File: file, Message: err.Error()}}
 	}
-	compile := func(i int, field, expr string, wantBool bool) cel.Program {
+	compile := func(i int, field, expr string, wantBool bool) celProgram {
 		ast, iss := env.Compile(expr)
 		if iss != nil && iss.Err() != nil {
 			problems = append(problems, Problem{File: file, Line: lineOf(i, field), Message: fmt.Sprintf("rule %d %s: %v", i+1, field, iss.Err())})
-			return nil
+			return celProgram{}
 		}
 		if wantBool && !ast.OutputType().IsExactType(types.BoolType) && !ast.OutputType().IsExactType(types.DynType) {
 			problems = append(problems, Problem{File: file, Line: lineOf(i, field), Message: fmt.Sprintf("rule %d when: must be a bool expression, is %s", i+1, ast.OutputType())})
-			return nil
+			return celProgram{}
 		}
-		prg, err := env.Program(ast,
-			cel.EvalOptions(cel.OptOptimize),
-			cel.CostLimit(cfg.celCostLimit),
-			cel.InterruptCheckFrequency(100),
-		)
+		// Runtime cost tracking costs 5-8x on small expressions, so only expressions
+		// whose static worst case exceeds the limit (comprehensions over inputs of
+		// unknown size) pay for it; the others are bounded by construction.
+		opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
+		bounded := false
+		if est, err := env.EstimateCost(ast, noSizeHints{}); err == nil && est.Max <= cfg.celCostLimit {
+			bounded = true
+		} else {
+			opts = append(opts, cel.CostLimit(cfg.celCostLimit), cel.InterruptCheckFrequency(100))
+		}
+		prg, err := env.Program(ast, opts...)
 		if err != nil {
 			problems = append(problems, Problem{File: file, Line: lineOf(i, field), Message: fmt.Sprintf("rule %d %s: %v", i+1, field, err)})
-			return nil
+			return celProgram{}
 		}
-		return prg
+		return celProgram{prg: prg, bounded: bounded}
 	}
 	rules := make([]celRule, 0, len(spec.Rules))
 	seen := map[string]bool{}
@@ -226,9 +234,38 @@ func celRuleLines(doc *yaml.Node) []map[string]int {
 type celRule struct {
 	reason    Reason
 	stepUp    string
-	when      cel.Program
-	value     cel.Program
-	threshold cel.Program
+	when      celProgram
+	value     celProgram
+	threshold celProgram
+}
+
+// celProgram is a compiled expression. A bounded one has a static worst-case cost under
+// the limit and runs without runtime cost tracking or interrupt checks; the evaluator
+// checks the deadline between expressions.
+type celProgram struct {
+	prg     cel.Program
+	bounded bool
+}
+
+func (p celProgram) eval(ctx context.Context, act interpreter.Activation) (ref.Val, error) {
+	if p.bounded {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		out, _, err := p.prg.Eval(act)
+		return out, err
+	}
+	out, _, err := p.prg.ContextEval(ctx, act)
+	return out, err
+}
+
+// noSizeHints gives the cost estimator no size information: anything iterating over an
+// input of unknown size is unbounded.
+type noSizeHints struct{}
+
+func (noSizeHints) EstimateSize(checker.AstNode) *checker.SizeEstimate { return nil }
+func (noSizeHints) EstimateCallCost(string, string, *checker.AstNode, []checker.AstNode) *checker.CallEstimate {
+	return nil
 }
 
 type celEvaluator struct {
@@ -282,7 +319,7 @@ func (c *celEvaluator) eval(ec evalContext, in *Input) (Decision, error) {
 	var stepRank int
 	for i := range c.rules {
 		r := &c.rules[i]
-		out, _, err := r.when.ContextEval(ec.ctx, act)
+		out, err := r.when.eval(ec.ctx, act)
 		if err != nil {
 			return Decision{}, fmt.Errorf("rule %s: %w", r.reason.Code, err)
 		}
@@ -294,12 +331,12 @@ func (c *celEvaluator) eval(ec evalContext, in *Input) (Decision, error) {
 			continue
 		}
 		reason := r.reason
-		if r.value != nil {
+		if r.value.prg != nil {
 			if reason.Value, err = celNative(ec, r.value, act); err != nil {
 				return Decision{}, fmt.Errorf("rule %s value: %w", r.reason.Code, err)
 			}
 		}
-		if r.threshold != nil {
+		if r.threshold.prg != nil {
 			if reason.Threshold, err = celNative(ec, r.threshold, act); err != nil {
 				return Decision{}, fmt.Errorf("rule %s threshold: %w", r.reason.Code, err)
 			}
@@ -327,8 +364,8 @@ func (c *celEvaluator) eval(ec evalContext, in *Input) (Decision, error) {
 	return d, nil
 }
 
-func celNative(ec evalContext, p cel.Program, act interpreter.Activation) (any, error) {
-	out, _, err := p.ContextEval(ec.ctx, act)
+func celNative(ec evalContext, p celProgram, act interpreter.Activation) (any, error) {
+	out, err := p.eval(ec.ctx, act)
 	if err != nil {
 		return nil, err
 	}

@@ -312,3 +312,26 @@ func TestApplyFailMode(t *testing.T) {
 		}
 	}
 }
+
+func TestCELCostLimit(t *testing.T) {
+	src := "action: x\nrules:\n  - code: QUADRATIC\n    outcome: review\n    when: context.items.exists(a, context.items.exists(b, a == b + 1000000.0))\n"
+	set, err := engine.Load(fstest.MapFS{"x.cel.yaml": {Data: []byte(src)}}, engine.WithCELCostLimit(10_000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := input("x")
+	items := make([]any, 500)
+	for i := range items {
+		items[i] = float64(i)
+	}
+	in.Context["items"] = items
+	_, err = engine.New(set).Decide(context.Background(), in)
+	var ee *engine.EvalError
+	if !errors.As(err, &ee) || !strings.Contains(err.Error(), "cost limit") {
+		t.Fatalf("err = %v, want a cost limit EvalError", err)
+	}
+	in.Context["items"] = items[:3]
+	if d, err := engine.New(set).Decide(context.Background(), in); err != nil || d.Outcome != engine.Approve {
+		t.Fatalf("small input: %+v %v", d, err)
+	}
+}

@@ -5,13 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/topdown"
 )
 
 // SandboxCapabilities returns the OPA capabilities policies are compiled against: this
@@ -52,10 +56,7 @@ func loadRego(fsys fs.FS, files []string, cfg loadConfig) ([]*Policy, []Problem)
 	if len(problems) > 0 {
 		return nil, problems
 	}
-	compiler := ast.NewCompiler().
-		WithCapabilities(SandboxCapabilities()).
-		WithEnablePrintStatements(false).
-		WithDefaultRegoVersion(ast.RegoV1)
+	compiler := newCompiler()
 	compiler.Compile(modules)
 	if compiler.Failed() {
 		return nil, astProblems("", compiler.Errors)
@@ -108,26 +109,232 @@ func loadRego(fsys fs.FS, files []string, cfg loadConfig) ([]*Policy, []Problem)
 		if p.Version == "" {
 			p.Version = shortHash(p.Hash)
 		}
-		pq, err := rego.New(
-			rego.Query("data.verdict."+action+".decision"),
-			rego.Compiler(compiler),
-			rego.Store(store),
-			rego.StrictBuiltinErrors(true),
-			rego.GenerateJSON(keepTerm),
-		).PrepareForEval(context.Background())
-		if err != nil {
-			problems = append(problems, astProblems(fl[0], err)...)
-			continue
-		}
-		p.eval = &regoEvaluator{pq: pq, ref: p.Ref()}
 		out = append(out, p)
 	}
-	return out, problems
+	if len(problems) > 0 {
+		return nil, problems
+	}
+	for _, p := range out {
+		p.eval = prepareRego(compiler, modules, store, p.Ref())
+	}
+	return out, nil
 }
 
-// keepTerm hands the result term to the engine as is: the decision is read straight from
-// the AST, skipping OPA's conversion of the result to Go maps.
-func keepTerm(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }
+// prepareRego builds the evaluator of a policy's decision.
+//
+// The decision is first partially evaluated with the input unknown: everything that does
+// not depend on the request (thresholds and their data overrides, library calls on
+// constant arguments, rule bodies that only read constants) is computed once, here, and
+// what is left is compiled, with the bundle, into the compiler the policy evaluates with.
+// This is an evaluation strategy only: the files stay the source of truth and give the
+// same answers under plain OPA. When partial evaluation fails (a builtin erring on
+// constants, a construct it cannot handle, the load-time budget, a residue the type
+// checker refuses), the policy evaluates its decision rule as written on the bundle's
+// compiler, so the error, if any, surfaces on evaluation like any other policy error.
+func prepareRego(compiler *ast.Compiler, modules map[string]*ast.Module, store storage.Store, ref PolicyRef) *regoEvaluator {
+	target, c := ast.MustParseRef("data.verdict."+ref.Action+".decision"), compiler
+	if residue, err := partialEval(compiler, store, ref.Action); err == nil {
+		if pc := compileWith(modules, residue); pc != nil {
+			target, c = ast.MustParseRef("data."+partialNamespace+ref.Action+".__result__"), pc
+		}
+	}
+	// The query only makes OPA evaluate the decision (decision = null fails unless the
+	// decision is null, which the engine rejects anyway); the evaluator reads the value
+	// from the cache of rule results. A query binding a variable to the decision would
+	// have OPA copy the whole decision object once more to hand it back, and a query with
+	// no result saves OPA making one. It names one fully qualified ref and no variable,
+	// so it needs no compiling (the type checker would refuse comparing an object to null).
+	query, bind := ast.NewBody(ast.Equality.Expr(ast.NewTerm(target), ast.InternedNullTerm)), false
+	if !cachedWhole(c, target) {
+		// Rules define parts of the decision (decision.outcome := ...): OPA assembles it
+		// without caching it whole, so the query asks for its value.
+		q, err := c.QueryCompiler().Compile(ast.NewBody(ast.Equality.Expr(ast.NewTerm(resultVar), ast.NewTerm(target))))
+		if err == nil {
+			query, bind = q, true
+		}
+	}
+	return &regoEvaluator{
+		decision: target,
+		store:    store,
+		input:    newInputPlan(readInputShape(c, target)),
+		ref:      ref,
+		bind:     bind,
+		base: topdown.NewQuery(query).
+			WithCompiler(c).
+			WithStore(store).
+			WithStrictBuiltinErrors(true).
+			WithMetrics(noMetrics).
+			// Passed to custom builtins, of which the engine registers none: it stays
+			// empty, and sharing it saves OPA making one per evaluation.
+			WithRequestMetadata(map[string]any{}),
+	}
+}
+
+// resultVar is bound to the decision by the queries that ask for its value.
+var resultVar = ast.Var("__verdict_decision__")
+
+// cachedWhole reports whether evaluating target leaves its value in the cache of rule
+// results: every rule under target must define target itself (a complete rule, or a set
+// or an object built key by key).
+func cachedWhole(c *ast.Compiler, target ast.Ref) bool {
+	rules := c.GetRules(target)
+	for _, r := range rules {
+		if !r.Path().Equal(target) {
+			return false
+		}
+	}
+	return len(rules) > 0
+}
+
+// compileWith compiles modules and the residue of a partial evaluation, or returns nil
+// when they do not compile (the type checker can refuse what partial evaluation left:
+// a rule it knows to be a string compared to null, say).
+func compileWith(modules, residue map[string]*ast.Module) *ast.Compiler {
+	all := maps.Clone(modules)
+	maps.Copy(all, residue)
+	c := newCompiler()
+	if c.Compile(all); c.Failed() {
+		return nil
+	}
+	return c
+}
+
+func newCompiler() *ast.Compiler {
+	return ast.NewCompiler().
+		WithCapabilities(SandboxCapabilities()).
+		WithEnablePrintStatements(false).
+		WithDefaultRegoVersion(ast.RegoV1)
+}
+
+// partialEvalBudget bounds the partial evaluation of one decision at load: it computes
+// whatever does not depend on the request, which a policy can make arbitrarily
+// expensive. Past the budget the action is evaluated as written, under the evaluation
+// deadline.
+const partialEvalBudget = 500 * time.Millisecond
+
+// partialNamespace prefixes the packages holding what is left of each action's decision
+// after partial evaluation (verdict_partial_payout...): outside verdict, so that no policy
+// can clash with it.
+const partialNamespace = "verdict_partial_"
+
+// partialEval partially evaluates one action's decision on compiler c, which it does not
+// change, and returns the modules holding what is left: a rule __result__ in package
+// verdict_partial_<action>, and the rules it needs.
+func partialEval(c *ast.Compiler, store storage.Store, action string) (map[string]*ast.Module, error) {
+	decision := ast.MustParseRef("data.verdict." + action + ".decision")
+	ctx, cancel := context.WithTimeout(context.Background(), partialEvalBudget)
+	defer cancel()
+	ns := partialNamespace + action
+	result := ast.NewTerm(resultVar)
+	pq, err := rego.New(
+		rego.ParsedQuery(ast.NewBody(ast.Equality.Expr(result, ast.NewTerm(decision)))),
+		rego.Compiler(c),
+		rego.Store(store),
+		rego.StrictBuiltinErrors(true),
+		rego.PartialNamespace(ns),
+	).Partial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(pq.Queries) == 0 {
+		return nil, errors.New("partial evaluation: decision is always undefined")
+	}
+	// As rego.PartialResult does: each residual query binds the decision.
+	id := "__verdict_partial__" + action
+	m, err := ast.ParseModuleWithOpts(id, "package "+ns, ast.ParserOptions{RegoVersion: ast.RegoV1})
+	if err != nil {
+		return nil, err
+	}
+	for _, body := range pq.Queries {
+		m.Rules = append(m.Rules, &ast.Rule{
+			Head:   ast.NewHead(ast.Var("__result__"), nil, result),
+			Body:   body,
+			Module: m,
+		})
+	}
+	out := map[string]*ast.Module{id: m}
+	for i, m := range pq.Support {
+		out[fmt.Sprintf("__verdict_partial__%s__%d", action, i)] = m
+	}
+	return out, nil
+}
+
+// readInputShape returns the part of the input document the rules behind query can
+// read: the rules query names and, transitively, every rule they depend on (the
+// compiler's dependency graph), scanned for refs to input. A ref reads its constant
+// prefix and everything under it (input.context.amount reads amount whole); a variable
+// key (input.signals.lists[x]) stops the prefix there. input passed as a value, or a
+// with modifier anywhere, means the whole input. It also returns a term for every
+// string constant of those rules.
+func readInputShape(c *ast.Compiler, query ast.Ref) (*inputShape, map[string]*ast.Term) {
+	shape := &inputShape{}
+	strs := map[string]*ast.Term{}
+	seen := map[*ast.Rule]bool{}
+	var queue []*ast.Rule
+	push := func(r *ast.Rule) {
+		for ; r != nil; r = r.Else {
+			if !seen[r] {
+				seen[r] = true
+				queue = append(queue, r)
+			}
+		}
+	}
+	for _, r := range c.GetRules(query) {
+		push(r)
+	}
+	if len(queue) == 0 {
+		return wholeInput, strs
+	}
+	var vis *ast.GenericVisitor
+	vis = ast.NewGenericVisitor(func(x any) bool {
+		switch x := x.(type) {
+		case ast.Ref:
+			if !x[0].Equal(ast.InputRootDocument) {
+				return false
+			}
+			path := make([]string, 0, len(x)-1)
+			for _, t := range x[1:] {
+				s, ok := t.Value.(ast.String)
+				if !ok {
+					break
+				}
+				path = append(path, string(s))
+			}
+			shape.add(path)
+			for _, t := range x[1:] {
+				vis.Walk(t)
+			}
+			return true
+		case ast.String:
+			if _, ok := strs[string(x)]; !ok {
+				strs[string(x)] = ast.StringTerm(string(x))
+			}
+		case ast.Var:
+			if x.Equal(ast.InputRootDocument.Value) {
+				shape.add(nil)
+			}
+		case *ast.Expr:
+			if len(x.With) > 0 {
+				shape.add(nil)
+			}
+		}
+		return false
+	})
+	for len(queue) > 0 {
+		r := queue[len(queue)-1]
+		queue = queue[:len(queue)-1]
+		for dep := range c.Graph.Dependencies(r) {
+			if d, ok := dep.(*ast.Rule); ok {
+				push(d)
+			}
+		}
+		vis.Walk(r)
+	}
+	if shape.all {
+		return wholeInput, strs
+	}
+	return shape, strs
+}
 
 func policyAction(m *ast.Module) (string, bool) {
 	path := m.Package.Path
@@ -198,28 +405,227 @@ func astProblems(file string, err error) []Problem {
 	return []Problem{{File: file, Message: err.Error()}}
 }
 
+// regoEvaluator evaluates one action's compiled decision query with OPA's evaluator
+// (topdown) directly: the rego package's per-call setup (options, result sets, a
+// goroutine watching the context) costs more than the small policies it runs here.
 type regoEvaluator struct {
-	pq  rego.PreparedEvalQuery
-	ref PolicyRef
+	decision ast.Ref // the rule holding the decision
+	store    storage.Store
+	input    *inputPlan
+	ref      PolicyRef
+	bind     bool // the query binds resultVar to the decision
+	// base is the query with everything but the request's state set: each evaluation
+	// copies it.
+	base *topdown.Query
+	// states holds *evalState for reuse.
+	states sync.Pool
 }
 
 func (r *regoEvaluator) eval(ec evalContext, in *Input) (Decision, error) {
-	rs, err := r.pq.Eval(ec.ctx,
-		rego.EvalParsedInput(inputValue(in)),
-		rego.EvalTime(ec.now),
-		rego.EvalMetrics(metrics.NoOp()),
-	)
+	txn, err := r.store.NewTransaction(ec.ctx)
 	if err != nil {
 		return Decision{}, err
 	}
-	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
+	defer r.store.Abort(ec.ctx, txn)
+	st, _ := r.states.Get().(*evalState)
+	if st == nil {
+		st = newEvalState()
+	}
+	defer r.release(st)
+	st.cancel.ctx = ec.ctx
+	q := *r.base
+	q.WithTransaction(txn).
+		WithInput(inputTerm(in, r.input, st.terms(r.input.terms))).
+		WithTime(ec.now).
+		WithVirtualCache(&st.virtual).
+		WithBaseCache(&st.base).
+		WithCancel(&st.cancel)
+	var result *ast.Term
+	if r.bind {
+		result, err = boundResult(ec.ctx, &q)
+	} else {
+		err = q.Iter(ec.ctx, ignoreResult)
+		result, _ = st.virtual.Get(r.decision)
+	}
+	if err != nil {
+		return Decision{}, err
+	}
+	if result == nil {
 		return Decision{}, errors.New("policy produced no decision (data.verdict." + r.ref.Action + ".decision is undefined)")
 	}
-	t, ok := rs[0].Expressions[0].Value.(*ast.Term)
-	if !ok {
-		return Decision{}, fmt.Errorf("unexpected result type %T", rs[0].Expressions[0].Value)
+	return decisionFromTerm(result)
+}
+
+var noMetrics = metrics.NoOp()
+
+func ignoreResult(topdown.QueryResult) error { return nil }
+
+// boundResult runs a query binding resultVar and returns its value.
+func boundResult(ctx context.Context, q *topdown.Query) (*ast.Term, error) {
+	var result *ast.Term
+	err := q.Iter(ctx, func(qr topdown.QueryResult) error {
+		result = qr[resultVar]
+		return nil
+	})
+	return result, err
+}
+
+// ctxCancel stops an evaluation once its context is done. OPA polls Cancelled before
+// every expression and inside long-running builtins; Err is an atomic load, which
+// replaces the goroutine OPA's rego package would otherwise start per evaluation to
+// wait on the context.
+type ctxCancel struct{ ctx context.Context }
+
+func (c *ctxCancel) Cancel() {}
+
+func (c *ctxCancel) Cancelled() bool { return c.ctx.Err() != nil }
+
+// evalState is what one evaluation needs besides OPA's own state: its caches, and the
+// terms of its input value. Evaluations reuse them: once the decision is read into Go
+// values, nothing refers to them any more.
+type evalState struct {
+	virtual virtualCache
+	base    baseCache
+	cancel  ctxCancel
+	entries [8]cacheEntry
+	keys    [32]*ast.Term
+	block   []ast.Term
+}
+
+// terms returns a block of n terms for the input value.
+func (s *evalState) terms(n int) []ast.Term {
+	if cap(s.block) < n {
+		s.block = make([]ast.Term, n)
 	}
-	return decisionFromTerm(t)
+	return s.block[:n]
+}
+
+func newEvalState() *evalState {
+	s := &evalState{}
+	s.reset()
+	return s
+}
+
+func (s *evalState) reset() {
+	clear(s.block)
+	clear(s.virtual.entries)
+	clear(s.virtual.keys)
+	clear(s.base.entries)
+	s.virtual.entries = s.entries[:0]
+	s.virtual.keys = s.keys[:0]
+	s.virtual.frames = s.virtual.frame0[:1]
+	s.base.entries = s.base.entries[:0]
+	s.cancel.ctx = nil
+}
+
+func (r *regoEvaluator) release(s *evalState) {
+	s.reset()
+	r.states.Put(s)
+}
+
+// virtualCache is the cache of rule and function results for one evaluation, with the
+// contract of topdown's default (a stack of frames, lookups in the top frame only) but
+// kept as a flat list rather than a trie of hash maps: an evaluation caches a few dozen
+// refs at most, and a linear scan over them is cheaper than hashing and allocating a
+// map per ref element.
+type virtualCache struct {
+	entries []cacheEntry
+	frames  []int // start of each frame in entries
+	frame0  [4]int
+	keys    []*ast.Term
+}
+
+type cacheEntry struct {
+	ref       ast.Ref // a copy: callers reuse the slice they pass
+	value     *ast.Term
+	undefined bool
+}
+
+func (c *virtualCache) Push() { c.frames = append(c.frames, len(c.entries)) }
+
+func (c *virtualCache) Pop() {
+	top := c.frames[len(c.frames)-1]
+	c.frames = c.frames[:len(c.frames)-1]
+	clear(c.entries[top:])
+	c.entries = c.entries[:top]
+}
+
+func (c *virtualCache) find(ref ast.Ref) *cacheEntry {
+	for i := len(c.entries) - 1; i >= c.frames[len(c.frames)-1]; i-- {
+		if refEqual(c.entries[i].ref, ref) {
+			return &c.entries[i]
+		}
+	}
+	return nil
+}
+
+// refEqual compares from the last term, where refs to sibling rules differ.
+func refEqual(a, b ast.Ref) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := len(a) - 1; i >= 0; i-- {
+		if a[i] != b[i] && !a[i].Equal(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *virtualCache) Get(ref ast.Ref) (*ast.Term, bool) {
+	if e := c.find(ref); e != nil {
+		return e.value, e.undefined
+	}
+	return nil, false
+}
+
+func (c *virtualCache) Put(ref ast.Ref, value *ast.Term) {
+	e := c.find(ref)
+	if e == nil {
+		start := len(c.keys)
+		c.keys = append(c.keys, ref...)
+		c.entries = append(c.entries, cacheEntry{ref: ast.Ref(c.keys[start:len(c.keys):len(c.keys)])})
+		e = &c.entries[len(c.entries)-1]
+	}
+	e.value, e.undefined = value, value == nil
+}
+
+func (c *virtualCache) Keys() []ast.Ref {
+	var out []ast.Ref
+	for _, e := range c.entries[c.frames[len(c.frames)-1]:] {
+		if e.value != nil {
+			out = append(out, e.ref)
+		}
+	}
+	return out
+}
+
+// baseCache caches what an evaluation read from the store. Policies read data rarely
+// (partial evaluation folds it into the query), so it allocates only when used.
+type baseCache struct {
+	entries []baseEntry
+}
+
+type baseEntry struct {
+	ref   ast.Ref
+	value ast.Value
+}
+
+func (c *baseCache) Get(ref ast.Ref) ast.Value {
+	for _, e := range c.entries {
+		if len(e.ref) <= len(ref) && refEqual(e.ref, ref[:len(e.ref)]) {
+			v, err := e.value.Find(ref[len(e.ref):])
+			if err != nil {
+				return nil
+			}
+			return v
+		}
+	}
+	return nil
+}
+
+func (c *baseCache) Put(ref ast.Ref, value ast.Value) {
+	c.entries = append(c.entries, baseEntry{ref: ref.Copy(), value: value})
 }
 
 var (
@@ -259,30 +665,23 @@ func decisionFromTerm(t *ast.Term) (Decision, error) {
 		return Decision{}, err
 	}
 	if rt := obj.Get(keyReasons); rt != nil {
-		var iterErr error
-		visit := func(rt *ast.Term) {
-			if iterErr != nil {
-				return
-			}
-			r, err := reasonFromTerm(rt)
-			if err != nil {
-				iterErr = err
-				return
-			}
-			d.Reasons = append(d.Reasons, r)
-		}
 		switch rv := rt.Value.(type) {
 		case *ast.Array:
-			d.Reasons = make([]Reason, 0, rv.Len())
-			rv.Foreach(visit)
+			d.Reasons = make([]Reason, rv.Len())
+			for i := range d.Reasons {
+				if d.Reasons[i], err = reasonFromTerm(rv.Elem(i)); err != nil {
+					return Decision{}, err
+				}
+			}
 		case ast.Set:
-			d.Reasons = make([]Reason, 0, rv.Len())
-			rv.Foreach(visit)
+			d.Reasons = make([]Reason, rv.Len())
+			for i, e := range rv.Slice() {
+				if d.Reasons[i], err = reasonFromTerm(e); err != nil {
+					return Decision{}, err
+				}
+			}
 		default:
 			return Decision{}, errors.New("decision: reasons must be an array")
-		}
-		if iterErr != nil {
-			return Decision{}, iterErr
 		}
 	}
 	sortReasons(d.Reasons)
@@ -332,6 +731,10 @@ func termString(obj ast.Object, key *ast.Term, required bool) (string, error) {
 		if required {
 			return "", fmt.Errorf("decision: missing %s", key.Value)
 		}
+		return "", nil
+	}
+	if _, null := v.Value.(ast.Null); null && !required {
+		// An optional field set to null is absent: policies pass null for "not applicable".
 		return "", nil
 	}
 	s, ok := v.Value.(ast.String)

@@ -10,7 +10,7 @@
 //
 // and declares its version and fail mode in the package METADATA (custom.version,
 // custom.fail_mode). Thresholds are data: data.thresholds.<action> overrides the policy's
-// default_thresholds key by key. Reason codes are documented in docs/reason-codes.md.
+// default_thresholds key by key. Reason codes are documented in the README (Reason codes).
 package policies
 
 import (

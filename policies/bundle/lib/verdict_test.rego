@@ -25,6 +25,16 @@ test_reason_at_omits_null_fields_but_keeps_false_and_zero if {
 	lib.reason_at("X", "review", 1, "m", null, 0, null) == {
 		"code": "X", "outcome": "review", "score": 1, "message": "m", "value": 0,
 	}
+	lib.step_up_at("X", 1, "m", "otp", null, null, 3) == {
+		"code": "X", "outcome": "step_up", "score": 1, "message": "m", "step_up": "otp", "threshold": 3,
+	}
+}
+
+# Reasons built from request values omit a null value too (the call is evaluated, not
+# folded when the policy is loaded).
+test_reason_at_omits_a_null_request_value if {
+	r := lib.reason_at("X", "review", 1, "m", "context.amount", input.context.amount, 10) with input as {"context": {"amount": null}}
+	r == {"code": "X", "outcome": "review", "score": 1, "message": "m", "signal": "context.amount", "threshold": 10}
 }
 
 test_step_up_shape if {
@@ -34,8 +44,8 @@ test_step_up_shape if {
 }
 
 test_step_up_at_shape if {
-	lib.step_up_at("VERIFICATION_STALE", 20, "m", "document", "verification.age_days", 400, 365) == {
-		"code": "VERIFICATION_STALE", "outcome": "step_up", "score": 20, "message": "m",
+	lib.step_up_at("DOCUMENT_EXPIRED", 20, "m", "document", "verification.age_days", 400, 365) == {
+		"code": "DOCUMENT_EXPIRED", "outcome": "step_up", "score": 20, "message": "m",
 		"step_up": "document", "signal": "verification.age_days", "value": 400, "threshold": 365,
 	}
 }
@@ -98,6 +108,8 @@ test_decide_score_counts_equal_scores_of_distinct_reasons if {
 test_decide_score_is_clamped_to_0_100 if {
 	lib.decide({lib.reason("A", "block", 100, "m"), lib.reason("B", "review", 40, "m")}).score == 100
 	lib.decide({lib.reason("A", "approve", -20, "m")}).score == 0
+	lib.decide({lib.reason("A", "block", 120, "m")}).score == 100
+	lib.decide({lib.step_up("A", 150, "m", "otp")}).score == 100
 }
 
 # decide: step_up method.
@@ -123,6 +135,15 @@ test_decide_step_up_defaults_to_otp if {
 	lib.decide({lib.reason("A", "step_up", 1, "m")}).step_up == "otp"
 }
 
+test_strongest_method_follows_step_up_strength if {
+	pairs := [[a, b] | some a, sa in lib.step_up_strength; some b, sb in lib.step_up_strength; sa >= sb]
+	count(pairs) == 6
+	every p in pairs {
+		lib.strongest_method({p[0], p[1]}) == p[0]
+		lib.decide({lib.step_up("A", 1, "m", p[0]), lib.step_up("B", 1, "m", p[1])}).step_up == p[0]
+	}
+}
+
 test_decide_step_up_unknown_method_ranks_lowest if {
 	lib.decide({lib.step_up("A", 1, "m", "sms")}).step_up == "sms"
 	lib.decide({lib.step_up("A", 1, "m", "sms"), lib.step_up("B", 1, "m", "otp")}).step_up == "otp"
@@ -133,6 +154,39 @@ test_decide_is_deterministic_for_arrays if {
 	b := lib.reason("B", "block", 1, "m")
 	lib.decide([a, b]) == lib.decide([b, a])
 	lib.decide([a, b]) == lib.decide({a, b})
+}
+
+# decide answers one reason without the general path; both must agree.
+
+test_decide_single_reason_matches_the_general_path if {
+	every r in [
+		lib.reason("A", "approve", 0, "m"),
+		lib.reason("A", "review", 30, "m"),
+		lib.reason_at("A", "block", 100, "m", "lists.deny_user", true, null),
+		lib.step_up("A", 15, "m", "otp"),
+		lib.step_up_at("A", 20, "m", "document", "verification.status", "none", null),
+		lib.step_up("A", 15, "m", 7),
+		lib.reason("A", "step_up", 15, "m"),
+		lib.reason("A", "deny", 15, "m"),
+		lib.reason("A", "review", 130, "m"),
+		lib.reason("A", "review", -1, "m"),
+	] {
+		lib.decide({r}) == lib.decide_all({r})
+		lib.decide([r]) == lib.decide_all([r])
+	}
+}
+
+test_decide_orders_by_code_whatever_the_other_fields if {
+	rs := {
+		lib.reason_at("B_REVIEW", "review", 1, "m", "a", 1, 2),
+		lib.step_up_at("A_STEP", 1, "m", "otp", "z", null, null),
+		lib.reason("A_REVIEW", "review", 1, "m"),
+		lib.step_up("C_STEP", 1, "m", "document"),
+	}
+	d := lib.decide(rs)
+	[r.code | some r in d.reasons] == ["A_REVIEW", "B_REVIEW", "A_STEP", "C_STEP"]
+	d.outcome == "review"
+	not d.step_up
 }
 
 # Tables.
