@@ -43,7 +43,7 @@ func openStore(ctx context.Context, cfg backendConfig) (*openedStore, error) {
 		}
 		return &openedStore{Store: st, kind: "embedded (" + st.Path() + ")"}, nil
 	}
-	st, err := postgres.Open(ctx, cfg.databaseURL, postgres.WithConnectTimeout(5*time.Second))
+	st, err := postgres.Open(ctx, cfg.databaseURL, postgres.WithConnectTimeout(5*time.Second), postgres.WithMaxConns(16))
 	if err != nil {
 		return nil, fmt.Errorf("open postgres store: %w", err)
 	}
