@@ -27,6 +27,9 @@ FUZZTIME ?= 20s
 fuzz:
 	$(GO) test ./adapters/http -run '^$$' -fuzz FuzzDecideRequest -fuzztime $(FUZZTIME)
 	$(GO) test ./engine -run '^$$' -fuzz FuzzLoadCEL -fuzztime $(FUZZTIME)
+	$(GO) test ./engine -run '^$$' -fuzz FuzzLoadRego -fuzztime $(FUZZTIME)
+	$(GO) test ./signals -run '^$$' -fuzz FuzzNormalizeListValue -fuzztime $(FUZZTIME)
+	$(GO) test ./store -run '^$$' -fuzz FuzzCanonicalJSONMatchesEncodingJSON -fuzztime $(FUZZTIME)
 
 ## bench-engine: engine micro-benchmarks (Rego and CEL)
 bench-engine:
