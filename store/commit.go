@@ -26,6 +26,8 @@ type GroupCommitter struct {
 	maxWait      time.Duration
 	writeTimeout time.Duration
 	log          *slog.Logger
+	pipeline     chan struct{}  // one token per batch allowed in flight
+	inflight     sync.WaitGroup // batches being written
 
 	queue    chan *commitRequest
 	stopping chan struct{} // closed by Close: accept nothing more, flush and exit
@@ -71,6 +73,18 @@ func WithWriteTimeout(d time.Duration) Option {
 	}
 }
 
+// WithPipeline lets up to n batches be in flight at once (default 1). With a store whose
+// transactions serialize on the audit chain head (Postgres), the next batch's begin and
+// lock round trips then overlap the previous batch's commit instead of following it. Values
+// below 1 are ignored.
+func WithPipeline(n int) Option {
+	return func(g *GroupCommitter) {
+		if n >= 1 {
+			g.pipeline = make(chan struct{}, n)
+		}
+	}
+}
+
 // WithLogger sets the logger for failed batches (default: slog.Default()). Records' contents
 // are never logged.
 func WithLogger(l *slog.Logger) Option {
@@ -109,6 +123,9 @@ func NewGroupCommitter(w DecisionWriter, opts ...Option) *GroupCommitter {
 	}
 	for _, o := range opts {
 		o(g)
+	}
+	if g.pipeline == nil {
+		g.pipeline = make(chan struct{}, 1)
 	}
 	g.queue = make(chan *commitRequest, g.maxBatch)
 	g.base, g.abort = context.WithCancel(context.Background())
@@ -179,22 +196,37 @@ func (g *GroupCommitter) Close(ctx context.Context) error {
 func (g *GroupCommitter) run() {
 	defer close(g.done)
 	defer g.abort()
-	batch := make([]*commitRequest, 0, g.maxBatch)
+	defer g.inflight.Wait()
 	for {
+		// Take a slot before taking records: until a slot is free they stay queued, where
+		// their callers can still withdraw them, and the batch then takes everything that
+		// queued up while the previous ones were written.
+		select {
+		case g.pipeline <- struct{}{}:
+		case <-g.stopping:
+			g.drain(nil)
+			return
+		}
+		batch := make([]*commitRequest, 0, g.maxBatch)
 		select {
 		case req := <-g.queue:
 			batch = g.take(batch, req)
 		case <-g.stopping:
+			<-g.pipeline
 			g.drain(batch)
 			return
 		}
 		if len(batch) == 0 {
+			<-g.pipeline
 			continue
 		}
 		batch = g.fill(batch)
-		g.flush(batch)
-		clear(batch)
-		batch = batch[:0]
+		g.inflight.Add(1)
+		go func() {
+			defer g.inflight.Done()
+			defer func() { <-g.pipeline }()
+			g.flush(batch)
+		}()
 	}
 }
 
@@ -245,6 +277,7 @@ func (g *GroupCommitter) fill(batch []*commitRequest) []*commitRequest {
 // drain writes batch and everything still queued. Nothing is queued after stopping closes
 // except by a Commit racing with Close, which sees done and refuses its own record.
 func (g *GroupCommitter) drain(batch []*commitRequest) {
+	g.inflight.Wait()
 	for {
 		select {
 		case req := <-g.queue:

@@ -172,7 +172,7 @@ func newProdEnv(t *testing.T, redisURL string, sourceTimeout time.Duration) *pro
 	if err != nil {
 		t.Fatal(err)
 	}
-	gc := store.NewGroupCommitter(st)
+	gc := store.NewGroupCommitter(st, store.WithPipeline(2))
 	srv := httpapi.New(httpapi.Config{Dev: true, DecideTimeout: 5 * time.Second},
 		httpapi.Deps{Engine: engine.New(set), Gatherer: signals.NewGatherer(vel, lists, st, signals.WithSourceTimeout(sourceTimeout)),
 			Lists: lists, Store: st, Committer: gc, Registry: prometheus.NewRegistry()})

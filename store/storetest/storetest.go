@@ -619,7 +619,7 @@ func testAuditNoRawIdentifiers(t *testing.T, s store.Store) {
 
 func testConcurrentGroupCommit(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	g := store.NewGroupCommitter(s)
+	g := store.NewGroupCommitter(s, store.WithPipeline(2)) // overlapping batches must still chain correctly
 	const n, contenders = 500, 20
 	var (
 		wg         sync.WaitGroup
