@@ -163,11 +163,15 @@ func ApplyFailMode(d Decision, mode FailMode, cause string, policyFailed bool) D
 	default:
 		outcome = max(d.Outcome, Approve)
 	}
-	msg := map[string]string{
-		CauseSignalsUnavailable: "a signal source was unavailable",
-		CausePolicyError:        "the policy failed to evaluate",
-		CauseStoreUnavailable:   "the decision could not be stored",
-	}[cause]
+	var msg string
+	switch cause {
+	case CauseSignalsUnavailable:
+		msg = "a signal source was unavailable"
+	case CausePolicyError:
+		msg = "the policy failed to evaluate"
+	case CauseStoreUnavailable:
+		msg = "the decision could not be stored"
+	}
 	d.Reasons = append(slices.Clone(d.Reasons), Reason{Code: cause, Outcome: outcome, Message: fmt.Sprintf("%s; fail mode %s", msg, mode)})
 	d.Outcome = outcome
 	if outcome != StepUp {

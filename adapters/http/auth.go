@@ -3,7 +3,6 @@ package http
 import (
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
@@ -60,12 +59,6 @@ func ParseAPIKeys(s string) ([]APIKey, error) {
 		keys = append(keys, k)
 	}
 	return keys, nil
-}
-
-// HashSecret returns the hex SHA-256 of an API key secret, as stored.
-func HashSecret(secret string) string {
-	h := sha256.Sum256([]byte(secret))
-	return hex.EncodeToString(h[:])
 }
 
 type principal struct {

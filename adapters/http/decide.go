@@ -36,6 +36,7 @@ type decideRequest struct {
 // parsedRequest is a validated decideRequest with the fields signals need.
 type parsedRequest struct {
 	decideRequest
+	policy   *engine.Policy // the action's policy in the set the request was parsed against
 	userID   string
 	deviceID string
 	ip       netip.Addr
@@ -43,7 +44,7 @@ type parsedRequest struct {
 }
 
 // parseDecideRequest decodes and validates a /v1/decide body. Errors are *apiError.
-func parseDecideRequest(body []byte, known func(string) bool, actions func() []string) (*parsedRequest, error) {
+func parseDecideRequest(body []byte, lookup func(string) (*engine.Policy, bool), actions func() []string) (*parsedRequest, error) {
 	var req decideRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -110,7 +111,8 @@ func parseDecideRequest(body []byte, known func(string) bool, actions func() []s
 	if len(fields) > 0 {
 		return nil, &apiError{status: fiber.StatusBadRequest, code: CodeInvalidRequest, detail: "the request has invalid fields", fields: fields}
 	}
-	if !known(req.Action) {
+	var known bool
+	if p.policy, known = lookup(req.Action); !known {
 		return nil, problemf(fiber.StatusUnprocessableEntity, CodeUnknownAction, "no policy for action %q; known actions: %s", req.Action, strings.Join(actions(), ", "))
 	}
 	return p, nil
@@ -216,7 +218,7 @@ func (s *Server) decide(c *fiber.Ctx) error {
 	}
 	body := c.Body()
 	set := s.deps.Engine.Policies()
-	req, err := parseDecideRequest(body, func(a string) bool { _, ok := set.Policy(a); return ok }, set.Actions)
+	req, err := parseDecideRequest(body, set.Policy, set.Actions)
 	if err != nil {
 		return err
 	}
@@ -256,7 +258,7 @@ func (s *Server) decide(c *fiber.Ctx) error {
 		Action: req.Action, Subject: req.Subject, Device: orEmpty(req.Device),
 		Context: orEmpty(req.Context), Behavior: orEmpty(req.Behavior), Signals: g.Signals,
 	}
-	policy, _ := set.Policy(req.Action)
+	policy := req.policy
 	d, evalErr := s.deps.Engine.Evaluate(ctx, policy, in)
 	var deg *degraded
 	if evalErr != nil {
@@ -336,14 +338,14 @@ func (s *Server) decide(c *fiber.Ctx) error {
 	for _, r := range d.Reasons {
 		m.reasons.WithLabelValues(req.Action, r.Code).Inc()
 	}
-	m.stage.WithLabelValues("parse").Observe(seconds(parsed.Sub(start)))
-	m.stage.WithLabelValues("signals").Observe(seconds(gathered.Sub(parsed)))
-	m.stage.WithLabelValues("evaluate").Observe(seconds(evaluated.Sub(gathered)))
-	m.stage.WithLabelValues("persist").Observe(seconds(persisted.Sub(evaluated)))
-	m.sourceLatency.WithLabelValues(signals.SourceVelocity).Observe(seconds(g.Timings.Velocity))
-	m.sourceLatency.WithLabelValues(signals.SourceLists).Observe(seconds(g.Timings.Lists))
+	m.parse.Observe(seconds(parsed.Sub(start)))
+	m.signals.Observe(seconds(gathered.Sub(parsed)))
+	m.evaluate.Observe(seconds(evaluated.Sub(gathered)))
+	m.persist.Observe(seconds(persisted.Sub(evaluated)))
+	m.velocity.Observe(seconds(g.Timings.Velocity))
+	m.lists.Observe(seconds(g.Timings.Lists))
 	if g.Timings.Verification > 0 {
-		m.sourceLatency.WithLabelValues(signals.SourceVerification).Observe(seconds(g.Timings.Verification))
+		m.verification.Observe(seconds(g.Timings.Verification))
 	}
 
 	total := time.Since(start)

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/verdict-engine/verdict/signals"
 )
 
 // metrics are Verdict's Prometheus series. Labels carry actions, outcomes, reason codes
@@ -16,6 +18,10 @@ type metrics struct {
 	sourceLatency   *prometheus.HistogramVec
 	sourceErrors    *prometheus.CounterVec
 	degraded        *prometheus.CounterVec
+
+	// The label values known up front are resolved once, not per request.
+	parse, signals, evaluate, persist prometheus.Observer
+	velocity, lists, verification     prometheus.Observer
 }
 
 var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5}
@@ -44,6 +50,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "verdict_degraded_decisions_total", Help: "Decisions shaped by a fail mode, by action and cause.",
 		}, []string{"action", "cause"}),
 	}
+	m.parse, m.signals = m.stage.WithLabelValues("parse"), m.stage.WithLabelValues("signals")
+	m.evaluate, m.persist = m.stage.WithLabelValues("evaluate"), m.stage.WithLabelValues("persist")
+	m.velocity = m.sourceLatency.WithLabelValues(signals.SourceVelocity)
+	m.lists = m.sourceLatency.WithLabelValues(signals.SourceLists)
+	m.verification = m.sourceLatency.WithLabelValues(signals.SourceVerification)
 	if reg != nil {
 		reg.MustRegister(m.decisionLatency, m.decisions, m.reasons, m.stage, m.sourceLatency, m.sourceErrors, m.degraded)
 	}

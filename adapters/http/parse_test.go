@@ -3,9 +3,13 @@ package http
 import (
 	"errors"
 	"testing"
+
+	"github.com/verdict-engine/verdict/engine"
 )
 
-func known(a string) bool     { return a == "login" || a == "payout" }
+func known(a string) (*engine.Policy, bool) {
+	return &engine.Policy{Action: a}, a == "login" || a == "payout"
+}
 func actions() []string       { return []string{"login", "payout"} }
 func parse(body string) error { _, err := parseDecideRequest([]byte(body), known, actions); return err }
 
@@ -80,7 +84,7 @@ func FuzzDecideRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		p, err := parseDecideRequest(body, known, actions)
 		if err == nil {
-			if p.userID == "" || !known(p.Action) {
+			if _, ok := known(p.Action); p.userID == "" || !ok || p.policy == nil {
 				t.Fatalf("accepted an invalid request: %q", body)
 			}
 			return

@@ -90,7 +90,6 @@ type harness struct {
 	root    string // module root
 	tmp     string
 	targets []*target
-	notes   []string
 	started time.Time
 
 	loadAvgStart string
@@ -110,12 +109,6 @@ func newHarness(cfg config, log io.Writer) (*harness, error) {
 
 func (h *harness) logf(format string, args ...any) {
 	fmt.Fprintf(h.log, "[%5.1fs] "+format+"\n", append([]any{time.Since(h.started).Seconds()}, args...)...)
-}
-
-func (h *harness) note(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	h.notes = append(h.notes, msg)
-	h.logf("NOTE: %s", msg)
 }
 
 // close stops every server and removes the temporary directory.

@@ -122,7 +122,7 @@ func (h *harness) report(b *binaries) *report {
 		r.Targets = append(r.Targets, tr)
 	}
 	r.Ratios = ratios(r.Targets)
-	r.Notes = append(h.notes, r.observations()...)
+	r.Notes = r.observations()
 	r.RunSeconds = math.Round(time.Since(h.started).Seconds())
 	return r
 }

@@ -196,8 +196,7 @@ func reloadOnHUP(ctx context.Context, dir string, eng *engine.Engine, log *slog.
 			return
 		case <-hup:
 			set, err := loadPolicies(dir)
-			var le *engine.LoadError
-			if errors.As(err, &le) || err != nil {
+			if err != nil {
 				log.Error("policy reload refused; keeping the running policies", "err", err)
 				continue
 			}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -24,40 +23,22 @@ import (
 // store's clock. Times are kept to the microsecond. A non-nil error (wrapping
 // store.ErrUnavailable for connection failures and timeouts) means nothing was written.
 func (s *Store) WriteDecisions(ctx context.Context, recs []store.DecisionRecord) ([]error, error) {
-	results := make([]error, len(recs))
 	if len(recs) == 0 {
-		return results, nil
+		return []error{}, nil
 	}
 	// Everything that does not depend on the chain head is done before locking it.
-	recs = slices.Clone(recs) // CreatedAt may be filled in; the caller's records stay as they are
 	now := s.now()
-	events := make([]store.AuditEvent, len(recs))
-	for i := range recs {
-		if results[i] = store.ValidateDecision(recs[i]); results[i] != nil {
-			continue
-		}
-		if recs[i].CreatedAt.IsZero() {
-			recs[i].CreatedAt = now
-		}
-		ev, err := store.DecisionCreatedEvent(recs[i], now)
-		if err != nil {
-			return nil, fmt.Errorf("write decisions: %w", err)
-		}
-		events[i] = ev
+	recs, events, results, err := store.PrepareDecisions(recs, now)
+	if err != nil {
+		return nil, fmt.Errorf("write decisions: %w", err)
 	}
 
-	// The first record with a key claims it; later ones in the batch are duplicates.
+	// Claim the keys of the records still to write (repeats in the batch are marked).
 	var keys, keyHashes, keyIDs []string
-	seen := make(map[string]struct{})
 	for i, r := range recs {
 		if results[i] != nil || r.IdempotencyKey == "" {
 			continue
 		}
-		if _, dup := seen[r.IdempotencyKey]; dup {
-			results[i] = store.ErrDuplicateIdempotencyKey
-			continue
-		}
-		seen[r.IdempotencyKey] = struct{}{}
 		keys, keyHashes, keyIDs = append(keys, r.IdempotencyKey), append(keyHashes, r.RequestHash), append(keyIDs, r.ID)
 	}
 	claimed := make(map[string]struct{}, len(keys))

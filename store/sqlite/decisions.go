@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/verdict-engine/verdict/store"
 )
@@ -20,41 +19,22 @@ import (
 // kept to the microsecond. A non-nil error (wrapping store.ErrUnavailable when the database
 // is locked or unwritable) means nothing was written.
 func (s *Store) WriteDecisions(ctx context.Context, recs []store.DecisionRecord) ([]error, error) {
-	results := make([]error, len(recs))
 	if len(recs) == 0 {
-		return results, nil
+		return []error{}, nil
 	}
 	// Everything that does not depend on the chain head is done before taking the lock.
-	recs = slices.Clone(recs) // CreatedAt may be filled in; the caller's records stay as they are
-	now := s.now()
-	events := make([]store.AuditEvent, len(recs))
-	for i := range recs {
-		if results[i] = store.ValidateDecision(recs[i]); results[i] != nil {
-			continue
-		}
-		if recs[i].CreatedAt.IsZero() {
-			recs[i].CreatedAt = now
-		}
-		ev, err := store.DecisionCreatedEvent(recs[i], now)
-		if err != nil {
-			return nil, fmt.Errorf("write decisions: %w", err)
-		}
-		events[i] = ev
+	recs, events, results, err := store.PrepareDecisions(recs, s.now())
+	if err != nil {
+		return nil, fmt.Errorf("write decisions: %w", err)
 	}
-	err := s.writeTx(ctx, "write decisions", func(tx *sql.Tx, c *chain) error {
+	err = s.writeTx(ctx, "write decisions", func(tx *sql.Tx, c *chain) error {
 		insIdem := tx.StmtContext(ctx, s.insIdempotency)
 		insDec := tx.StmtContext(ctx, s.insDecision)
-		seen := make(map[string]struct{})
 		for i, rec := range recs {
 			if results[i] != nil {
 				continue
 			}
 			if key := rec.IdempotencyKey; key != "" {
-				if _, dup := seen[key]; dup {
-					results[i] = store.ErrDuplicateIdempotencyKey
-					continue
-				}
-				seen[key] = struct{}{}
 				res, err := insIdem.ExecContext(ctx, key, rec.RequestHash, rec.ID)
 				if err != nil {
 					return fmt.Errorf("insert idempotency key: %w", err)
