@@ -14,6 +14,12 @@ const (
 	EventListEntryPut              = "list.entry_put"
 	EventListEntryDeleted          = "list.entry_deleted"
 	EventVerificationStatusChanged = "verification.status_changed"
+	EventEvidenceAdded             = "verification.evidence_added"
+	EventEvidenceUploaded          = "verification.evidence_uploaded"
+	EventConsentRecorded           = "verification.consent_recorded"
+	EventWebhookRejected           = "webhook.rejected"
+	EventReviewClaimed             = "review.claimed"
+	EventReviewDecided             = "review.decided"
 )
 
 // SubjectRef returns the reference an audit event keeps for a subject id, list value or
@@ -82,26 +88,112 @@ func ListEntryEvent(typ, list, value, actor, correlationID string, at time.Time)
 }
 
 type verificationPayload struct {
+	EventKey       string `json:"event_key,omitempty"`
 	PreviousStatus string `json:"previous_status"`
 	Provider       string `json:"provider"`
+	Reason         string `json:"reason,omitempty"`
 	Status         string `json:"status"`
 	VerificationID string `json:"verification_id"`
 }
 
 // VerificationStatusChangedEvent returns the unlinked audit event for a verification whose
 // status changed from previousStatus ("" when it is new) to v.Status: type
-// verification.status_changed, the subject as SubjectRef(v.UserID), the provider as actor
-// (it reported the change) and the payload {previous_status, provider, status,
-// verification_id}. The provider's own reference is left out: it leads to the person's
-// documents at the vendor. It returns an error only if the payload cannot be encoded.
-func VerificationStatusChangedEvent(v Verification, previousStatus, correlationID string, at time.Time) (AuditEvent, error) {
-	return newEvent(EventVerificationStatusChanged, v.Provider, correlationID, SubjectRef(v.UserID), at,
+// verification.status_changed, the subject as SubjectRef(v.UserID), ch.Actor as actor (the
+// provider's name for a webhook, when ch.Actor is empty) and the payload {event_key,
+// previous_status, provider, reason, status, verification_id}. The provider's own reference
+// is left out: it leads to the person's documents at the vendor. It returns an error only
+// if the payload cannot be encoded.
+func VerificationStatusChangedEvent(v Verification, previousStatus string, ch VerificationChange, at time.Time) (AuditEvent, error) {
+	actor := ch.Actor
+	if actor == "" {
+		actor = v.Provider
+	}
+	return newEvent(EventVerificationStatusChanged, actor, ch.CorrelationID, SubjectRef(v.UserID), at,
 		verificationPayload{
+			EventKey:       ch.EventKey,
 			PreviousStatus: previousStatus,
 			Provider:       v.Provider,
+			Reason:         ch.Reason,
 			Status:         v.Status,
 			VerificationID: v.ID,
 		})
+}
+
+type evidencePayload struct {
+	EvidenceID     string `json:"evidence_id"`
+	Kind           string `json:"kind"`
+	SHA256         string `json:"sha256"`
+	VerificationID string `json:"verification_id"`
+}
+
+// EvidenceEvent returns the unlinked audit event for an evidence item added to (typ
+// EventEvidenceAdded) or uploaded for (EventEvidenceUploaded) verification v: the payload
+// {evidence_id, kind, sha256, verification_id}. The file's hash is kept, never its content.
+func EvidenceEvent(typ string, v Verification, e Evidence, ch VerificationChange, at time.Time) (AuditEvent, error) {
+	return newEvent(typ, ch.Actor, ch.CorrelationID, SubjectRef(v.UserID), at,
+		evidencePayload{EvidenceID: e.ID, Kind: e.Kind, SHA256: e.SHA256, VerificationID: v.ID})
+}
+
+type consentPayload struct {
+	GrantedAt      time.Time `json:"granted_at"`
+	Locale         string    `json:"locale"`
+	PolicyHash     string    `json:"policy_hash"`
+	Scope          []string  `json:"scope"`
+	VerificationID string    `json:"verification_id"`
+}
+
+// ConsentRecordedEvent returns the unlinked audit event for the consent recorded on v
+// (which must be set): the payload {granted_at, locale, policy_hash, scope, verification_id}.
+func ConsentRecordedEvent(v Verification, ch VerificationChange, at time.Time) (AuditEvent, error) {
+	c := v.Consent
+	if c == nil {
+		return AuditEvent{}, fmt.Errorf("encode %s payload: no consent", EventConsentRecorded)
+	}
+	scope := c.Scope
+	if scope == nil {
+		scope = []string{}
+	}
+	return newEvent(EventConsentRecorded, ch.Actor, ch.CorrelationID, SubjectRef(v.UserID), at,
+		consentPayload{GrantedAt: c.GrantedAt.UTC(), Locale: c.Locale, PolicyHash: c.PolicyHash, Scope: scope, VerificationID: v.ID})
+}
+
+type webhookRejectedPayload struct {
+	BodySHA256 string `json:"body_sha256"`
+	Provider   string `json:"provider"`
+	Reason     string `json:"reason"`
+}
+
+// WebhookRejectedEvent returns the unlinked audit event for a webhook delivery that was
+// refused (bad signature, stale timestamp, malformed payload, unknown provider): actor
+// "webhook", no subject (an unverified body names nobody we trust), and the payload
+// {body_sha256, provider, reason} where reason is a short fixed code such as
+// "bad_signature". The body is not kept.
+func WebhookRejectedEvent(provider, reason string, body []byte, correlationID string, at time.Time) (AuditEvent, error) {
+	return newEvent(EventWebhookRejected, "webhook", correlationID, "", at,
+		webhookRejectedPayload{BodySHA256: sha256Hex(body), Provider: provider, Reason: reason})
+}
+
+type reviewPayload struct {
+	ID         string `json:"id"`
+	Kind       string `json:"kind"`
+	NoteSHA256 string `json:"note_sha256,omitempty"`
+	Outcome    string `json:"outcome,omitempty"`
+	Reason     string `json:"reason,omitempty"`
+	Until      string `json:"until,omitempty"`
+}
+
+// ReviewClaimedEvent returns the unlinked audit event for a claim on a review item:
+// actor the reviewer, subject SubjectRef(userID), payload {id, kind, until}.
+func ReviewClaimedEvent(kind, id, userID, reviewer string, until time.Time, correlationID string, at time.Time) (AuditEvent, error) {
+	return newEvent(EventReviewClaimed, reviewer, correlationID, SubjectRef(userID), at,
+		reviewPayload{ID: id, Kind: kind, Until: until.UTC().Format(time.RFC3339Nano)})
+}
+
+// ReviewDecidedEvent returns the unlinked audit event for a resolution: actor the
+// reviewer, subject SubjectRef(userID), payload {id, kind, note_sha256, outcome, reason}.
+func ReviewDecidedEvent(r ReviewResolution, userID string, at time.Time) (AuditEvent, error) {
+	return newEvent(EventReviewDecided, r.Reviewer, r.CorrelationID, SubjectRef(userID), at,
+		reviewPayload{ID: r.ID, Kind: r.Kind, NoteSHA256: r.NoteSHA256, Outcome: r.Outcome, Reason: r.Reason})
 }
 
 func newEvent(typ, actor, correlationID, subjectRef string, at time.Time, payload any) (AuditEvent, error) {

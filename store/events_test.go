@@ -37,11 +37,23 @@ func TestEventPayloadsCarryNoRawIDs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ver, err := VerificationStatusChangedEvent(Verification{ID: "v1", UserID: subject, Provider: "onfido", ProviderRef: providerRef, Status: "approved"}, "submitted", "req-3", t0)
+	ver, err := VerificationStatusChangedEvent(Verification{ID: "v1", UserID: subject, Provider: "onfido", ProviderRef: providerRef, Status: "approved"}, "submitted", VerificationChange{CorrelationID: "req-3", EventKey: "onfido:evt-1"}, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, ev := range []AuditEvent{dec, put, ver} {
+	ev, err := EvidenceEvent(EventEvidenceAdded, Verification{ID: "v1", UserID: subject}, Evidence{ID: "e1", Kind: "selfie", SHA256: "ab"}, VerificationChange{Actor: "key_1"}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rej, err := WebhookRejectedEvent("onfido", "bad_signature", []byte(`{"name":"`+subject+`"}`), "req-4", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev, err := ReviewDecidedEvent(ReviewResolution{Kind: ReviewVerification, ID: "v1", Reviewer: "alice", Outcome: "approved", Reason: "DOCUMENT_OK"}, subject, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range []AuditEvent{dec, put, ver, ev, rej, rev} {
 		raw := string(CanonicalEvent(ev))
 		for _, secret := range []string{subject, value, providerRef} {
 			if strings.Contains(raw, secret) {

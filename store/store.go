@@ -95,19 +95,6 @@ type Lists interface {
 	ListsVersion(ctx context.Context) (int64, error)
 }
 
-// Verification is the canonical verification record as far as decisions need it.
-type Verification struct {
-	ID          string
-	UserID      string
-	Provider    string
-	ProviderRef string
-	Status      string
-	Score       float64
-	ReasonCodes []string
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
-}
-
 // Verifications reads verification sessions.
 type Verifications interface {
 	// LatestVerification returns the most recently updated verification of a user, or
@@ -136,13 +123,22 @@ type AuditLog interface {
 	AuditHead(ctx context.Context) (seq int64, hash []byte, err error)
 }
 
+// AuditAppender appends events that belong to no other write.
+type AuditAppender interface {
+	// AppendAudit links and appends one event on its own, for what happens without a
+	// stored change (a refused webhook). Seq, PrevHash and Hash are set by the store.
+	AppendAudit(ctx context.Context, ev AuditEvent) error
+}
+
 // Store is everything a Verdict server needs from persistence.
 type Store interface {
 	DecisionWriter
 	DecisionReader
 	Lists
-	Verifications
+	VerificationStore
+	Reviews
 	AuditLog
+	AuditAppender
 	// Ping reports whether the store can serve requests.
 	Ping(ctx context.Context) error
 	// Close releases resources.

@@ -15,6 +15,12 @@ const (
 	ScopeDecide = "decide" // POST /v1/decide, GET /v1/decisions/{id}
 	ScopeLists  = "lists"  // /v1/lists
 	ScopeAdmin  = "admin"  // everything
+	// ScopeVerify: /v1/verifications (sessions, consent, evidence, submit).
+	ScopeVerify = "verify"
+	// ScopeReview: the review queue, /v1/reviews.
+	ScopeReview = "review"
+	// ScopePII: see unmasked personal data in the review queue.
+	ScopePII = "pii"
 )
 
 // APIKey is a configured key: an id for logs and audit, the SHA-256 of its secret (the
@@ -50,10 +56,10 @@ func ParseAPIKeys(s string) ([]APIKey, error) {
 		k := APIKey{ID: parts[0], Hash: sha256.Sum256([]byte(parts[1]))}
 		for _, sc := range strings.Split(parts[2], "+") {
 			switch sc {
-			case ScopeDecide, ScopeLists, ScopeAdmin:
+			case ScopeDecide, ScopeLists, ScopeAdmin, ScopeVerify, ScopeReview, ScopePII:
 				k.Scopes = append(k.Scopes, sc)
 			default:
-				return nil, fmt.Errorf("api key %q: unknown scope %q (want decide, lists, admin)", parts[0], sc)
+				return nil, fmt.Errorf("api key %q: unknown scope %q (want decide, lists, verify, review, pii, admin)", parts[0], sc)
 			}
 		}
 		keys = append(keys, k)

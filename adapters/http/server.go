@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/verdict-engine/verdict/adapters/verification"
 	"github.com/verdict-engine/verdict/engine"
 	"github.com/verdict-engine/verdict/signals"
 	"github.com/verdict-engine/verdict/store"
@@ -33,9 +34,11 @@ type Config struct {
 	APIKeys []APIKey
 	// DecideTimeout is the overall deadline of one /v1/decide (default 150 ms).
 	DecideTimeout time.Duration
-	// BodyLimit is the largest accepted request body in bytes (default 64 KiB).
+	// BodyLimit is the largest accepted API request body in bytes (default 64 KiB).
 	BodyLimit int
-	Logger    *slog.Logger
+	// WebhookBodyLimit is the largest accepted webhook body (default 1 MiB).
+	WebhookBodyLimit int
+	Logger           *slog.Logger
 }
 
 // Committer durably writes one decision (store.GroupCommitter).
@@ -50,6 +53,9 @@ type Deps struct {
 	Lists     *signals.Lists
 	Store     store.Store
 	Committer Committer
+	// Verifications is the verification subsystem; nil disables /v1/verifications,
+	// /v1/webhooks and evidence uploads.
+	Verifications *verification.Service
 	// Registry receives Verdict's metrics and is served on /metrics.
 	Registry *prometheus.Registry
 }
@@ -75,6 +81,9 @@ func New(cfg Config, deps Deps) *Server {
 	if cfg.BodyLimit <= 0 {
 		cfg.BodyLimit = 64 << 10
 	}
+	if cfg.WebhookBodyLimit <= 0 {
+		cfg.WebhookBodyLimit = 1 << 20
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -84,7 +93,7 @@ func New(cfg Config, deps Deps) *Server {
 	s.idPrefix = hex.EncodeToString(b[:])
 	s.app = fiber.New(fiber.Config{
 		AppName:               "verdict",
-		BodyLimit:             cfg.BodyLimit,
+		BodyLimit:             serverBodyLimit(cfg, deps),
 		DisableStartupMessage: true,
 		ErrorHandler:          s.handleError,
 		ReadTimeout:           10 * time.Second,
@@ -118,12 +127,51 @@ func (s *Server) routes() {
 		return c.Send(openapiDoc)
 	})
 
-	v1 := a.Group("/v1", s.authenticate)
+	// Webhooks and evidence uploads authenticate by signature, not API key: they are
+	// registered before the /v1 group, whose middleware would otherwise run first.
+	if s.deps.Verifications != nil {
+		a.Post("/v1/webhooks/:provider", s.webhook)
+		a.Put(EvidenceUploadPath, s.receiveUpload)
+	}
+
+	v1 := a.Group("/v1", s.authenticate, s.limitBody)
 	v1.Post("/decide", require(ScopeDecide), s.decide)
 	v1.Get("/decisions/:id", require(ScopeDecide), s.getDecision)
 	v1.Get("/lists/:list", require(ScopeLists), s.getList)
 	v1.Put("/lists/:list/entries/:value", require(ScopeLists), s.putListEntry)
 	v1.Delete("/lists/:list/entries/:value", require(ScopeLists), s.deleteListEntry)
+	if s.deps.Verifications != nil {
+		v1.Post("/verifications", require(ScopeVerify), s.createVerification)
+		v1.Get("/verifications", require(ScopeVerify), s.listVerifications)
+		v1.Get("/verifications/:id", require(ScopeVerify), s.getVerification)
+		v1.Post("/verifications/:id/consent", require(ScopeVerify), s.recordConsent)
+		v1.Post("/verifications/:id/evidence", require(ScopeVerify), s.addEvidence)
+		v1.Post("/verifications/:id/submit", require(ScopeVerify), s.submitVerification)
+	}
+	v1.Get("/reviews", require(ScopeReview), s.listReviews)
+	v1.Post("/reviews/:id/claim", require(ScopeReview), s.claimReview)
+	v1.Post("/reviews/:id/decision", require(ScopeReview), s.decideReview)
+}
+
+// EvidenceUploadPath is where a local evidence bucket's signed upload URLs point.
+const EvidenceUploadPath = "/v1/evidence-uploads"
+
+// serverBodyLimit is the transport's limit: the largest of the API, webhook and evidence
+// limits. limitBody and the webhook handler hold the smaller routes to their own.
+func serverBodyLimit(cfg Config, deps Deps) int {
+	n := max(cfg.BodyLimit, cfg.WebhookBodyLimit)
+	if deps.Verifications != nil && deps.Verifications.Evidence() != nil && deps.Verifications.Evidence().Local() {
+		n = max(n, int(deps.Verifications.Evidence().MaxSize()))
+	}
+	return n
+}
+
+// limitBody holds API requests to BodyLimit.
+func (s *Server) limitBody(c *fiber.Ctx) error {
+	if len(c.Request().Body()) > s.cfg.BodyLimit {
+		return problemf(fiber.StatusRequestEntityTooLarge, CodeBodyTooLarge, "the request body exceeds the size limit")
+	}
+	return c.Next()
 }
 
 // requestContext gives every request an id and a context with the server's deadline.

@@ -132,9 +132,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	gatherer := signals.NewGatherer(vel, lists, st, signals.WithSourceTimeout(cfg.sourceTimeout))
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	ver, err := setupVerifications(ctx, cfg, getenv, st, reg, log)
+	if err != nil {
+		return err
+	}
+	defer ver.close()
+	go ver.svc.RunExpiry(bg, time.Minute)
 	srv := httpapi.New(httpapi.Config{
 		Dev: cfg.dev, APIKeys: cfg.apiKeys, DecideTimeout: cfg.decideTimeout, Logger: log,
-	}, httpapi.Deps{Engine: eng, Gatherer: gatherer, Lists: lists, Store: st, Committer: committer, Registry: reg})
+	}, httpapi.Deps{Engine: eng, Gatherer: gatherer, Lists: lists, Store: st, Committer: committer, Registry: reg, Verifications: ver.svc})
 
 	if cfg.policiesDir != "" {
 		go reloadOnHUP(bg, cfg.policiesDir, eng, log)

@@ -12,6 +12,8 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +25,7 @@ import (
 
 	"github.com/verdict-engine/verdict/store"
 	"github.com/verdict-engine/verdict/store/postgres"
+	"github.com/verdict-engine/verdict/store/sqlite"
 	"github.com/verdict-engine/verdict/store/storetest"
 )
 
@@ -522,5 +525,189 @@ func TestAuditPartitionsFollowTheClock(t *testing.T) {
 	}
 	if _, _, err := store.VerifyChain(t.Context(), s); err != nil {
 		t.Errorf("VerifyChain across partitions: %v", err)
+	}
+}
+
+func TestVerificationTablesAreGrantedToTheApp(t *testing.T) {
+	schema := newSchema(t)
+	openStore(t, schema)
+	conn := admin(t)
+	for _, q := range []string{
+		`INSERT INTO ` + table(schema, "verification_idempotency") + ` VALUES ('k', 'h', 'v')`,
+		`UPDATE ` + table(schema, "verification_idempotency") + ` SET request_hash = 'x'`,
+		`DELETE FROM ` + table(schema, "verification_idempotency"),
+		`INSERT INTO ` + table(schema, "webhook_events") + ` VALUES ('p:e', 'v', now())`,
+		`DELETE FROM ` + table(schema, "webhook_events"),
+		`INSERT INTO ` + table(schema, "raw_payloads") + ` VALUES ('r', 'p', 'v', now(), '\x00')`,
+		`DELETE FROM ` + table(schema, "raw_payloads"),
+		`INSERT INTO ` + table(schema, "reviews") + ` (kind, item_id) VALUES ('decision', 'd')`,
+		`UPDATE ` + table(schema, "reviews") + ` SET claimed_by = 'a'`,
+		`DELETE FROM ` + table(schema, "reviews"),
+		`UPDATE ` + table(schema, "verifications") + ` SET evidence = '[]', consent = NULL`,
+	} {
+		if err := execAs(t, conn, "verdict_app", q); err != nil {
+			t.Errorf("%s as verdict_app: %v, want it allowed", q, err)
+		}
+	}
+}
+
+// TestMigrationKeepsSessionsOfVersion1 migrates a schema left at version 1 with a session
+// in it.
+func TestMigrationKeepsSessionsOfVersion1(t *testing.T) {
+	schema := newSchema(t)
+	schema1, err := os.ReadFile(filepath.Join("migrations", "0001_init.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := admin(t)
+	ctx := t.Context()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck
+	for _, q := range []string{
+		`CREATE SCHEMA ` + pgx.Identifier{schema}.Sanitize(),
+		`SET LOCAL search_path = ` + pgx.Identifier{schema}.Sanitize(),
+		string(schema1),
+		`CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
+		`INSERT INTO schema_migrations (version, name) VALUES (1, 'init')`,
+		`INSERT INTO verifications (id, user_id, provider, provider_ref, status, score, reason_codes, created_at, updated_at)
+			VALUES ('ver-old', 'user-old', 'onfido', 'chk-old', 'submitted', 7.5, '["DOC_OK"]',
+			'1970-01-01 00:00:01+00', '1970-01-01 00:00:02+00')`,
+	} {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			t.Fatalf("set up version 1: %v", err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s := openStore(t, schema)
+	got, err := s.GetVerification(ctx, "ver-old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := store.Verification{ID: "ver-old", UserID: "user-old", Provider: "onfido", ProviderRef: "chk-old", Status: "submitted",
+		Score: 7.5, ReasonCodes: []string{"DOC_OK"}, CreatedAt: time.UnixMicro(1000000).UTC(), UpdatedAt: time.UnixMicro(2000000).UTC()}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("session of version 1 reads as %+v, want %+v", got, want)
+	}
+	if _, err := s.UpdateVerification(ctx, "ver-old", store.VerificationChange{}, func(v *store.Verification) error {
+		v.Status = store.StatusPendingReview
+		return nil
+	}); err != nil {
+		t.Errorf("UpdateVerification of a version 1 session: %v", err)
+	}
+}
+
+// manualClock is a store clock that only moves when told.
+type manualClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *manualClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+
+func (c *manualClock) Advance(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
+
+func TestClaimLapsesWithTheClock(t *testing.T) {
+	clock := &manualClock{now: time.Now().UTC().Truncate(time.Second)}
+	s := openStore(t, newSchema(t), postgres.WithClock(clock.Now))
+	storetest.RunClaimLapse(t, s, clock.Advance, clock.Now)
+}
+
+// TestStoresReturnEqualRecords runs the same verification and review writes, with the same
+// clock, against this store and the embedded one: every record read back, and the whole
+// audit chain, must be equal.
+func TestStoresReturnEqualRecords(t *testing.T) {
+	ctx := t.Context()
+	start := time.Date(2026, 11, 2, 10, 0, 0, 987654321, time.FixedZone("X", -5*3600))
+	pgClock, liteClock := &manualClock{now: start}, &manualClock{now: start}
+	pg := openStore(t, newSchema(t), postgres.WithClock(pgClock.Now))
+	lite, err := sqlite.Open(ctx, t.TempDir(), sqlite.WithClock(liteClock.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lite.Close() })
+
+	at := start.Add(-time.Hour)
+	run := func(s store.Store, clock *manualClock) {
+		t.Helper()
+		must := func(err error) {
+			t.Helper()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		v := store.Verification{ID: "ver-eq", UserID: "user-eq", Provider: "onfido", ProviderRef: "app-eq", Status: store.StatusInitiated,
+			Score: 33.3, ReasonCodes: []string{"A", "B"}, RetentionPolicy: "kyc-5y", ExpiresAt: at.Add(48 * time.Hour),
+			Evidence: []store.Evidence{{ID: "e1", Kind: "selfie", BlobKey: "k/1", SHA256: "ab", ContentType: "image/png", Size: 1,
+				State: store.EvidencePending, CreatedAt: at}},
+			Consent: &store.Consent{PolicyHash: "p", Locale: "fr-FR", Scope: []string{"identity_verification"}, GrantedAt: at}}
+		_, _, err := s.CreateVerification(ctx, store.NewVerification{Verification: v, IdempotencyKey: "ik", RequestHash: "h", Actor: "key"})
+		must(err)
+		clock.Advance(time.Second + 1234*time.Nanosecond)
+		_, err = s.UpdateVerification(ctx, "ver-eq", store.VerificationChange{EventKey: "onfido:1",
+			Payload: &store.RawPayload{ID: "raw-eq", Provider: "onfido", ReceivedAt: at, Ciphertext: []byte{9, 8, 7}}},
+			func(v *store.Verification) error {
+				v.Status, v.LastEventAt = store.StatusPendingReview, at.Add(time.Minute)
+				v.Evidence[0].State, v.Evidence[0].UploadedAt = store.EvidenceUploaded, at.Add(time.Minute)
+				return nil
+			})
+		must(err)
+		d := store.DecisionRecord{ID: "dec-eq", Action: "payout", SubjectID: "user-eq", Outcome: "review", Score: 33.3,
+			Input: json.RawMessage(`{"a": 1}`), Response: json.RawMessage(`{}`), CreatedAt: at}
+		results, err := s.WriteDecisions(ctx, []store.DecisionRecord{d})
+		must(err)
+		must(results[0])
+		_, err = s.ClaimReview(ctx, store.ReviewDecision, "dec-eq", "alice", clock.Now().Add(time.Hour), "req")
+		must(err)
+		clock.Advance(time.Minute)
+		_, err = s.ClaimReview(ctx, store.ReviewVerification, "ver-eq", "alice", clock.Now().Add(time.Hour), "req")
+		must(err)
+		must(s.ResolveReview(ctx, store.ReviewResolution{Kind: store.ReviewVerification, ID: "ver-eq", Reviewer: "alice",
+			Outcome: store.StatusNeedsResubmission, Reason: "DOC_BLURRY"}))
+		ev, err := store.WebhookRejectedEvent("onfido", "bad_signature", []byte("x"), "req", clock.Now())
+		must(err)
+		must(s.AppendAudit(ctx, ev))
+	}
+	run(pg, pgClock)
+	run(lite, liteClock)
+
+	type snapshot struct {
+		Session store.Verification
+		List    []store.Verification
+		Queue   []store.ReviewItem
+		Payload store.RawPayload
+		Events  []store.AuditEvent
+	}
+	snap := func(s store.Store) snapshot {
+		t.Helper()
+		var sn snapshot
+		var err error
+		if sn.Session, err = s.GetVerification(ctx, "ver-eq"); err != nil {
+			t.Fatal(err)
+		}
+		if sn.List, err = s.ListVerifications(ctx, "user-eq", 10); err != nil {
+			t.Fatal(err)
+		}
+		if sn.Queue, err = s.ListReviews(ctx, 10); err != nil {
+			t.Fatal(err)
+		}
+		if sn.Payload, err = s.RawPayload(ctx, "raw-eq"); err != nil {
+			t.Fatal(err)
+		}
+		if sn.Events, err = s.AuditEvents(ctx, 0, 100); err != nil {
+			t.Fatal(err)
+		}
+		return sn
+	}
+	a, b := snap(pg), snap(lite)
+	if !reflect.DeepEqual(a, b) {
+		t.Errorf("the stores differ:\npostgres: %+v\nsqlite:   %+v", a, b)
+	}
+	if len(a.Events) != 11 || len(a.Queue) != 1 {
+		t.Errorf("%d events, %d queued items; want 11 and 1", len(a.Events), len(a.Queue))
 	}
 }

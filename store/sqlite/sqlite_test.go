@@ -9,7 +9,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -199,4 +201,67 @@ func TestOpenUnwritableDirIsUnavailable(t *testing.T) {
 	if _, err := sqlite.Open(t.Context(), filepath.Join(dir, "sub")); !errors.Is(err, store.ErrUnavailable) {
 		t.Errorf("Open in a read-only dir = %v, want ErrUnavailable", err)
 	}
+}
+
+// TestMigrationKeepsSessionsOfVersion1 opens a database left at schema version 1 with a
+// session in it: migration 0002 applies, and the session reads back with the new fields
+// empty.
+func TestMigrationKeepsSessionsOfVersion1(t *testing.T) {
+	dir := t.TempDir()
+	schema1, err := os.ReadFile(filepath.Join("migrations", "0001_init.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: filepath.Join(dir, sqlite.FileName)}).EscapedPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		string(schema1),
+		`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT`,
+		`INSERT INTO schema_migrations VALUES (1, 'init', 0)`,
+		`INSERT INTO verifications (id, user_id, provider, provider_ref, status, score, reason_codes, created_at, updated_at)
+			VALUES ('ver-old', 'user-old', 'onfido', 'chk-old', 'submitted', 7.5, '["DOC_OK"]', 1000000, 2000000)`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("set up version 1: %v", err)
+		}
+	}
+	db.Close()
+
+	s := openDir(t, dir)
+	got, err := s.GetVerification(t.Context(), "ver-old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := store.Verification{ID: "ver-old", UserID: "user-old", Provider: "onfido", ProviderRef: "chk-old", Status: "submitted",
+		Score: 7.5, ReasonCodes: []string{"DOC_OK"}, CreatedAt: time.UnixMicro(1000000).UTC(), UpdatedAt: time.UnixMicro(2000000).UTC()}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("session of version 1 reads as %+v, want %+v", got, want)
+	}
+	if _, err := s.UpdateVerification(t.Context(), "ver-old", store.VerificationChange{}, func(v *store.Verification) error {
+		v.Status = store.StatusPendingReview
+		return nil
+	}); err != nil {
+		t.Errorf("UpdateVerification of a version 1 session: %v", err)
+	}
+	var version int
+	if err := rawDB(t, s).QueryRow(`SELECT MAX(version) FROM schema_migrations`).Scan(&version); err != nil || version != 2 {
+		t.Errorf("schema version = %d, %v; want 2", version, err)
+	}
+}
+
+// TestClaimLapsesWithTheClock moves the store's clock past a claim's end.
+func TestClaimLapsesWithTheClock(t *testing.T) {
+	var (
+		mu  sync.Mutex
+		now = time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)
+	)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	s, err := sqlite.Open(t.Context(), t.TempDir(), sqlite.WithClock(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	storetest.RunClaimLapse(t, s, func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }, clock)
 }

@@ -6,76 +6,395 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/verdict-engine/verdict/store"
 )
 
-// PutVerification stores v, replacing the verification with the same ID but keeping its
-// original CreatedAt. Zero CreatedAt and UpdatedAt are set to the store's clock. When v is
-// new or its status differs from the stored one, it appends a
-// verification.status_changed audit event in the same transaction. It returns an error
-// wrapping store.ErrInvalidRecord for a record store.ValidateVerification refuses.
-func (s *Store) PutVerification(ctx context.Context, v store.Verification) error {
-	if err := store.ValidateVerification(v); err != nil {
-		return fmt.Errorf("put verification: %w", err)
+// verificationColumns are the columns scanVerification reads, in its order.
+const verificationColumns = `id, user_id, provider, provider_ref, status, score, reason_codes,
+	evidence, consent, retention_policy, created_at, updated_at, expires_at, last_event_at`
+
+// rowScanner is a *sql.Row or *sql.Rows.
+type rowScanner interface{ Scan(dest ...any) error }
+
+func scanVerification(row rowScanner) (store.Verification, error) {
+	var (
+		v                      store.Verification
+		codes, evidence        []byte
+		consent                []byte
+		createdAt, updatedAt   int64
+		expiresAt, lastEventAt sql.NullInt64
+	)
+	if err := row.Scan(&v.ID, &v.UserID, &v.Provider, &v.ProviderRef, &v.Status, &v.Score, &codes,
+		&evidence, &consent, &v.RetentionPolicy, &createdAt, &updatedAt, &expiresAt, &lastEventAt); err != nil {
+		return store.Verification{}, err
 	}
+	if err := decodeVerificationJSON(&v, codes, evidence, consent); err != nil {
+		return store.Verification{}, err
+	}
+	v.CreatedAt, v.UpdatedAt = fromMicros(createdAt), fromMicros(updatedAt)
+	v.ExpiresAt, v.LastEventAt = fromNullMicros(expiresAt), fromNullMicros(lastEventAt)
+	return v, nil
+}
+
+// querier is the read side shared by *sql.DB and *sql.Tx.
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// verificationWhere returns the one verification matching where (a WHERE clause), or an
+// error wrapping store.ErrNotFound.
+func verificationWhere(ctx context.Context, q querier, where string, args ...any) (store.Verification, error) {
+	v, err := scanVerification(q.QueryRowContext(ctx, `SELECT `+verificationColumns+` FROM verifications `+where, args...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Verification{}, store.ErrNotFound
+	}
+	return v, err
+}
+
+func verificationsWhere(ctx context.Context, q querier, where string, args ...any) ([]store.Verification, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+verificationColumns+` FROM verifications `+where, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Verification
+	for rows.Next() {
+		v, err := scanVerification(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// verificationArgs returns the values of v for the columns of verificationColumns.
+func verificationArgs(v store.Verification) ([]any, error) {
+	evidence, err := encodeEvidence(v.Evidence)
+	if err != nil {
+		return nil, err
+	}
+	consent, err := encodeConsent(v.Consent)
+	if err != nil {
+		return nil, err
+	}
+	return []any{v.ID, v.UserID, v.Provider, v.ProviderRef, v.Status, v.Score, reasonCodesJSON(v.ReasonCodes),
+		evidence, consent, v.RetentionPolicy, micros(v.CreatedAt), micros(v.UpdatedAt),
+		nullMicros(v.ExpiresAt), nullMicros(v.LastEventAt)}, nil
+}
+
+// CreateVerification implements store.VerificationStore in one IMMEDIATE transaction. A
+// zero CreatedAt or UpdatedAt is set to the store's clock; times are kept in UTC to the
+// microsecond. Besides verification.status_changed it appends consent_recorded when the
+// session has consent, and evidence_added (and evidence_uploaded) for evidence it starts
+// with. It returns an error wrapping store.ErrInvalidRecord for a session
+// store.ValidateVerification refuses, with a status that is not canonical, or with
+// evidence or consent that is not valid text, and one wrapping store.ErrConflict when a
+// session with the same ID exists.
+func (s *Store) CreateVerification(ctx context.Context, nv store.NewVerification) (store.Verification, bool, error) {
 	now := s.now()
-	if v.CreatedAt.IsZero() {
-		v.CreatedAt = now
+	v, err := prepareNewVerification(nv, now)
+	if err != nil {
+		return store.Verification{}, false, fmt.Errorf("create verification: %w", err)
 	}
-	if v.UpdatedAt.IsZero() {
-		v.UpdatedAt = now
+	events, err := changeEvents(nil, v, store.VerificationChange{Actor: nv.Actor, CorrelationID: nv.CorrelationID}, now)
+	if err != nil {
+		return store.Verification{}, false, fmt.Errorf("create verification: %w", err)
 	}
-	return s.writeTx(ctx, "put verification", func(tx *sql.Tx, c *chain) error {
-		var prev string
-		exists := true
-		switch err := tx.QueryRowContext(ctx, `SELECT status FROM verifications WHERE id = ?`, v.ID).Scan(&prev); {
-		case errors.Is(err, sql.ErrNoRows):
-			exists = false
-		case err != nil:
-			return err
+	args, err := verificationArgs(v)
+	if err != nil {
+		return store.Verification{}, false, fmt.Errorf("create verification: %w", err)
+	}
+	var (
+		out     store.Verification
+		created bool
+	)
+	err = s.writeTx(ctx, "create verification", func(tx *sql.Tx, c *chain) error {
+		if key := nv.IdempotencyKey; key != "" {
+			var hash, id string
+			switch err := tx.QueryRowContext(ctx, `SELECT request_hash, verification_id FROM verification_idempotency
+				WHERE key = ?`, key).Scan(&hash, &id); {
+			case err == nil:
+				if hash != nv.RequestHash {
+					return store.ErrDuplicateIdempotencyKey
+				}
+				out, err = verificationWhere(ctx, tx, `WHERE id = ?`, id)
+				return err
+			case !errors.Is(err, sql.ErrNoRows):
+				return err
+			}
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO verifications (id, user_id, provider, provider_ref,
-			status, score, reason_codes, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, provider = excluded.provider,
-			provider_ref = excluded.provider_ref, status = excluded.status, score = excluded.score,
-			reason_codes = excluded.reason_codes, updated_at = excluded.updated_at`,
-			v.ID, v.UserID, v.Provider, v.ProviderRef, v.Status, v.Score, reasonCodesJSON(v.ReasonCodes),
-			micros(v.CreatedAt), micros(v.UpdatedAt)); err != nil {
-			return err
+		// The single writer serializes creations; the unique index is what makes a second
+		// session with the same provider reference impossible all the same.
+		res, err := tx.ExecContext(ctx, `INSERT INTO verifications (`+verificationColumns+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (provider, provider_ref) WHERE provider_ref <> '' DO NOTHING`, args...)
+		if err != nil {
+			return fmt.Errorf("insert verification %q: %w", v.ID, err)
 		}
-		if exists && prev == v.Status {
-			return nil
-		}
-		ev, err := store.VerificationStatusChangedEvent(v, prev, "", now)
+		n, err := res.RowsAffected()
 		if err != nil {
 			return err
 		}
-		return c.append(ctx, ev)
+		if n == 0 {
+			if out, err = verificationWhere(ctx, tx, `WHERE provider = ? AND provider_ref = ?`, v.Provider, v.ProviderRef); err != nil {
+				return fmt.Errorf("read the session with the same provider reference: %w", err)
+			}
+		} else {
+			out, created = v, true
+			for _, ev := range events {
+				if err := c.append(ctx, ev); err != nil {
+					return err
+				}
+			}
+		}
+		if key := nv.IdempotencyKey; key != "" {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO verification_idempotency (key, request_hash, verification_id)
+				VALUES (?, ?, ?)`, key, nv.RequestHash, out.ID); err != nil {
+				return fmt.Errorf("insert idempotency key: %w", err)
+			}
+		}
+		return nil
 	})
+	if err != nil {
+		return store.Verification{}, false, err
+	}
+	return out, created, nil
+}
+
+// GetVerification implements store.VerificationStore.
+func (s *Store) GetVerification(ctx context.Context, id string) (store.Verification, error) {
+	v, err := verificationWhere(ctx, s.r, `WHERE id = ?`, id)
+	if err != nil {
+		return store.Verification{}, classify(ctx, fmt.Sprintf("get verification %q", id), err)
+	}
+	return v, nil
+}
+
+// VerificationByProviderRef implements store.VerificationStore.
+func (s *Store) VerificationByProviderRef(ctx context.Context, provider, ref string) (store.Verification, error) {
+	if ref == "" {
+		return store.Verification{}, fmt.Errorf("verification by provider reference: %w", store.ErrNotFound)
+	}
+	v, err := verificationWhere(ctx, s.r, `WHERE provider = ? AND provider_ref = ?`, provider, ref)
+	if err != nil {
+		return store.Verification{}, classify(ctx, "verification by provider reference", err)
+	}
+	return v, nil
+}
+
+// ListVerifications implements store.VerificationStore: newest CreatedAt first, ties
+// broken by the greater ID; none when limit < 1.
+func (s *Store) ListVerifications(ctx context.Context, userID string, limit int) ([]store.Verification, error) {
+	if limit < 1 {
+		return nil, nil
+	}
+	out, err := verificationsWhere(ctx, s.r, `WHERE user_id = ? ORDER BY created_at DESC, id DESC LIMIT ?`, userID, limit)
+	if err != nil {
+		return nil, classify(ctx, "list verifications", err)
+	}
+	return out, nil
 }
 
 // LatestVerification implements store.Verifications: the user's verification with the
 // latest UpdatedAt (ties broken by the greater ID), or an error wrapping store.ErrNotFound.
 func (s *Store) LatestVerification(ctx context.Context, userID string) (store.Verification, error) {
-	var (
-		v                    store.Verification
-		codes                []byte
-		createdAt, updatedAt int64
-	)
-	err := s.r.QueryRowContext(ctx, `SELECT id, user_id, provider, provider_ref, status, score,
-		reason_codes, created_at, updated_at FROM verifications WHERE user_id = ?
-		ORDER BY updated_at DESC, id DESC LIMIT 1`, userID).Scan(
-		&v.ID, &v.UserID, &v.Provider, &v.ProviderRef, &v.Status, &v.Score, &codes, &createdAt, &updatedAt)
-	if errors.Is(err, sql.ErrNoRows) {
-		return store.Verification{}, fmt.Errorf("latest verification: %w", store.ErrNotFound)
-	}
+	v, err := verificationWhere(ctx, s.r, `WHERE user_id = ? ORDER BY updated_at DESC, id DESC LIMIT 1`, userID)
 	if err != nil {
 		return store.Verification{}, classify(ctx, "latest verification", err)
 	}
-	if err := json.Unmarshal(codes, &v.ReasonCodes); err != nil {
-		return store.Verification{}, fmt.Errorf("latest verification: decode reason codes: %w", err)
-	}
-	v.CreatedAt, v.UpdatedAt = fromMicros(createdAt), fromMicros(updatedAt)
 	return v, nil
+}
+
+// UpdateVerification implements store.VerificationStore in one IMMEDIATE transaction (the
+// single writer is the write lock). Errors from fn and *store.IllegalTransitionError are
+// returned as they are; a change of ID, UserID, Provider or CreatedAt, or a result
+// validation refuses, is an error wrapping store.ErrInvalidRecord. In every error case
+// nothing is written. When the session moves into pending_review, a review row left from
+// an earlier round is removed, so that it is queued again.
+func (s *Store) UpdateVerification(ctx context.Context, id string, ch store.VerificationChange, fn func(v *store.Verification) error) (store.Verification, error) {
+	if err := validateChange(ch); err != nil {
+		return store.Verification{}, fmt.Errorf("update verification %q: %w", id, err)
+	}
+	now := s.now()
+	var (
+		out       store.Verification
+		changeErr error // from applyChange: returned unwrapped
+	)
+	err := s.writeTx(ctx, fmt.Sprintf("update verification %q", id), func(tx *sql.Tx, c *chain) error {
+		prev, err := verificationWhere(ctx, tx, `WHERE id = ?`, id)
+		if err != nil {
+			return err
+		}
+		if ch.EventKey != "" {
+			var one int
+			switch err := tx.QueryRowContext(ctx, `SELECT 1 FROM webhook_events WHERE event_key = ?`, ch.EventKey).Scan(&one); {
+			case err == nil:
+				return store.ErrAlreadyApplied
+			case !errors.Is(err, sql.ErrNoRows):
+				return err
+			}
+		}
+		next, events, err := applyChange(prev, ch, now, fn)
+		if err != nil {
+			changeErr = err
+			return err
+		}
+		if err := updateVerificationRow(ctx, tx, next); err != nil {
+			return err
+		}
+		if ch.EventKey != "" {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO webhook_events (event_key, verification_id, applied_at)
+				VALUES (?, ?, ?)`, ch.EventKey, id, micros(now)); err != nil {
+				return fmt.Errorf("record event key: %w", err)
+			}
+		}
+		if p := ch.Payload; p != nil {
+			received := utcMicros(p.ReceivedAt)
+			if received.IsZero() {
+				received = now
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO raw_payloads (id, provider, verification_id, received_at,
+				ciphertext) VALUES (?, ?, ?, ?, ?)`, p.ID, p.Provider, id, micros(received), p.Ciphertext); err != nil {
+				return fmt.Errorf("insert raw payload %q: %w", p.ID, err)
+			}
+		}
+		if reentersReview(prev, next) {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM reviews WHERE kind = ? AND item_id = ?`,
+				store.ReviewVerification, id); err != nil {
+				return err
+			}
+		}
+		for _, ev := range events {
+			if err := c.append(ctx, ev); err != nil {
+				return err
+			}
+		}
+		out = next
+		return nil
+	})
+	if changeErr != nil {
+		return store.Verification{}, changeErr
+	}
+	if err != nil {
+		return store.Verification{}, err
+	}
+	return out, nil
+}
+
+// updateVerificationRow writes every mutable column of v.
+func updateVerificationRow(ctx context.Context, tx *sql.Tx, v store.Verification) error {
+	evidence, err := encodeEvidence(v.Evidence)
+	if err != nil {
+		return err
+	}
+	consent, err := encodeConsent(v.Consent)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE verifications SET provider_ref = ?, status = ?, score = ?,
+		reason_codes = ?, evidence = ?, consent = ?, retention_policy = ?, updated_at = ?, expires_at = ?,
+		last_event_at = ? WHERE id = ?`,
+		v.ProviderRef, v.Status, v.Score, reasonCodesJSON(v.ReasonCodes), evidence, consent, v.RetentionPolicy,
+		micros(v.UpdatedAt), nullMicros(v.ExpiresAt), nullMicros(v.LastEventAt), v.ID); err != nil {
+		return fmt.Errorf("update verification %q: %w", v.ID, err)
+	}
+	return nil
+}
+
+// RawPayload implements store.VerificationStore.
+func (s *Store) RawPayload(ctx context.Context, id string) (store.RawPayload, error) {
+	var (
+		p  store.RawPayload
+		at int64
+	)
+	err := s.r.QueryRowContext(ctx, `SELECT id, provider, received_at, ciphertext FROM raw_payloads WHERE id = ?`, id).
+		Scan(&p.ID, &p.Provider, &at, &p.Ciphertext)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.RawPayload{}, fmt.Errorf("raw payload %q: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.RawPayload{}, classify(ctx, fmt.Sprintf("raw payload %q", id), err)
+	}
+	p.ReceivedAt = fromMicros(at)
+	return p, nil
+}
+
+// ExpireVerifications implements store.VerificationStore in one IMMEDIATE transaction:
+// the sessions with the earliest ExpiresAt go first. Each gets UpdatedAt from the store's
+// clock and a verification.status_changed event with actor "system" and reason
+// VERIFICATION_EXPIRED.
+func (s *Store) ExpireVerifications(ctx context.Context, now time.Time, limit int) (int, error) {
+	if limit < 1 {
+		return 0, nil
+	}
+	terminal, err := json.Marshal(terminalStatuses())
+	if err != nil {
+		return 0, fmt.Errorf("expire verifications: %w", err)
+	}
+	at := s.now()
+	var n int
+	err = s.writeTx(ctx, "expire verifications", func(tx *sql.Tx, c *chain) error {
+		due, err := verificationsWhere(ctx, tx, `WHERE expires_at IS NOT NULL AND expires_at < ?
+			AND status NOT IN (SELECT value FROM json_each(?)) ORDER BY expires_at, id LIMIT ?`,
+			micros(now), string(terminal), limit)
+		if err != nil {
+			return err
+		}
+		for _, prev := range due {
+			next, events, err := applyChange(prev, expiryChange, at, func(v *store.Verification) error {
+				v.Status = store.StatusExpired
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			if err := updateVerificationRow(ctx, tx, next); err != nil {
+				return err
+			}
+			for _, ev := range events {
+				if err := c.append(ctx, ev); err != nil {
+					return err
+				}
+			}
+		}
+		n = len(due)
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// AppendAudit implements store.AuditAppender. A zero Time is set to the store's clock. It
+// returns an error wrapping store.ErrInvalidRecord for an event without a type, with text
+// that is not valid UTF-8, or whose payload is not a JSON object.
+func (s *Store) AppendAudit(ctx context.Context, ev store.AuditEvent) error {
+	if err := validateAuditEvent(ev); err != nil {
+		return fmt.Errorf("append audit event: %w", err)
+	}
+	if ev.Time.IsZero() {
+		ev.Time = s.now()
+	}
+	return s.writeTx(ctx, "append audit event", func(_ *sql.Tx, c *chain) error {
+		return c.append(ctx, ev)
+	})
+}
+
+func nullMicros(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixMicro()
+}
+
+func fromNullMicros(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return fromMicros(v.Int64)
 }

@@ -24,12 +24,6 @@ import (
 	"github.com/verdict-engine/verdict/store"
 )
 
-// VerificationWriter is the method the suite uses to store verifications. It is not part of
-// store.Store yet; a store under test must implement it.
-type VerificationWriter interface {
-	PutVerification(ctx context.Context, v store.Verification) error
-}
-
 // Option configures Run.
 type Option func(*config)
 
@@ -63,6 +57,17 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"CancelledWriteWritesNothing", testCancelledWrite},
 		{"Lists", testLists},
 		{"LatestVerification", testLatestVerification},
+		{"CreateVerification", testCreateVerification},
+		{"ConcurrentCreateVerification", testConcurrentCreateVerification},
+		{"ConcurrentEventKey", testConcurrentEventKey},
+		{"IllegalTransitionWritesNothing", testIllegalTransition},
+		{"UpdateErrorWritesNothing", testUpdateError},
+		{"EvidenceAndConsentEvents", testEvidenceAndConsentEvents},
+		{"RawPayloadRoundTrip", testRawPayload},
+		{"ExpireVerifications", testExpireVerifications},
+		{"ReviewQueue", testReviewQueue},
+		{"ReviewClaims", testReviewClaims},
+		{"AppendAudit", testAppendAudit},
 		{"AuditChainAfterMixedWrites", testAuditChain},
 		{"AuditHoldsNoRawIdentifiers", testAuditNoRawIdentifiers},
 		{"ConcurrentGroupCommit", testConcurrentGroupCommit},
@@ -434,91 +439,13 @@ func testLists(t *testing.T, s store.Store) {
 	verifyChain(t, s)
 }
 
-func verificationWriter(t *testing.T, s store.Store) VerificationWriter {
-	t.Helper()
-	w, ok := s.(VerificationWriter)
-	if !ok {
-		t.Fatalf("%T does not implement storetest.VerificationWriter", s)
-	}
-	return w
-}
-
-func testLatestVerification(t *testing.T, s store.Store) {
-	ctx := t.Context()
-	w := verificationWriter(t, s)
-	at := baseTime().UTC().Truncate(time.Microsecond)
-	v1 := store.Verification{ID: "ver-1", UserID: "user-1", Provider: "onfido", ProviderRef: "chk-1", Status: "submitted",
-		Score: 10, ReasonCodes: []string{"DOC_BLURRY"}, CreatedAt: at, UpdatedAt: at}
-	v2 := store.Verification{ID: "ver-2", UserID: "user-1", Provider: "persona", ProviderRef: "inq-2", Status: "approved",
-		Score: 95.5, CreatedAt: at.Add(time.Minute), UpdatedAt: at.Add(time.Hour)}
-	other := store.Verification{ID: "ver-3", UserID: "user-2", Provider: "onfido", Status: "rejected",
-		CreatedAt: at, UpdatedAt: at.Add(2 * time.Hour)}
-	for _, v := range []store.Verification{v1, v2, other} {
-		if err := w.PutVerification(ctx, v); err != nil {
-			t.Fatalf("PutVerification(%s): %v", v.ID, err)
-		}
-	}
-	latest := func(user string) store.Verification {
-		t.Helper()
-		got, err := s.LatestVerification(ctx, user)
-		if err != nil {
-			t.Fatalf("LatestVerification(%s): %v", user, err)
-		}
-		return got
-	}
-	if diff := cmp.Diff(v2, latest("user-1"), cmpopts.EquateEmpty()); diff != "" {
-		t.Errorf("LatestVerification (-want +got):\n%s", diff)
-	}
-
-	// v1 moves on: it is now the latest, keeps its creation time, and the status change is
-	// audited; an update without a status change is not.
-	update := v1
-	update.Status, update.UpdatedAt, update.CreatedAt = "approved", at.Add(3*time.Hour), at.Add(time.Hour)
-	if err := w.PutVerification(ctx, update); err != nil {
-		t.Fatal(err)
-	}
-	update.Score = 99
-	if err := w.PutVerification(ctx, update); err != nil {
-		t.Fatal(err)
-	}
-	want := update
-	want.CreatedAt = v1.CreatedAt
-	if diff := cmp.Diff(want, latest("user-1"), cmpopts.EquateEmpty()); diff != "" {
-		t.Errorf("LatestVerification after update (-want +got):\n%s", diff)
-	}
-	if _, err := s.LatestVerification(ctx, "nobody"); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("LatestVerification(unknown) = %v, want ErrNotFound", err)
-	}
-
-	var changes []string
-	for _, ev := range allEvents(t, s) {
-		if ev.Type != store.EventVerificationStatusChanged {
-			continue
-		}
-		var p struct {
-			ID       string `json:"verification_id"`
-			Previous string `json:"previous_status"`
-			Status   string `json:"status"`
-		}
-		_ = json.Unmarshal(ev.Payload, &p)
-		changes = append(changes, p.ID+":"+p.Previous+">"+p.Status)
-	}
-	wantChanges := []string{"ver-1:>submitted", "ver-2:>approved", "ver-3:>rejected", "ver-1:submitted>approved"}
-	if !slices.Equal(changes, wantChanges) {
-		t.Errorf("audited status changes = %q, want %q", changes, wantChanges)
-	}
-	verifyChain(t, s)
-}
-
 func testAuditChain(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	mustWrite(t, s, decision("mix", 1), decision("mix", 2))
 	if _, err := s.PutListEntry(ctx, store.ListEntry{List: "deny_email", Value: "x@example.com", Actor: "a"}, "req-a"); err != nil {
 		t.Fatal(err)
 	}
-	if err := verificationWriter(t, s).PutVerification(ctx, store.Verification{ID: "v", UserID: "u", Status: "approved"}); err != nil {
-		t.Fatal(err)
-	}
+	mustCreate(t, s, store.Verification{ID: "v", UserID: "u", Status: "approved"})
 	mustWrite(t, s, decision("mix", 3))
 	if err := s.DeleteListEntry(ctx, "deny_email", "x@example.com", "a", "req-b"); err != nil {
 		t.Fatal(err)
@@ -592,29 +519,76 @@ func testAuditNoRawIdentifiers(t *testing.T, s store.Store) {
 	if err := s.DeleteListEntry(ctx, "deny_ip", listValue, "a", "req"); err != nil {
 		t.Fatal(err)
 	}
-	if err := verificationWriter(t, s).PutVerification(ctx, store.Verification{ID: "ver-pii", UserID: userID,
-		Provider: "onfido", ProviderRef: providerRef, Status: "approved"}); err != nil {
+	mustCreate(t, s, store.Verification{ID: "ver-pii", UserID: userID, Provider: "onfido", ProviderRef: providerRef,
+		Status: store.StatusApproved})
+	if got := allEvents(t, s); len(got) != 4 || got[0].SubjectRef != store.SubjectRef(subject) ||
+		got[1].SubjectRef != store.SubjectRef(listValue) || got[3].SubjectRef != store.SubjectRef(userID) {
+		t.Errorf("subject refs do not match store.SubjectRef of the raw ids: %+v", got)
+	}
+
+	// Everything a verification session and the review queue write: evidence (whose blob
+	// key names the user), consent, webhook changes, payloads, claims and resolutions.
+	full := fullSession("ver-pii-2", userID, "veriff", providerRef+"-2")
+	full.Evidence[0].BlobKey = "evidence/" + userID + "/front.jpg"
+	full.Status = store.StatusSubmitted
+	mustCreate(t, s, full)
+	mustUpdate(t, s, "ver-pii-2", store.VerificationChange{EventKey: "veriff:evt-pii",
+		Payload: &store.RawPayload{ID: "raw-pii", Provider: "veriff", Ciphertext: []byte(userID)}},
+		func(v *store.Verification) error {
+			v.Status = store.StatusPendingReview
+			v.Evidence = append(v.Evidence, store.Evidence{ID: "ev-pii-3", Kind: "selfie", BlobKey: userID + "/selfie",
+				SHA256: sha256Hex([]byte(userID)), State: store.EvidenceUploaded})
+			return nil
+		})
+	review := decision("pii", 2)
+	review.SubjectID, review.Outcome = subject, "review"
+	mustWrite(t, s, review)
+	until := time.Now().Add(time.Hour)
+	for _, it := range []struct{ kind, id, outcome string }{
+		{store.ReviewVerification, "ver-pii-2", store.StatusRejected},
+		{store.ReviewDecision, review.ID, "block"},
+	} {
+		if _, err := s.ClaimReview(ctx, it.kind, it.id, "reviewer-1", until, "req-claim"); err != nil {
+			t.Fatalf("ClaimReview(%s): %v", it.id, err)
+		}
+		if err := s.ResolveReview(ctx, store.ReviewResolution{Kind: it.kind, ID: it.id, Reviewer: "reviewer-1",
+			Outcome: it.outcome, Reason: "DOCUMENT_FORGED", NoteSHA256: sha256Hex([]byte("note"))}); err != nil {
+			t.Fatalf("ResolveReview(%s): %v", it.id, err)
+		}
+	}
+	rejected, err := store.WebhookRejectedEvent("onfido", "bad_signature", []byte(`{"user":"`+userID+`"}`), "req-wh", time.Now())
+	if err != nil {
 		t.Fatal(err)
 	}
-	evs := allEvents(t, s)
-	if len(evs) != 4 {
-		t.Fatalf("%d events, want 4", len(evs))
+	if err := s.AppendAudit(ctx, rejected); err != nil {
+		t.Fatal(err)
 	}
+
+	evs := allEvents(t, s)
+	types := map[string]int{}
 	for _, ev := range evs {
+		types[ev.Type]++
 		fields := strings.Join([]string{ev.Type, ev.Actor, ev.CorrelationID, ev.SubjectRef, string(ev.Payload)}, "\n")
-		for _, raw := range []string{subject, listValue, userID, providerRef, "alice.secret"} {
+		for _, raw := range []string{subject, listValue, userID, providerRef, "alice.secret", "user-secret"} {
 			if strings.Contains(fields, raw) {
 				t.Errorf("audit event %d (%s) contains %q:\n%s", ev.Seq, ev.Type, raw, fields)
 			}
 		}
-		if !strings.HasPrefix(ev.SubjectRef, "sha256:") {
-			t.Errorf("audit event %d subject_ref = %q, want a sha256: reference", ev.Seq, ev.SubjectRef)
+		if ev.Type == store.EventWebhookRejected {
+			if ev.SubjectRef != "" {
+				t.Errorf("webhook.rejected subject_ref = %q, want none", ev.SubjectRef)
+			}
+		} else if !strings.HasPrefix(ev.SubjectRef, "sha256:") {
+			t.Errorf("audit event %d (%s) subject_ref = %q, want a sha256: reference", ev.Seq, ev.Type, ev.SubjectRef)
 		}
 	}
-	if evs[0].SubjectRef != store.SubjectRef(subject) || evs[1].SubjectRef != store.SubjectRef(listValue) ||
-		evs[3].SubjectRef != store.SubjectRef(userID) {
-		t.Errorf("subject refs do not match store.SubjectRef of the raw ids")
+	for _, typ := range []string{store.EventEvidenceAdded, store.EventEvidenceUploaded, store.EventConsentRecorded,
+		store.EventReviewClaimed, store.EventReviewDecided, store.EventWebhookRejected} {
+		if types[typ] == 0 {
+			t.Errorf("no %s event was checked", typ)
+		}
 	}
+	verifyChain(t, s)
 }
 
 func testConcurrentGroupCommit(t *testing.T, s store.Store) {
@@ -678,9 +652,20 @@ func testPersistence(t *testing.T, s store.Store, reopen func(t *testing.T, prev
 	if _, err := s.PutListEntry(ctx, entry, "req"); err != nil {
 		t.Fatal(err)
 	}
-	ver := store.Verification{ID: "ver-p", UserID: "user-p", Provider: "veriff", Status: "approved",
-		CreatedAt: baseTime().UTC().Truncate(time.Microsecond), UpdatedAt: baseTime().UTC().Truncate(time.Microsecond)}
-	if err := verificationWriter(t, s).PutVerification(ctx, ver); err != nil {
+	ver := mustCreate(t, s, fullSession("ver-p", "user-p", "veriff", "sess-p"))
+	ver = mustUpdate(t, s, "ver-p", store.VerificationChange{EventKey: "veriff:evt-p",
+		Payload: &store.RawPayload{ID: "raw-p", Provider: "veriff", ReceivedAt: baseTime(), Ciphertext: []byte{0, 1, 2, 0xfe}}},
+		func(v *store.Verification) error {
+			v.Status = store.StatusPendingReview
+			v.Evidence[0].State, v.Evidence[0].UploadedAt = store.EvidenceUploaded, baseTime().Add(time.Second)
+			return nil
+		})
+	claimUntil := time.Now().Add(time.Hour)
+	if _, err := s.ClaimReview(ctx, store.ReviewVerification, "ver-p", "alice", claimUntil, "req"); err != nil {
+		t.Fatal(err)
+	}
+	queue, err := s.ListReviews(ctx, 10)
+	if err != nil {
 		t.Fatal(err)
 	}
 	seq, head := verifyChain(t, s)
@@ -712,7 +697,21 @@ func testPersistence(t *testing.T, s store.Store, reopen func(t *testing.T, prev
 		t.Errorf("after reopen, ListsVersion = %d, %v; want %d", v, err, version)
 	}
 	if got, err := s.LatestVerification(ctx, "user-p"); err != nil || !cmp.Equal(ver, got, cmpopts.EquateEmpty()) {
-		t.Errorf("after reopen, LatestVerification = %+v, %v", got, err)
+		t.Errorf("after reopen, LatestVerification = %+v, %v; want %+v", got, err, ver)
+	}
+	if got, err := s.VerificationByProviderRef(ctx, "veriff", "sess-p"); err != nil || !cmp.Equal(ver, got, cmpopts.EquateEmpty()) {
+		t.Errorf("after reopen, VerificationByProviderRef = %+v, %v; want %+v", got, err, ver)
+	}
+	if got, err := s.RawPayload(ctx, "raw-p"); err != nil || !bytes.Equal(got.Ciphertext, []byte{0, 1, 2, 0xfe}) ||
+		!got.ReceivedAt.Equal(baseTime().Truncate(time.Microsecond)) {
+		t.Errorf("after reopen, RawPayload = %+v, %v", got, err)
+	}
+	if got, err := s.ListReviews(ctx, 10); err != nil || !cmp.Equal(queue, got, cmpopts.EquateEmpty()) {
+		t.Errorf("after reopen, ListReviews = %+v, %v; want %+v", got, err, queue)
+	}
+	if _, err := s.UpdateVerification(ctx, "ver-p", store.VerificationChange{EventKey: "veriff:evt-p"},
+		func(*store.Verification) error { return nil }); !errors.Is(err, store.ErrAlreadyApplied) {
+		t.Errorf("after reopen, a redelivered event = %v, want ErrAlreadyApplied", err)
 	}
 	if gotSeq, gotHead := verifyChain(t, s); gotSeq != seq || !bytes.Equal(gotHead, head) {
 		t.Errorf("after reopen, chain head = (%d, %x), want (%d, %x)", gotSeq, gotHead, seq, head)

@@ -24,6 +24,7 @@ import data.verdict.lib
 default_thresholds := {
 	"max_device_users_24h": 2, # distinct users seen on one device in 24 h: above is a device farm
 	"max_ip_signups_24h": 10, # onboarding requests from one IP in 24 h
+	"max_verification_age_days": 365, # an approval older than this is stale: review
 }
 
 # thresholds are the defaults overridden key by key by data.thresholds.onboarding. The
@@ -52,6 +53,11 @@ reasons contains lib.reason_at("DENY_LIST_COUNTRY", "block", 100, "Country is sa
 }
 
 # Identity verification, by canonical session status.
+
+reasons contains lib.reason_at("VERIFICATION_STALE", "review", 20, "Identity verification is too old to rely on", "verification.age_days", input.signals.verification.age_days, thresholds.max_verification_age_days) if {
+	verification_status == "approved"
+	input.signals.verification.age_days > thresholds.max_verification_age_days
+}
 
 reasons contains lib.step_up_at("VERIFICATION_REQUIRED", 10, "Identity verification has not been completed", "document", "verification.status", verification_status, null) if {
 	verification_status in {"none", "initiated", "capturing"}

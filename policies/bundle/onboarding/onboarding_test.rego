@@ -228,3 +228,18 @@ test_threshold_override if {
 	d := decide({"signals": {"velocity": {"ip": {"count_24h": 4}}}}) with data.thresholds.onboarding as {"max_ip_signups_24h": 3}
 	codes(d) == {"IP_SIGNUP_VELOCITY"}
 }
+
+# A fresh approval approves; one older than max_verification_age_days goes to review.
+test_stale_verification_reviews if {
+	decide({"signals": {"verification": {"age_days": 365}}}).outcome == "approve"
+	d := decide({"signals": {"verification": {"age_days": 366}}})
+	d.outcome == "review"
+	codes(d) == {"VERIFICATION_STALE"}
+	reason(d, "VERIFICATION_STALE").threshold == 365
+}
+
+test_stale_threshold_is_data if {
+	d := onboarding.decision with input as object.union(base, {"signals": {"verification": {"age_days": 40}}})
+		with data.thresholds.onboarding as {"max_verification_age_days": 30}
+	codes(d) == {"VERIFICATION_STALE"}
+}

@@ -37,6 +37,7 @@ default_thresholds := {
 	"new_device_hours": 24, # a device first seen less than this ago is new
 	"max_user_1h": 3, # payouts per user in 1 hour
 	"bot_score_block": 0.8, # behavior.bot_score at or above: block
+	"max_verification_age_days": 365, # an approval older than this is stale: review
 }
 
 # thresholds are the defaults overridden key by key by data.thresholds.payout.
@@ -174,6 +175,11 @@ reasons contains lib.reason_at("UNVERIFIED_OVER_LIMIT", "block", 80, "Identity n
 	input.context.amount > thresholds.max_unverified_amount
 	is_number(input.context.amount)
 	not verification_unavailable
+}
+
+reasons contains lib.reason_at("VERIFICATION_STALE", "review", 30, "Identity verification is too old to rely on", "verification.age_days", input.signals.verification.age_days, thresholds.max_verification_age_days) if {
+	input.signals.verification.status == "approved"
+	input.signals.verification.age_days > thresholds.max_verification_age_days
 }
 
 # Under the limit, or with no numeric amount (AMOUNT_INVALID sends that to review anyway).

@@ -307,3 +307,17 @@ test_threshold_override_shifts_account_tiers if {
 	codes(d) == {"AMOUNT_OVER_LIMIT"}
 	reason(d, "AMOUNT_OVER_LIMIT").threshold == 2500
 }
+
+# A fresh approval approves; one older than max_verification_age_days goes to review.
+test_stale_verification_reviews if {
+	decide({"signals": {"verification": {"age_days": 365}}}).outcome == "approve"
+	d := decide({"signals": {"verification": {"age_days": 400}}})
+	d.outcome == "review"
+	codes(d) == {"VERIFICATION_STALE"}
+	reason(d, "VERIFICATION_STALE").threshold == 365
+}
+
+test_stale_rejected_is_not_stale if {
+	d := decide({"signals": {"verification": {"status": "rejected", "age_days": 900}}})
+	codes(d) == {"VERIFICATION_REJECTED"}
+}

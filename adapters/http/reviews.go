@@ -1,0 +1,224 @@
+package http
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+
+	"github.com/verdict-engine/verdict/store"
+)
+
+// reviewClaimTTL is how long a claim holds an item for its reviewer.
+const reviewClaimTTL = 15 * time.Minute
+
+type reviewItemJSON struct {
+	ID           string         `json:"id"`
+	Kind         string         `json:"kind"`
+	UserID       string         `json:"user_id"`
+	Action       string         `json:"action,omitempty"`
+	Status       string         `json:"status"`
+	Score        float64        `json:"score"`
+	ReasonCodes  []string       `json:"reason_codes"`
+	CreatedAt    time.Time      `json:"created_at"`
+	ClaimedBy    string         `json:"claimed_by,omitempty"`
+	ClaimedUntil time.Time      `json:"claimed_until,omitzero"`
+	PIIMasked    bool           `json:"pii_masked"`
+	Subject      map[string]any `json:"subject,omitempty"`
+	Context      map[string]any `json:"context,omitempty"`
+	Signals      any            `json:"signals,omitempty"`
+}
+
+// piiKeys are the input fields masked for reviewers without the pii scope.
+var piiKeys = map[string]bool{
+	"email": true, "phone": true, "name": true, "first_name": true, "last_name": true, "full_name": true,
+	"dob": true, "date_of_birth": true, "birthdate": true, "address": true, "street": true, "postcode": true,
+	"document_number": true, "national_id": true, "ssn": true, "iban": true, "card_number": true,
+	"ip": true, "user_agent": true, "id": true, "user_id": true,
+}
+
+// MaskPII returns v with the values of PII-bearing keys masked, recursively.
+func maskPII(v any, key string) any {
+	switch t := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(t))
+		for k, x := range t {
+			out[k] = maskPII(x, k)
+		}
+		return out
+	case []any:
+		out := make([]any, len(t))
+		for i, x := range t {
+			out[i] = maskPII(x, key)
+		}
+		return out
+	case string:
+		if piiKeys[strings.ToLower(key)] {
+			return maskString(t)
+		}
+	}
+	return v
+}
+
+// maskString keeps the first character and the length class only.
+func maskString(s string) string {
+	if s == "" {
+		return ""
+	}
+	r := []rune(s)
+	return string(r[0]) + "***"
+}
+
+func (s *Server) listReviews(c *fiber.Ctx) error {
+	limit := 50
+	if q := c.Query("limit"); q != "" {
+		n, err := strconv.Atoi(q)
+		if err != nil || n < 1 || n > 500 {
+			return invalidField("/limit", "an integer from 1 to 500")
+		}
+		limit = n
+	}
+	items, err := s.deps.Store.ListReviews(c.UserContext(), limit)
+	if err != nil {
+		return storeProblem(err)
+	}
+	pii := hasScope(c, ScopePII)
+	out := make([]reviewItemJSON, 0, len(items))
+	for _, it := range items {
+		j := reviewItemJSON{ID: it.ID, Kind: it.Kind, UserID: it.UserID, Action: it.Action, Status: it.Status, Score: it.Score,
+			ReasonCodes: it.ReasonCodes, CreatedAt: it.CreatedAt, ClaimedBy: it.ClaimedBy, ClaimedUntil: it.ClaimedUntil, PIIMasked: !pii}
+		if j.ReasonCodes == nil {
+			j.ReasonCodes = []string{}
+		}
+		if !pii {
+			j.UserID = maskString(j.UserID)
+		}
+		if it.Kind == store.ReviewDecision {
+			if rec, err := s.deps.Store.GetDecision(c.UserContext(), it.ID); err == nil {
+				var in struct {
+					Subject map[string]any `json:"subject"`
+					Context map[string]any `json:"context"`
+					Signals any            `json:"signals"`
+				}
+				if json.Unmarshal(rec.Input, &in) == nil {
+					j.Subject, j.Context, j.Signals = in.Subject, in.Context, in.Signals
+					if !pii {
+						j.Subject, _ = maskPII(in.Subject, "").(map[string]any)
+						j.Context, _ = maskPII(in.Context, "").(map[string]any)
+					}
+				}
+			}
+		}
+		out = append(out, j)
+	}
+	return c.JSON(fiber.Map{"reviews": out})
+}
+
+func hasScope(c *fiber.Ctx, scope string) bool {
+	p, _ := c.Locals(localsPrincipal).(principal)
+	return p.has(scope)
+}
+
+// reviewTarget infers the item kind from its id: verification ids start with "ver_",
+// decision ids are UUIDs.
+func reviewTarget(c *fiber.Ctx) (kind, id string, err error) {
+	id = c.Params("id")
+	if strings.HasPrefix(id, "ver_") && len(id) <= 64 && isPrintableASCII(id) {
+		return store.ReviewVerification, string([]byte(id)), nil
+	}
+	if _, perr := uuid.Parse(id); perr == nil {
+		return store.ReviewDecision, string([]byte(id)), nil
+	}
+	return "", "", problemf(fiber.StatusNotFound, CodeNotFound, "no such review item")
+}
+
+func reviewProblem(err error) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return problemf(fiber.StatusNotFound, CodeNotFound, "no such open review item")
+	case errors.Is(err, store.ErrClaimed):
+		return problemf(fiber.StatusConflict, CodeReviewClaimed, "another reviewer holds this item, or you have not claimed it")
+	}
+	return verificationProblem(err)
+}
+
+func (s *Server) claimReview(c *fiber.Ctx) error {
+	kind, id, err := reviewTarget(c)
+	if err != nil {
+		return err
+	}
+	until := time.Now().Add(reviewClaimTTL).UTC()
+	it, err := s.deps.Store.ClaimReview(c.UserContext(), kind, id, actor(c), until, requestID(c))
+	if err != nil {
+		return reviewProblem(err)
+	}
+	return c.JSON(fiber.Map{"id": it.ID, "kind": it.Kind, "claimed_by": it.ClaimedBy, "claimed_until": it.ClaimedUntil})
+}
+
+type reviewDecisionBody struct {
+	Outcome string `json:"outcome"`
+	Reason  string `json:"reason"`
+	Note    string `json:"note"`
+}
+
+func (s *Server) decideReview(c *fiber.Ctx) error {
+	kind, id, err := reviewTarget(c)
+	if err != nil {
+		return err
+	}
+	var body reviewDecisionBody
+	if err := decodeStrict(c, &body); err != nil {
+		return err
+	}
+	allowed := []string{store.StatusApproved, store.StatusRejected, store.StatusNeedsResubmission}
+	if kind == store.ReviewDecision {
+		allowed = []string{"approve", "block"}
+	}
+	if !containsStr(allowed, body.Outcome) {
+		return invalidField("/outcome", "one of "+strings.Join(allowed, ", "))
+	}
+	if !reasonCodeOK(body.Reason) {
+		return invalidField("/reason", "a reason code in UPPER_SNAKE_CASE, such as DOCUMENT_VERIFIED_MANUALLY")
+	}
+	if len(body.Note) > 2000 || !printable(body.Note) {
+		return invalidField("/note", "at most 2000 printable characters")
+	}
+	r := store.ReviewResolution{Kind: kind, ID: id, Reviewer: actor(c), Outcome: body.Outcome, Reason: body.Reason,
+		CorrelationID: requestID(c), DecidedAt: time.Now().UTC()}
+	if body.Note != "" {
+		sum := sha256.Sum256([]byte(body.Note))
+		r.NoteSHA256 = hex.EncodeToString(sum[:])
+	}
+	if err := s.deps.Store.ResolveReview(c.UserContext(), r); err != nil {
+		return reviewProblem(err)
+	}
+	return c.JSON(fiber.Map{"id": id, "kind": kind, "outcome": body.Outcome, "reason": body.Reason, "reviewer": r.Reviewer})
+}
+
+func containsStr(xs []string, x string) bool {
+	for _, y := range xs {
+		if x == y {
+			return true
+		}
+	}
+	return false
+}
+
+func reasonCodeOK(s string) bool {
+	if len(s) == 0 || len(s) > 64 || s[0] < 'A' || s[0] > 'Z' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,270 @@
+package verification_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/verdict-engine/verdict/adapters/providers"
+	"github.com/verdict-engine/verdict/adapters/verification"
+	"github.com/verdict-engine/verdict/store"
+	"github.com/verdict-engine/verdict/store/sqlite"
+)
+
+// fakeProvider signs with hex HMAC-SHA256 in X-Sig; its body is the Event as JSON.
+type fakeProvider struct {
+	secret []byte
+	mu     sync.Mutex
+	starts int
+	status providers.Update
+}
+
+func (p *fakeProvider) Name() string { return "fake" }
+func (p *fakeProvider) Start(_ context.Context, r providers.StartRequest) (providers.Session, error) {
+	p.mu.Lock()
+	p.starts++
+	p.mu.Unlock()
+	return providers.Session{ProviderRef: "ref-" + r.VerificationID, ClientToken: "tok"}, nil
+}
+func (p *fakeProvider) Status(context.Context, string) (providers.Update, error) {
+	return p.status, nil
+}
+func (p *fakeProvider) Cancel(context.Context, string) error { return nil }
+func (p *fakeProvider) VerifyWebhook(h providers.Header, body []byte, _ time.Time) (providers.Event, error) {
+	sig := h.Get("X-Sig")
+	if sig == "" {
+		return providers.Event{}, providers.ErrMissingSignature
+	}
+	if !providers.MatchHexHMAC(providers.SHA256, providers.Secrets{p.secret}, body, sig) {
+		return providers.Event{}, providers.ErrBadSignature
+	}
+	var ev providers.Event
+	if err := json.Unmarshal(body, &ev); err != nil {
+		return providers.Event{}, providers.ErrMalformedPayload
+	}
+	return ev, nil
+}
+
+func (p *fakeProvider) deliver(ev providers.Event) (http.Header, []byte) {
+	b, _ := json.Marshal(ev)
+	h := http.Header{}
+	h.Set("X-Sig", providers.HexHMAC(providers.SHA256, p.secret, b))
+	return h, b
+}
+
+func newService(t *testing.T) (*verification.Service, *fakeProvider, *sqlite.Store) {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	sealer, err := verification.NewSealer(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &fakeProvider{secret: []byte("webhook-secret-for-tests")}
+	return verification.New(verification.Config{CallbackBase: "http://verdict.test"}, st, []providers.Provider{p}, nil, sealer), p, st
+}
+
+func TestWebhookOrderingAndIdempotency(t *testing.T) {
+	ctx := context.Background()
+	svc, p, st := newService(t)
+	c, err := svc.Create(ctx, verification.CreateRequest{UserID: "u1", Provider: "fake", Actor: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := c.Verification.ProviderRef
+	t0 := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+
+	apply := func(ev providers.Event) (verification.WebhookResult, error) {
+		h, b := p.deliver(ev)
+		return svc.HandleWebhook(ctx, "fake", h, b, "corr")
+	}
+	// Submitted at t0+1m, then the approval at t0+5m is delivered 10 times concurrently.
+	if r, err := apply(providers.Event{ID: "e1", ProviderRef: ref, Status: store.StatusSubmitted, OccurredAt: t0.Add(time.Minute)}); err != nil || !r.Applied {
+		t.Fatalf("submitted: %+v %v", r, err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	applied := 0
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := apply(providers.Event{ID: "e3", ProviderRef: ref, Status: store.StatusApproved, ReasonCodes: []string{"OK", "bad code"}, OccurredAt: t0.Add(5 * time.Minute)})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			if r.Applied {
+				applied++
+			} else if r.Reason != verification.WebhookDuplicate {
+				t.Errorf("redelivery: %+v", r)
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if applied != 1 {
+		t.Fatalf("approval applied %d times, want 1", applied)
+	}
+	// An older event (pending_review at t0+3m) arriving late does not move it back.
+	r, err := apply(providers.Event{ID: "e2", ProviderRef: ref, Status: store.StatusPendingReview, OccurredAt: t0.Add(3 * time.Minute)})
+	if err != nil || r.Applied || r.Reason != verification.WebhookStale {
+		t.Fatalf("late older event: %+v %v", r, err)
+	}
+	v, err := st.GetVerification(ctx, c.Verification.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Status != store.StatusApproved || len(v.ReasonCodes) != 1 || v.ReasonCodes[0] != "OK" {
+		t.Fatalf("session after webhooks: %+v", v)
+	}
+	// A newer event that would leave a final state is not applied either.
+	r, err = apply(providers.Event{ID: "e4", ProviderRef: ref, Status: store.StatusCapturing, OccurredAt: t0.Add(9 * time.Minute)})
+	if err != nil || r.Applied || r.Reason != verification.WebhookNotApplicable {
+		t.Fatalf("event after final: %+v %v", r, err)
+	}
+}
+
+func TestWebhookRefusalsChangeNothing(t *testing.T) {
+	ctx := context.Background()
+	svc, p, st := newService(t)
+	c, err := svc.Create(ctx, verification.CreateRequest{UserID: "u2", Provider: "fake", Actor: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq0, _, _ := st.AuditHead(ctx)
+	h, b := p.deliver(providers.Event{ID: "x", ProviderRef: c.Verification.ProviderRef, Status: store.StatusApproved})
+	tampered := bytes.Replace(b, []byte("approved"), []byte("approvee"), 1)
+	cases := []struct {
+		name, provider, reason string
+		h                      http.Header
+		body                   []byte
+	}{
+		{"unknown provider", "nope", verification.WebhookUnknownProvider, h, b},
+		{"missing signature", "fake", verification.WebhookMissingSignature, http.Header{}, b},
+		{"changed byte", "fake", verification.WebhookBadSignature, h, tampered},
+	}
+	for i, tc := range cases {
+		_, err := svc.HandleWebhook(ctx, tc.provider, tc.h, tc.body, "corr")
+		var we *verification.WebhookError
+		if !errors.As(err, &we) || we.Reason != tc.reason {
+			t.Errorf("%s: %v, want %s", tc.name, err, tc.reason)
+		}
+		seq, _, _ := st.AuditHead(ctx)
+		if seq != seq0+int64(i)+1 {
+			t.Errorf("%s: audit head %d, want one webhook.rejected event", tc.name, seq)
+		}
+	}
+	v, _ := st.GetVerification(ctx, c.Verification.ID)
+	if v.Status != store.StatusCapturing {
+		t.Fatalf("status changed to %s", v.Status)
+	}
+}
+
+func TestWebhookPlaceholderForUnknownRef(t *testing.T) {
+	ctx := context.Background()
+	svc, p, st := newService(t)
+	// No user: refused so the vendor retries.
+	h, b := p.deliver(providers.Event{ID: "a", ProviderRef: "vendor-1", Status: store.StatusApproved})
+	if _, err := svc.HandleWebhook(ctx, "fake", h, b, ""); err == nil {
+		t.Fatal("unknown ref without user accepted")
+	}
+	// With the user: one placeholder, even with concurrent deliveries.
+	h, b = p.deliver(providers.Event{ID: "b", ProviderRef: "vendor-1", UserID: "u3", Status: store.StatusPendingReview})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := svc.HandleWebhook(ctx, "fake", h, b, ""); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	vs, err := st.ListVerifications(ctx, "u3", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vs) != 1 || vs[0].Status != store.StatusPendingReview || vs[0].ProviderRef != "vendor-1" {
+		t.Fatalf("placeholders: %+v", vs)
+	}
+}
+
+func TestFetchEventAsksStatus(t *testing.T) {
+	ctx := context.Background()
+	svc, p, st := newService(t)
+	c, _ := svc.Create(ctx, verification.CreateRequest{UserID: "u4", Provider: "fake", Actor: "test"})
+	p.status = providers.Update{Status: store.StatusRejected, ReasonCodes: []string{"DOCUMENT_EXPIRED"}}
+	h, b := p.deliver(providers.Event{ID: "f", ProviderRef: c.Verification.ProviderRef, Fetch: true})
+	if r, err := svc.HandleWebhook(ctx, "fake", h, b, ""); err != nil || !r.Applied {
+		t.Fatalf("%+v %v", r, err)
+	}
+	v, _ := st.GetVerification(ctx, c.Verification.ID)
+	if v.Status != store.StatusRejected || v.ReasonCodes[0] != "DOCUMENT_EXPIRED" {
+		t.Fatalf("%+v", v)
+	}
+}
+
+func TestRawPayloadSealedAndBound(t *testing.T) {
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	s, err := verification.NewSealer(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := s.Seal("whp_a", []byte(`{"name":"Jane Doe"}`))
+	if bytes.Contains(a, []byte("Jane")) {
+		t.Fatal("plaintext visible")
+	}
+	if got, err := s.Open("whp_a", a); err != nil || string(got) != `{"name":"Jane Doe"}` {
+		t.Fatalf("open: %q %v", got, err)
+	}
+	if _, err := s.Open("whp_b", a); err == nil {
+		t.Fatal("ciphertext of record a decrypted as record b")
+	}
+	if _, err := verification.NewSealer(key[:16]); err == nil {
+		t.Fatal("16-byte key accepted")
+	}
+}
+
+func TestCreateIdempotentAndConsentChecked(t *testing.T) {
+	ctx := context.Background()
+	svc, p, _ := newService(t)
+	req := verification.CreateRequest{UserID: "u5", Provider: "fake", IdempotencyKey: "k1", RequestHash: "h1", Actor: "t"}
+	a, err := svc.Create(ctx, req)
+	if err != nil || !a.Created || a.ClientToken == "" {
+		t.Fatalf("%+v %v", a, err)
+	}
+	b, err := svc.Create(ctx, req)
+	if err != nil || b.Created || b.Verification.ID != a.Verification.ID {
+		t.Fatalf("replay: %+v %v", b, err)
+	}
+	if p.starts != 1 {
+		t.Fatalf("provider started %d times", p.starts)
+	}
+	req.RequestHash = "h2"
+	if _, err := svc.Create(ctx, req); !errors.Is(err, store.ErrDuplicateIdempotencyKey) {
+		t.Fatalf("reused key: %v", err)
+	}
+	if _, err := svc.Create(ctx, verification.CreateRequest{UserID: "u6", Provider: "other"}); !errors.Is(err, verification.ErrUnknownProvider) {
+		t.Fatalf("unknown provider: %v", err)
+	}
+	bad := &store.Consent{PolicyHash: "x", Locale: "en", Scope: []string{"identity_verification"}}
+	var ie *verification.InvalidError
+	if _, err := svc.Create(ctx, verification.CreateRequest{UserID: "u7", Provider: "fake", Consent: bad}); !errors.As(err, &ie) {
+		t.Fatalf("bad consent: %v", err)
+	}
+}

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/verdict-engine/verdict/adapters/evidence"
+	httpapi "github.com/verdict-engine/verdict/adapters/http"
+	"github.com/verdict-engine/verdict/adapters/providers"
+	"github.com/verdict-engine/verdict/adapters/providers/onfido"
+	"github.com/verdict-engine/verdict/adapters/providers/persona"
+	"github.com/verdict-engine/verdict/adapters/providers/sandbox"
+	"github.com/verdict-engine/verdict/adapters/providers/sumsub"
+	"github.com/verdict-engine/verdict/adapters/providers/veriff"
+	"github.com/verdict-engine/verdict/adapters/verification"
+	"github.com/verdict-engine/verdict/store"
+)
+
+// verificationSetup builds the verification subsystem from the environment:
+//
+//   - VERDICT_PUBLIC_URL: the base URL providers and clients reach this server on
+//     (default http://127.0.0.1:<port>), for webhook callbacks and local upload URLs.
+//   - VERDICT_PAYLOAD_KEY: base64 of the 32-byte AES key raw webhook bodies are sealed
+//     with; default: a key file made once in the data directory (payload.key, mode 0600).
+//   - VERDICT_EVIDENCE_URL: evidence bucket (s3://..., gs://...); default: the directory
+//     <data-dir>/evidence, uploads received by this server on URLs signed with
+//     VERDICT_EVIDENCE_SIGNING_KEY (default: a key file evidence-url.key in the data dir).
+//   - VERDICT_VERIFICATION_TTL: how long a session may stay unfinished (default 72h).
+//   - VERDICT_<VENDOR>_...: each vendor's credentials and webhook secrets; a vendor with
+//     none configured is off.
+//   - VERDICT_SANDBOX=1 (or --dev): the sandbox provider, which approves by itself
+//     VERDICT_SANDBOX_DELAY after a submission (default 1s).
+type verificationSetup struct {
+	svc     *verification.Service
+	sandbox *sandbox.Provider
+	close   func()
+}
+
+func setupVerifications(ctx context.Context, cfg serveConfig, getenv func(string) string, st store.Store, reg prometheus.Registerer, log *slog.Logger) (*verificationSetup, error) {
+	public := strings.TrimRight(getenv("VERDICT_PUBLIC_URL"), "/")
+	if public == "" {
+		_, port, err := net.SplitHostPort(cfg.addr)
+		if err != nil || port == "" {
+			port = "8080"
+		}
+		public = "http://127.0.0.1:" + port
+	}
+	pu, err := url.Parse(public)
+	if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+		return nil, usageError{msg: "serve: VERDICT_PUBLIC_URL must be an absolute http(s) URL"}
+	}
+	ttl := 72 * time.Hour
+	if v := getenv("VERDICT_VERIFICATION_TTL"); v != "" {
+		if ttl, err = positiveDuration("VERDICT_VERIFICATION_TTL", v); err != nil {
+			return nil, err
+		}
+	}
+
+	payloadKey, err := keyFrom(getenv("VERDICT_PAYLOAD_KEY"), filepath.Join(cfg.dataDir, "payload.key"), 32)
+	if err != nil {
+		return nil, fmt.Errorf("serve: VERDICT_PAYLOAD_KEY: %w", err)
+	}
+	if getenv("VERDICT_PAYLOAD_KEY") == "" && cfg.databaseURL != "" {
+		log.Warn("VERDICT_PAYLOAD_KEY is not set: raw webhook payloads are sealed with a key file in the data directory; set the key from your secret store in production")
+	}
+	sealer, err := verification.NewSealer(payloadKey)
+	if err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+
+	var ev *evidence.Store
+	if u := getenv("VERDICT_EVIDENCE_URL"); u != "" {
+		if ev, err = evidence.Open(ctx, u, 0); err != nil {
+			return nil, fmt.Errorf("serve: VERDICT_EVIDENCE_URL: %w", err)
+		}
+	} else {
+		signKey, err := keyFrom(getenv("VERDICT_EVIDENCE_SIGNING_KEY"), filepath.Join(cfg.dataDir, "evidence-url.key"), 32)
+		if err != nil {
+			return nil, fmt.Errorf("serve: VERDICT_EVIDENCE_SIGNING_KEY: %w", err)
+		}
+		uploadURL, _ := url.Parse(public + httpapi.EvidenceUploadPath)
+		if ev, err = evidence.OpenLocal(filepath.Join(cfg.dataDir, "evidence"), uploadURL, signKey, 0); err != nil {
+			return nil, fmt.Errorf("serve: %w", err)
+		}
+	}
+
+	var ps []providers.Provider
+	for _, open := range []func(func(string) string) (providers.Provider, error){
+		func(g func(string) string) (providers.Provider, error) { return nilable(onfido.FromEnv(g)) },
+		func(g func(string) string) (providers.Provider, error) { return nilable(persona.FromEnv(g)) },
+		func(g func(string) string) (providers.Provider, error) { return nilable(sumsub.FromEnv(g)) },
+		func(g func(string) string) (providers.Provider, error) { return nilable(veriff.FromEnv(g)) },
+	} {
+		p, err := open(getenv)
+		if err != nil {
+			ev.Close()
+			return nil, usageError{msg: "serve: " + err.Error()}
+		}
+		if p != nil {
+			ps = append(ps, p)
+		}
+	}
+	var sbx *sandbox.Provider
+	if cfg.dev || getenv("VERDICT_SANDBOX") == "1" || getenv("VERDICT_SANDBOX") == "true" {
+		delay := time.Second
+		if v := getenv("VERDICT_SANDBOX_DELAY"); v != "" {
+			if delay, err = positiveDuration("VERDICT_SANDBOX_DELAY", v); err != nil {
+				ev.Close()
+				return nil, err
+			}
+		}
+		sbx = sandbox.New(sandbox.Config{Secrets: providers.ParseSecrets(getenv("VERDICT_SANDBOX_WEBHOOK_SECRET")), Delay: delay, Logger: log})
+		ps = append(ps, sbx)
+		log.Warn("the sandbox identity provider is on: it approves sessions by itself; never enable it in production")
+	}
+
+	webhooks := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "verdict_webhooks_total", Help: "Webhook deliveries by provider and result (applied, duplicate, stale, bad_signature, ...).",
+	}, []string{"provider", "result"})
+	transitions := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "verdict_verification_transitions_total", Help: "Verification session status changes by provider and new status.",
+	}, []string{"provider", "status"})
+	reg.MustRegister(webhooks, transitions)
+
+	svc := verification.New(verification.Config{
+		TTL: ttl, CallbackBase: public, Logger: log,
+		ObserveWebhook:    func(p, r string) { webhooks.WithLabelValues(p, r).Inc() },
+		ObserveTransition: func(p, s string) { transitions.WithLabelValues(p, s).Inc() },
+	}, st, ps, ev, sealer)
+	names := svc.Providers()
+	log.Info("verification providers", "providers", strings.Join(names, ","))
+	return &verificationSetup{svc: svc, sandbox: sbx, close: func() {
+		if sbx != nil {
+			sbx.Close()
+		}
+		ev.Close()
+	}}, nil
+}
+
+// nilable turns a typed nil provider into an untyped nil interface.
+func nilable[P interface {
+	providers.Provider
+	comparable
+}](p P, err error) (providers.Provider, error) {
+	var zero P
+	if err != nil || p == zero {
+		return nil, err
+	}
+	return p, nil
+}
+
+// keyFrom decodes a base64 key of n bytes from value, or, when value is empty, reads the key
+// file at path, creating it with a random key (mode 0600) if it does not exist.
+func keyFrom(value, path string, n int) ([]byte, error) {
+	if value != "" {
+		k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(value))
+		if err != nil || len(k) != n {
+			return nil, fmt.Errorf("want base64 of %d bytes (openssl rand -base64 %d)", n, n)
+		}
+		return k, nil
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		k := make([]byte, n)
+		if _, err := rand.Read(k); err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, err
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, os.ErrExist) {
+			return keyFrom("", path, n)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if _, err := f.WriteString(base64.StdEncoding.EncodeToString(k) + "\n"); err != nil {
+			f.Close()
+			return nil, err
+		}
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return nil, err
+		}
+		return k, f.Close()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return keyFrom(strings.TrimSpace(string(b)), "", n)
+}
