@@ -30,6 +30,18 @@ fuzz:
 	$(GO) test ./engine -run '^$$' -fuzz FuzzLoadRego -fuzztime $(FUZZTIME)
 	$(GO) test ./signals -run '^$$' -fuzz FuzzNormalizeListValue -fuzztime $(FUZZTIME)
 	$(GO) test ./store -run '^$$' -fuzz FuzzCanonicalJSONMatchesEncodingJSON -fuzztime $(FUZZTIME)
+	$(GO) test ./adapters/providers/onfido -run '^$$' -fuzz FuzzVerifyWebhook -fuzztime $(FUZZTIME)
+	$(GO) test ./adapters/providers/onfido -run '^$$' -fuzz FuzzParseEvent -fuzztime $(FUZZTIME)
+	$(GO) test ./adapters/providers/persona -run '^$$' -fuzz FuzzParseSignatureHeader -fuzztime $(FUZZTIME)
+	$(GO) test ./adapters/providers/persona -run '^$$' -fuzz FuzzVerifyWebhook -fuzztime $(FUZZTIME)
+	$(GO) test ./adapters/providers/persona -run '^$$' -fuzz FuzzParsePayload -fuzztime $(FUZZTIME)
+	$(GO) test ./adapters/providers/sumsub -run '^$$' -fuzz FuzzVerifyWebhook -fuzztime $(FUZZTIME)
+	$(GO) test ./adapters/providers/sumsub -run '^$$' -fuzz FuzzParsePayload -fuzztime $(FUZZTIME)
+	$(GO) test ./adapters/providers/sumsub -run '^$$' -fuzz FuzzParseCreatedAt -fuzztime $(FUZZTIME)
+	$(GO) test ./adapters/providers/veriff -run '^$$' -fuzz FuzzVerifyWebhook -fuzztime $(FUZZTIME)
+	$(GO) test ./adapters/providers/veriff -run '^$$' -fuzz FuzzParsePayload -fuzztime $(FUZZTIME)
+	$(GO) test ./adapters/providers/sandbox -run '^$$' -fuzz FuzzVerifyWebhook -fuzztime $(FUZZTIME)
+	$(GO) test ./adapters/providers/sandbox -run '^$$' -fuzz FuzzParsePayload -fuzztime $(FUZZTIME)
 
 ## bench-engine: engine micro-benchmarks (Rego and CEL)
 bench-engine:

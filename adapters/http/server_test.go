@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	httpapi "github.com/verdict-engine/verdict/adapters/http"
+	"github.com/verdict-engine/verdict/adapters/verification"
 	"github.com/verdict-engine/verdict/engine"
 	"github.com/verdict-engine/verdict/policies"
 	"github.com/verdict-engine/verdict/signals"
@@ -42,6 +43,8 @@ type options struct {
 	keys      string
 	dev       bool
 	dir       string
+	// verify wires the verification subsystem with the sandbox provider.
+	verify bool
 }
 
 func newEnv(t *testing.T, o options) *env {
@@ -77,10 +80,14 @@ func newEnv(t *testing.T, o options) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var ver *verification.Service
+	if o.verify {
+		ver = newVerificationService(t, st, o.dir)
+	}
 	srv := httpapi.New(httpapi.Config{Dev: o.dev || o.keys == "", APIKeys: keys},
 		httpapi.Deps{
 			Engine: engine.New(set), Gatherer: signals.NewGatherer(o.velocity, lists, st), Lists: lists,
-			Store: st, Committer: committer, Registry: prometheus.NewRegistry(),
+			Store: st, Committer: committer, Registry: prometheus.NewRegistry(), Verifications: ver,
 		})
 	return &env{srv: srv, store: st, dir: o.dir}
 }
@@ -462,7 +469,7 @@ func TestDecisionsSurviveRestart(t *testing.T) {
 }
 
 func TestMetricsHealthOpenAPI(t *testing.T) {
-	e := newEnv(t, options{})
+	e := newEnv(t, options{verify: true})
 	e.do(t, "POST", "/v1/decide", loginBody)
 	m := e.do(t, "GET", "/metrics", "")
 	for _, want := range []string{"verdict_decision_duration_seconds_bucket{action=\"login\"", "verdict_decisions_total", "verdict_reasons_total", "verdict_signal_source_duration_seconds", "verdict_decide_stage_duration_seconds"} {

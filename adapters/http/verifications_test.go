@@ -1,0 +1,158 @@
+package http_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/verdict-engine/verdict/adapters/evidence"
+	httpapi "github.com/verdict-engine/verdict/adapters/http"
+	"github.com/verdict-engine/verdict/adapters/providers"
+	"github.com/verdict-engine/verdict/adapters/providers/sandbox"
+	"github.com/verdict-engine/verdict/adapters/verification"
+	"github.com/verdict-engine/verdict/store"
+	"github.com/verdict-engine/verdict/store/sqlite"
+)
+
+func newVerificationService(t *testing.T, st *sqlite.Store, dir string) *verification.Service {
+	t.Helper()
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	sealer, err := verification.NewSealer(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse("http://verdict.test" + httpapi.EvidenceUploadPath)
+	ev, err := evidence.OpenLocal(filepath.Join(dir, "evidence"), u, key, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sbx := sandbox.New(sandbox.Config{})
+	t.Cleanup(func() { sbx.Close(); ev.Close() })
+	return verification.New(verification.Config{CallbackBase: "http://verdict.test"}, st, []providers.Provider{sbx}, ev, sealer)
+}
+
+const reviewKeys = "app:app-secret-0123456789:decide+verify,rev:rev-secret-0123456789:review,revpii:revpii-secret-0123456789:review+pii"
+
+func TestReviewQueue(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, options{keys: reviewKeys, verify: true})
+	app := []string{"Authorization", "Bearer app-secret-0123456789"}
+	rev := []string{"Authorization", "Bearer rev-secret-0123456789"}
+	pii := []string{"Authorization", "Bearer revpii-secret-0123456789"}
+
+	// A session waiting for review, and a decision that went to review because of it.
+	const user = "jane.doe@example.com"
+	v, _, err := e.store.CreateVerification(ctx, store.NewVerification{Verification: store.Verification{
+		ID: "ver_00000000000000000000000000000001", UserID: user, Provider: "sandbox", ProviderRef: "sbx_r1",
+		Status: store.StatusPendingReview, Score: 55, ReasonCodes: []string{"DOCUMENT_QUALITY_LOW"},
+	}, Actor: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := e.do(t, "POST", "/v1/decide", `{"action":"onboarding","subject":{"id":"`+user+`","email":"`+user+`","email_verified":true},"context":{"ip":"203.0.113.50","country":"DE"}}`, app...).json(t)
+	if d["outcome"] != "review" {
+		t.Fatalf("decision: %v", d)
+	}
+	decisionID := d["decision_id"].(string)
+
+	if r := e.do(t, "GET", "/v1/reviews", "", app...); r.status != 403 {
+		t.Fatalf("reviews without the review scope: %d", r.status)
+	}
+	masked := e.do(t, "GET", "/v1/reviews", "", rev...)
+	if masked.status != 200 || bytes.Contains(masked.body, []byte(user)) || bytes.Contains(masked.body, []byte("203.0.113.50")) {
+		t.Fatalf("masked list: %d %s", masked.status, masked.body)
+	}
+	items := masked.json(t)["reviews"].([]any)
+	if len(items) != 2 {
+		t.Fatalf("want 2 open items, got %s", masked.body)
+	}
+	if first := items[0].(map[string]any); first["id"] != v.ID || first["pii_masked"] != true {
+		t.Fatalf("oldest first: %v", first)
+	}
+	if full := e.do(t, "GET", "/v1/reviews", "", pii...); !bytes.Contains(full.body, []byte(user)) {
+		t.Fatalf("pii scope sees masked data: %s", full.body)
+	}
+
+	// Claims: one reviewer at a time; deciding needs the claim.
+	if r := e.do(t, "POST", "/v1/reviews/"+v.ID+"/decision", `{"outcome":"approved","reason":"DOCUMENT_VERIFIED_MANUALLY"}`, rev...); r.status != 409 {
+		t.Fatalf("decide without claim: %d %s", r.status, r.body)
+	}
+	if r := e.do(t, "POST", "/v1/reviews/"+v.ID+"/claim", "", rev...); r.status != 200 {
+		t.Fatalf("claim: %d %s", r.status, r.body)
+	}
+	if r := e.do(t, "POST", "/v1/reviews/"+v.ID+"/claim", "", pii...); r.status != 409 || r.json(t)["code"] != "review_claimed" {
+		t.Fatalf("second claim: %d %s", r.status, r.body)
+	}
+	for _, bad := range []string{`{"outcome":"approve","reason":"OK"}`, `{"outcome":"approved","reason":"free text"}`, `{"outcome":"approved"}`, `{`, `{"outcome":"approved","reason":"OK","x":1}`} {
+		if r := e.do(t, "POST", "/v1/reviews/"+v.ID+"/decision", bad, rev...); r.status != 400 || !strings.Contains(r.header.Get("Content-Type"), "problem+json") {
+			t.Errorf("%s: %d %s", bad, r.status, r.body)
+		}
+	}
+	if r := e.do(t, "POST", "/v1/reviews/"+v.ID+"/decision", `{"outcome":"approved","reason":"DOCUMENT_VERIFIED_MANUALLY","note":"checked the hologram"}`, rev...); r.status != 200 {
+		t.Fatalf("decide: %d %s", r.status, r.body)
+	}
+	got, _ := e.store.GetVerification(ctx, v.ID)
+	if got.Status != store.StatusApproved {
+		t.Fatalf("session after review: %s", got.Status)
+	}
+	// The decision item: claim and block.
+	if r := e.do(t, "POST", "/v1/reviews/"+decisionID+"/claim", "", pii...); r.status != 200 {
+		t.Fatalf("claim decision: %d %s", r.status, r.body)
+	}
+	if r := e.do(t, "POST", "/v1/reviews/"+decisionID+"/decision", `{"outcome":"block","reason":"SYNTHETIC_IDENTITY"}`, pii...); r.status != 200 {
+		t.Fatalf("decide decision: %d %s", r.status, r.body)
+	}
+	if left := e.do(t, "GET", "/v1/reviews", "", rev...).json(t)["reviews"].([]any); len(left) != 0 {
+		t.Fatalf("queue not empty: %v", left)
+	}
+	if r := e.do(t, "POST", "/v1/reviews/"+v.ID+"/claim", "", rev...); r.status != 404 {
+		t.Fatalf("claim a closed item: %d", r.status)
+	}
+	// The audit log names reviewers and reasons, never the user id or the note.
+	evs, err := e.store.AuditEvents(ctx, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	types := map[string]int{}
+	for _, ev := range evs {
+		types[ev.Type]++
+		raw := string(ev.Payload) + ev.SubjectRef + ev.Actor
+		if strings.Contains(raw, user) || strings.Contains(raw, "hologram") {
+			t.Errorf("audit event %s carries PII: %s", ev.Type, raw)
+		}
+	}
+	if types[store.EventReviewClaimed] != 2 || types[store.EventReviewDecided] != 2 {
+		t.Fatalf("audit events: %v", types)
+	}
+}
+
+func TestVerificationBadInput(t *testing.T) {
+	e := newEnv(t, options{verify: true})
+	for _, tc := range []struct{ method, path, body, code string }{
+		{"POST", "/v1/verifications", `{`, "malformed_json"},
+		{"POST", "/v1/verifications", `{"user_id":"u"}`, "invalid_request"},
+		{"POST", "/v1/verifications", `{"user_id":"u","provider":"acme"}`, "unknown_provider"},
+		{"POST", "/v1/verifications", `{"user_id":"u","provider":"sandbox","extra":1}`, "malformed_json"},
+		{"POST", "/v1/verifications", `{"user_id":"u","provider":"sandbox","consent":{"policy_hash":"x","locale":"en","scope":[]}}`, "invalid_request"},
+		{"GET", "/v1/verifications/nope", ``, "not_found"},
+		{"GET", "/v1/verifications/ver_0123", ``, "not_found"},
+		{"GET", "/v1/verifications", ``, "invalid_request"},
+		{"POST", "/v1/webhooks/acme", `{}`, "unknown_provider"},
+		{"POST", "/v1/webhooks/sandbox", `{}`, "webhook_rejected"},
+		{"PUT", "/v1/evidence-uploads?obj=evidence/x&expiry=9999999999&method=PUT&signature=forged", `data`, "upload_url_invalid"},
+	} {
+		r := e.do(t, tc.method, tc.path, tc.body)
+		if r.status < 400 || r.status >= 500 || !strings.Contains(r.header.Get("Content-Type"), "problem+json") {
+			t.Errorf("%s %s %s: %d %s", tc.method, tc.path, tc.body, r.status, r.body)
+			continue
+		}
+		if got := r.json(t)["code"]; got != tc.code {
+			t.Errorf("%s %s %s: code %v, want %s", tc.method, tc.path, tc.body, got, tc.code)
+		}
+	}
+}
