@@ -372,7 +372,7 @@ func (s *Server) webhook(c *fiber.Ctx) error {
 		return problemf(fiber.StatusRequestEntityTooLarge, CodeBodyTooLarge, "the webhook body exceeds %d bytes", s.cfg.WebhookBodyLimit)
 	}
 	body := bytes.Clone(c.Body())
-	res, err := s.deps.Verifications.HandleWebhook(c.UserContext(), c.Params("provider"), webhookHeader{c}, body, requestID(c))
+	res, err := s.deps.Verifications.HandleWebhook(c.UserContext(), string([]byte(c.Params("provider"))), webhookHeader{c}, body, requestID(c))
 	var we *verification.WebhookError
 	if errors.As(err, &we) {
 		switch we.Reason {

@@ -57,6 +57,7 @@ func (s *Service) HandleWebhook(ctx context.Context, provider string, h provider
 	if !ok {
 		return WebhookResult{}, s.reject(ctx, "unknown", WebhookUnknownProvider, body, corr, fmt.Errorf("%w: %q", ErrUnknownProvider, provider))
 	}
+	provider = p.Name() // the configured name, not the caller's string, labels metrics and records
 	now := s.cfg.Now()
 	ev, err := p.VerifyWebhook(h, body, now)
 	if err != nil {
