@@ -304,7 +304,7 @@ func TestVendorWebhooksEndToEnd(t *testing.T) {
 		// What GET /workflow_runs/{id} answers when the first Onfido event asks (Fetch).
 		vOnfidoRunID: {"id": vOnfidoRunID, "applicant_id": vOnfidoApplic, "workflow_id": vOnfidoFlow,
 			"status": "review", "reasons": []string{"document_consider"},
-			"output": map[string]any{"first_name": "Jane", "last_name": "Doe"},
+			"output":     map[string]any{"first_name": "Jane", "last_name": "Doe"},
 			"updated_at": t0.Add(time.Minute).Format(time.RFC3339)},
 	}}
 	srv := httptest.NewServer(onfidoAPI)
@@ -627,7 +627,7 @@ func runVendorCase(ctx context.Context, t *testing.T, svc *verification.Service,
 	if err != nil || !r.Applied || r.Reason != verification.WebhookApplied || r.VerificationID != v.ID || r.Status != vc.firstWant {
 		t.Fatalf("first event: %+v %v, want applied -> %s", r, err, vc.firstWant)
 	}
-	if got := get(); got.Status != vc.firstWant || got.LastEventAt.IsZero() {
+	if got := get(); got.Status != vc.firstWant || (got.LastEventAt.IsZero() && vc.provider != "veriff") {
 		t.Fatalf("after the first event: %+v", got)
 	}
 	if seq := head(); seq != seq0+1 {
@@ -750,4 +750,54 @@ func fmtVerifications(vs []store.Verification) string {
 		fmt.Fprintf(&b, "{%s user=%s %s/%s %s last=%v} ", v.ID, v.UserID, v.Provider, v.ProviderRef, v.Status, v.LastEventAt)
 	}
 	return "[" + b.String() + "]"
+}
+
+// TestVendorVeriffDecisionAfterDelayedProgressEvent: Veriff's event webhooks (started,
+// submitted) carry no time, so the adapter stamps them with the receipt time, while a
+// decision carries Veriff's decisionTime. A submitted event whose delivery was retried (or
+// merely received by a server whose clock runs ahead of Veriff's) is then "newer" than the
+// decision that followed it, and the decision — the session's outcome — is dropped as stale
+// and acknowledged, so Veriff never resends it.
+func TestVendorVeriffDecisionAfterDelayedProgressEvent(t *testing.T) {
+	ctx := context.Background()
+	clock := &vendorClock{}
+	t0 := time.Now().UTC().Truncate(time.Second).Add(-2 * time.Hour)
+	st, err := sqlite.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	sealer, err := verification.NewSealer(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := veriff.New(veriff.Config{APIKey: vVeriffAPIKey, SharedSecret: vVeriffSecret, WebhookSecrets: providers.Secrets{[]byte(vVeriffSecret)}})
+	svc := verification.New(verification.Config{Now: clock.Now}, st, []providers.Provider{p}, nil, sealer)
+	const ref, user = "7a1f3c22-5b0e-4d8a-9c61-0e2f4b6d8a10", "usr-veriff-delay-1"
+	clock.Set(t0)
+	v, _, err := st.CreateVerification(ctx, store.NewVerification{
+		Verification: store.Verification{ID: "ver_veriff_delay", UserID: user, Provider: "veriff", ProviderRef: ref,
+			Status: store.StatusCapturing, ReasonCodes: []string{}, ExpiresAt: t0.Add(72 * time.Hour)},
+		Actor: "test",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The person submits at t0+1m; Veriff approves at t0+2m. Our endpoint was down, and
+	// Veriff's retries arrive at t0+30m (submitted) and t0+31m (the decision).
+	submitted := veriffProgress(ref, user, "submitted", 7002)
+	clock.Set(t0.Add(30 * time.Minute))
+	if r, err := svc.HandleWebhook(ctx, "veriff", signVeriff(vVeriffSecret, submitted, clock.Now()), submitted, ""); err != nil || !r.Applied {
+		t.Fatalf("submitted: %+v %v", r, err)
+	}
+	decision := veriffDecision(ref, user, "approved", 9001, t0.Add(2*time.Minute))
+	clock.Set(t0.Add(31 * time.Minute))
+	r, err := svc.HandleWebhook(ctx, "veriff", signVeriff(vVeriffSecret, decision, clock.Now()), decision, "")
+	got, _ := st.GetVerification(ctx, v.ID)
+	if err != nil || !r.Applied || got.Status != store.StatusApproved {
+		t.Fatalf("veriff decision after a delayed progress event not applied: %q (status %s), err=%v; "+
+			"a time-less event must not advance the session's last event time", r.Reason, got.Status, err)
+	}
 }

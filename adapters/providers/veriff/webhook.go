@@ -185,17 +185,14 @@ func mapDecision(v *verification, now time.Time) (decision, error) {
 		d.reasons = append(d.reasons, r)
 	}
 	// decisionTime is when Veriff decided. Without it (Veriff gives it for every decision
-	// in its examples) the receipt time stands in: acceptanceTime is when the session was
-	// created, older than anything applied since, so a decision carrying only it would be
-	// dropped as out of order.
-	switch {
-	case !decisionTime.IsZero():
+	// in its examples) the event time is left zero, "unknown": the service then orders the
+	// event by the state machine alone. Neither acceptanceTime (when the session was
+	// created, older than anything applied since) nor our receipt time (another clock than
+	// Veriff's, so a late retry would make a real decision look stale) may stand in.
+	if !decisionTime.IsZero() {
 		d.occurredAt = decisionTime
-	case !now.IsZero():
-		d.occurredAt = now.UTC()
-	default:
-		d.occurredAt = acceptanceTime
 	}
+	_ = acceptanceTime
 	return d, nil
 }
 
@@ -215,11 +212,10 @@ func mapEvent(e *event, now time.Time) (providers.Event, error) {
 		return providers.Event{}, malformed("vendorData: not a user id")
 	}
 	status, action := eventStatus(e.Action, code)
-	if at.IsZero() {
-		// Veriff's event webhook carries no time: it is sent as the person moves through
-		// the flow, so the receipt time stands in.
-		at = now.UTC()
-	}
+	// Veriff's event webhook carries no time. The event time stays zero, "unknown", so the
+	// service orders it by the state machine alone and it never advances the session's
+	// last event time: stamping it with our receipt time would compare our clock with
+	// Veriff's decisionTime and could drop a real decision as stale.
 	return providers.Event{
 		ID:          digest("event", e.ID, e.Action, strconv.FormatInt(code, 10), e.AttemptID, str(e.Time)),
 		Type:        "event." + action,
