@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Persona's API and webhooks are JSON:API documents whose attribute keys follow the key
@@ -178,6 +179,10 @@ func parseInquiry(data object, included []json.RawMessage) (inquiry, error) {
 	}
 	if inq.referenceID, err = attrs.str("reference-id"); err != nil {
 		return inquiry{}, err
+	}
+	// reference-id is our user id; bound it as the other adapters bound theirs.
+	if len(inq.referenceID) > 256 || !utf8.ValidString(inq.referenceID) || (inq.referenceID != "" && !printable(inq.referenceID)) {
+		return inquiry{}, errMalformed("reference-id is not a user id")
 	}
 	for _, name := range inquiryTimes {
 		s, err := attrs.str(name)
