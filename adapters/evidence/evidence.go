@@ -86,9 +86,15 @@ func (s *Store) MaxSize() int64 { return s.maxSize }
 func (s *Store) Local() bool { return s.signer != nil }
 
 // UploadURL returns a URL the client PUTs the object to, with the given Content-Type,
-// valid for ttl.
+// valid for ttl. A local bucket binds the content type into the signature.
 func (s *Store) UploadURL(ctx context.Context, key, contentType string, ttl time.Duration) (string, error) {
-	u, err := s.bucket.SignedURL(ctx, key, &blob.SignedURLOptions{Method: "PUT", Expiry: ttl, ContentType: contentType, EnforceAbsentContentType: contentType == ""})
+	opts := &blob.SignedURLOptions{Method: "PUT", Expiry: ttl, ContentType: contentType, EnforceAbsentContentType: contentType == ""}
+	if !s.Local() {
+		// Not every driver can bind the content type into the signature (S3 with the AWS
+		// SDK v2 cannot); the object's SHA-256 is checked at submission whatever it is.
+		opts = &blob.SignedURLOptions{Method: "PUT", Expiry: ttl}
+	}
+	u, err := s.bucket.SignedURL(ctx, key, opts)
 	if err != nil {
 		return "", fmt.Errorf("evidence: sign upload URL: %w", err)
 	}

@@ -147,6 +147,7 @@ func (s *Server) routes() {
 		v1.Post("/verifications/:id/consent", require(ScopeVerify), s.recordConsent)
 		v1.Post("/verifications/:id/evidence", require(ScopeVerify), s.addEvidence)
 		v1.Post("/verifications/:id/submit", require(ScopeVerify), s.submitVerification)
+		v1.Post("/verifications/:id/cancel", require(ScopeVerify), s.cancelVerification)
 	}
 	v1.Get("/reviews", require(ScopeReview), s.listReviews)
 	v1.Post("/reviews/:id/claim", require(ScopeReview), s.claimReview)

@@ -393,3 +393,15 @@ func (s *Server) webhook(c *fiber.Ctx) error {
 	}
 	return c.JSON(fiber.Map{"applied": res.Applied, "result": res.Reason, "verification_id": res.VerificationID, "status": res.Status})
 }
+
+func (s *Server) cancelVerification(c *fiber.Ctx) error {
+	id, err := verificationID(c)
+	if err != nil {
+		return err
+	}
+	v, err := s.deps.Verifications.Cancel(c.UserContext(), id, actor(c), requestID(c))
+	if err != nil {
+		return verificationProblem(err)
+	}
+	return c.JSON(toVerificationJSON(v))
+}

@@ -452,3 +452,32 @@ func normalizeReasons(codes []string) []string {
 	}
 	return out
 }
+
+// Cancel ends an unfinished session: the provider is told (where it can cancel) and the
+// session is expired with reason VERIFICATION_CANCELLED. A final session cannot be
+// cancelled.
+func (s *Service) Cancel(ctx context.Context, id, actor, corr string) (store.Verification, error) {
+	cur, err := s.store.GetVerification(ctx, id)
+	if err != nil {
+		return store.Verification{}, err
+	}
+	if store.Terminal(cur.Status) {
+		return store.Verification{}, fmt.Errorf("%w (status %s)", ErrNotCapturing, cur.Status)
+	}
+	if p, ok := s.providers[cur.Provider]; ok && cur.ProviderRef != "" {
+		if err := p.Cancel(ctx, cur.ProviderRef); err != nil {
+			return store.Verification{}, fmt.Errorf("%w: %s cancel: %w", ErrProviderUnavailable, p.Name(), err)
+		}
+	}
+	v, err := s.store.UpdateVerification(ctx, id, store.VerificationChange{Actor: actor, CorrelationID: corr, Reason: "VERIFICATION_CANCELLED"},
+		func(v *store.Verification) error {
+			v.Status = store.StatusExpired
+			v.ReasonCodes = []string{"VERIFICATION_CANCELLED"}
+			return nil
+		})
+	if err != nil {
+		return store.Verification{}, err
+	}
+	s.cfg.ObserveTransition(v.Provider, v.Status)
+	return v, nil
+}

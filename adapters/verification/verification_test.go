@@ -268,3 +268,26 @@ func TestCreateIdempotentAndConsentChecked(t *testing.T) {
 		t.Fatalf("bad consent: %v", err)
 	}
 }
+
+func TestCancel(t *testing.T) {
+	ctx := context.Background()
+	svc, _, st := newService(t)
+	c, err := svc.Create(ctx, verification.CreateRequest{UserID: "u8", Provider: "fake", Actor: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := svc.Cancel(ctx, c.Verification.ID, "t", "corr")
+	if err != nil || v.Status != store.StatusExpired || v.ReasonCodes[0] != "VERIFICATION_CANCELLED" {
+		t.Fatalf("%+v %v", v, err)
+	}
+	if _, err := svc.Cancel(ctx, c.Verification.ID, "t", "corr"); !errors.Is(err, verification.ErrNotCapturing) {
+		t.Fatalf("cancel twice: %v", err)
+	}
+	if _, err := svc.Cancel(ctx, "ver_missing", "t", "corr"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("cancel unknown: %v", err)
+	}
+	got, _ := st.GetVerification(ctx, c.Verification.ID)
+	if got.Status != store.StatusExpired {
+		t.Fatal(got.Status)
+	}
+}
