@@ -210,3 +210,41 @@ func newEvent(typ, actor, correlationID, subjectRef string, at time.Time, payloa
 		Payload:       p,
 	}, nil
 }
+
+// EventOutcomeLabeled is appended for every outcome label stored.
+const EventOutcomeLabeled = "outcome.labeled"
+
+type labelPayload struct {
+	DecisionID string   `json:"decision_id"`
+	Label      string   `json:"label"`
+	Tags       []string `json:"tags"`
+}
+
+// OutcomeLabeledEvent returns the unlinked audit event for a label on a decision about
+// subjectID: actor l.Actor, subject SubjectRef(subjectID), payload {decision_id, label,
+// tags}. Tags are the labeller's free-form codes; callers keep personal data out of them.
+func OutcomeLabeledEvent(l OutcomeLabel, subjectID, correlationID string, at time.Time) (AuditEvent, error) {
+	tags := l.Tags
+	if tags == nil {
+		tags = []string{}
+	}
+	return newEvent(EventOutcomeLabeled, l.Actor, correlationID, SubjectRef(subjectID), at,
+		labelPayload{DecisionID: l.DecisionID, Label: l.Label, Tags: tags})
+}
+
+// EventPIIUnmasked is appended when a reviewer asks to see unmasked personal data.
+const EventPIIUnmasked = "review.pii_unmasked"
+
+type piiUnmaskedPayload struct {
+	Items []string `json:"items"`
+	View  string   `json:"view"`
+}
+
+// PIIUnmaskedEvent returns the unlinked audit event for a reviewer who viewed the personal
+// data of the given review items (ids only) unmasked, through view (e.g. "GET /v1/reviews").
+func PIIUnmaskedEvent(reviewer string, items []string, view, correlationID string, at time.Time) (AuditEvent, error) {
+	if items == nil {
+		items = []string{}
+	}
+	return newEvent(EventPIIUnmasked, reviewer, correlationID, "", at, piiUnmaskedPayload{Items: items, View: view})
+}

@@ -137,6 +137,9 @@ type Store interface {
 	Lists
 	VerificationStore
 	Reviews
+	PolicyStore
+	LabelStore
+	DecisionScanner
 	AuditLog
 	AuditAppender
 	// Ping reports whether the store can serve requests.

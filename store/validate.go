@@ -89,3 +89,6 @@ func validText(s string) bool {
 func validJSON(b []byte) bool {
 	return len(b) > 0 && utf8.Valid(b) && json.Valid(b)
 }
+
+// ValidText reports whether s is valid UTF-8 without NUL bytes: text both stores can keep.
+func ValidText(s string) bool { return validText(s) }

@@ -138,11 +138,11 @@ func (rt *reviewTx) open(kind, id string) error {
 // ClaimReview implements store.Reviews. It returns an error wrapping store.ErrInvalidRecord
 // for an unknown kind or an empty id or reviewer.
 func (s *Store) ClaimReview(ctx context.Context, kind, id, reviewer string, until time.Time, correlationID string) (store.ReviewItem, error) {
-	if err := validateClaim(kind, id, reviewer, correlationID); err != nil {
+	if err := store.ValidateClaim(kind, id, reviewer, correlationID); err != nil {
 		return store.ReviewItem{}, fmt.Errorf("claim review: %w", err)
 	}
 	now := s.now()
-	until = utcMicros(until)
+	until = store.UTCMicros(until)
 	rt, err := s.beginReview(ctx, now, kind, id)
 	if err != nil {
 		return store.ReviewItem{}, classify(ctx, "claim review", err)
@@ -180,13 +180,13 @@ func (s *Store) ClaimReview(ctx context.Context, kind, id, reviewer string, unti
 // returns an error wrapping store.ErrInvalidRecord for an outcome the item's kind does not
 // allow (see store.ReviewResolution).
 func (s *Store) ResolveReview(ctx context.Context, r store.ReviewResolution) error {
-	if err := validateResolution(r); err != nil {
+	if err := store.ValidateResolution(r); err != nil {
 		return fmt.Errorf("resolve review: %w", err)
 	}
 	now := s.now()
-	r.DecidedAt = utcMicros(r.DecidedAt)
+	r.DecidedAt = store.UTCMicros(r.DecidedAt)
 	if r.DecidedAt.IsZero() {
-		r.DecidedAt = utcMicros(now)
+		r.DecidedAt = store.UTCMicros(now)
 	}
 	rt, err := s.beginReview(ctx, now, r.Kind, r.ID)
 	if err != nil {
@@ -202,7 +202,7 @@ func (s *Store) ResolveReview(ctx context.Context, r store.ReviewResolution) err
 	var values []any
 	if r.Kind == store.ReviewVerification {
 		ch := store.VerificationChange{Actor: r.Reviewer, CorrelationID: r.CorrelationID, Reason: r.Reason}
-		next, events, err := applyChange(rt.session, ch, now, func(v *store.Verification) error {
+		next, events, err := store.ApplyVerificationChange(rt.session, ch, now, func(v *store.Verification) error {
 			v.Status = r.Outcome
 			return nil
 		})

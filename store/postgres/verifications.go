@@ -27,7 +27,7 @@ func scanVerification(row pgx.Row) (store.Verification, error) {
 		&evidence, &consent, &v.RetentionPolicy, &v.CreatedAt, &v.UpdatedAt, &expiresAt, &lastEventAt); err != nil {
 		return store.Verification{}, err
 	}
-	if err := decodeVerificationJSON(&v, codes, evidence, consent); err != nil {
+	if err := store.DecodeVerificationJSON(&v, codes, evidence, consent); err != nil {
 		return store.Verification{}, err
 	}
 	v.CreatedAt, v.UpdatedAt = v.CreatedAt.UTC(), v.UpdatedAt.UTC()
@@ -59,11 +59,11 @@ func collectVerifications(rows pgx.Rows) ([]store.Verification, error) {
 // verificationValues returns the arguments of insertVerification and updateVerification
 // for v.
 func verificationValues(v store.Verification) ([]any, error) {
-	evidence, err := encodeEvidence(v.Evidence)
+	evidence, err := store.EncodeEvidence(v.Evidence)
 	if err != nil {
 		return nil, err
 	}
-	consent, err := encodeConsent(v.Consent)
+	consent, err := store.EncodeConsent(v.Consent)
 	if err != nil {
 		return nil, err
 	}
@@ -94,11 +94,11 @@ const updateVerification = `UPDATE verifications SET provider_ref = $4, status =
 // and one wrapping store.ErrConflict when a session with the same ID exists.
 func (s *Store) CreateVerification(ctx context.Context, nv store.NewVerification) (store.Verification, bool, error) {
 	now := s.now()
-	v, err := prepareNewVerification(nv, now)
+	v, err := store.PrepareNewVerification(nv, now)
 	if err != nil {
 		return store.Verification{}, false, fmt.Errorf("create verification: %w", err)
 	}
-	events, err := changeEvents(nil, v, store.VerificationChange{Actor: nv.Actor, CorrelationID: nv.CorrelationID}, now)
+	events, err := store.VerificationChangeEvents(nil, v, store.VerificationChange{Actor: nv.Actor, CorrelationID: nv.CorrelationID}, now)
 	if err != nil {
 		return store.Verification{}, false, fmt.Errorf("create verification: %w", err)
 	}
@@ -249,7 +249,7 @@ func (s *Store) LatestVerification(ctx context.Context, userID string) (store.Ve
 // an earlier round is removed, so that it is queued again.
 func (s *Store) UpdateVerification(ctx context.Context, id string, ch store.VerificationChange, fn func(v *store.Verification) error) (store.Verification, error) {
 	op := fmt.Sprintf("update verification %q", id)
-	if err := validateChange(ch); err != nil {
+	if err := store.ValidateVerificationChange(ch); err != nil {
 		return store.Verification{}, fmt.Errorf("%s: %w", op, err)
 	}
 	now := s.now()
@@ -282,7 +282,7 @@ func (s *Store) UpdateVerification(ctx context.Context, id string, ch store.Veri
 	case applied:
 		return store.Verification{}, fmt.Errorf("%s: %w", op, store.ErrAlreadyApplied)
 	}
-	next, events, err := applyChange(prev, ch, now, fn)
+	next, events, err := store.ApplyVerificationChange(prev, ch, now, fn)
 	if err != nil {
 		return store.Verification{}, err
 	}
@@ -299,17 +299,17 @@ func (s *Store) UpdateVerification(ctx context.Context, id string, ch store.Veri
 		b.Queue(updateVerification, values...)
 		if ch.EventKey != "" {
 			b.Queue(`INSERT INTO webhook_events (event_key, verification_id, applied_at) VALUES ($1, $2, $3)`,
-				ch.EventKey, id, utcMicros(now))
+				ch.EventKey, id, store.UTCMicros(now))
 		}
 		if p := ch.Payload; p != nil {
-			received := utcMicros(p.ReceivedAt)
+			received := store.UTCMicros(p.ReceivedAt)
 			if received.IsZero() {
-				received = utcMicros(now)
+				received = store.UTCMicros(now)
 			}
 			b.Queue(`INSERT INTO raw_payloads (id, provider, verification_id, received_at, ciphertext)
 				VALUES ($1, $2, $3, $4, $5)`, p.ID, p.Provider, id, received, p.Ciphertext)
 		}
-		if reentersReview(prev, next) {
+		if store.ReentersReview(prev, next) {
 			b.Queue(`DELETE FROM reviews WHERE kind = $1 AND item_id = $2`, store.ReviewVerification, id)
 		}
 	})
@@ -347,7 +347,7 @@ func (s *Store) ExpireVerifications(ctx context.Context, now time.Time, limit in
 	w, err := s.begin(ctx, at, func(b *pgx.Batch) {
 		b.Queue(`SELECT `+verificationColumns+` FROM verifications
 			WHERE expires_at IS NOT NULL AND expires_at < $1 AND status <> ALL ($2::text[])
-			ORDER BY expires_at, id LIMIT $3 FOR UPDATE`, now, terminalStatuses(), limit).
+			ORDER BY expires_at, id LIMIT $3 FOR UPDATE`, now, store.TerminalStatuses(), limit).
 			Query(func(rows pgx.Rows) error {
 				var err error
 				due, err = collectVerifications(rows)
@@ -360,7 +360,7 @@ func (s *Store) ExpireVerifications(ctx context.Context, now time.Time, limit in
 	defer w.rollback(ctx)
 	updates := make([][]any, 0, len(due))
 	for _, prev := range due {
-		next, events, err := applyChange(prev, expiryChange, at, func(v *store.Verification) error {
+		next, events, err := store.ApplyVerificationChange(prev, store.ExpiryChange, at, func(v *store.Verification) error {
 			v.Status = store.StatusExpired
 			return nil
 		})
@@ -394,7 +394,7 @@ func (s *Store) ExpireVerifications(ctx context.Context, now time.Time, limit in
 // wrapping store.ErrInvalidRecord for an event without a type, with text that is not valid
 // UTF-8, or whose payload is not a JSON object.
 func (s *Store) AppendAudit(ctx context.Context, ev store.AuditEvent) error {
-	if err := validateAuditEvent(ev); err != nil {
+	if err := store.ValidateAuditEvent(ev); err != nil {
 		return fmt.Errorf("append audit event: %w", err)
 	}
 	now := s.now()

@@ -107,11 +107,11 @@ func openReviewItem(ctx context.Context, tx *sql.Tx, kind, id string) (store.Rev
 // ClaimReview implements store.Reviews. It returns an error wrapping store.ErrInvalidRecord
 // for an unknown kind or an empty id or reviewer.
 func (s *Store) ClaimReview(ctx context.Context, kind, id, reviewer string, until time.Time, correlationID string) (store.ReviewItem, error) {
-	if err := validateClaim(kind, id, reviewer, correlationID); err != nil {
+	if err := store.ValidateClaim(kind, id, reviewer, correlationID); err != nil {
 		return store.ReviewItem{}, fmt.Errorf("claim review: %w", err)
 	}
 	now := s.now()
-	until = utcMicros(until)
+	until = store.UTCMicros(until)
 	var out store.ReviewItem
 	err := s.writeTx(ctx, "claim review", func(tx *sql.Tx, c *chain) error {
 		it, err := openReviewItem(ctx, tx, kind, id)
@@ -149,13 +149,13 @@ func (s *Store) ClaimReview(ctx context.Context, kind, id, reviewer string, unti
 // returns an error wrapping store.ErrInvalidRecord for an outcome the item's kind does not
 // allow (see store.ReviewResolution).
 func (s *Store) ResolveReview(ctx context.Context, r store.ReviewResolution) error {
-	if err := validateResolution(r); err != nil {
+	if err := store.ValidateResolution(r); err != nil {
 		return fmt.Errorf("resolve review: %w", err)
 	}
 	now := s.now()
-	r.DecidedAt = utcMicros(r.DecidedAt)
+	r.DecidedAt = store.UTCMicros(r.DecidedAt)
 	if r.DecidedAt.IsZero() {
-		r.DecidedAt = utcMicros(now)
+		r.DecidedAt = store.UTCMicros(now)
 	}
 	var transitionErr error
 	err := s.writeTx(ctx, "resolve review", func(tx *sql.Tx, c *chain) error {
@@ -172,7 +172,7 @@ func (s *Store) ResolveReview(ctx context.Context, r store.ReviewResolution) err
 				return err
 			}
 			ch := store.VerificationChange{Actor: r.Reviewer, CorrelationID: r.CorrelationID, Reason: r.Reason}
-			next, events, err := applyChange(prev, ch, now, func(v *store.Verification) error {
+			next, events, err := store.ApplyVerificationChange(prev, ch, now, func(v *store.Verification) error {
 				v.Status = r.Outcome
 				return nil
 			})

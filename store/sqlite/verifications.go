@@ -30,7 +30,7 @@ func scanVerification(row rowScanner) (store.Verification, error) {
 		&evidence, &consent, &v.RetentionPolicy, &createdAt, &updatedAt, &expiresAt, &lastEventAt); err != nil {
 		return store.Verification{}, err
 	}
-	if err := decodeVerificationJSON(&v, codes, evidence, consent); err != nil {
+	if err := store.DecodeVerificationJSON(&v, codes, evidence, consent); err != nil {
 		return store.Verification{}, err
 	}
 	v.CreatedAt, v.UpdatedAt = fromMicros(createdAt), fromMicros(updatedAt)
@@ -73,11 +73,11 @@ func verificationsWhere(ctx context.Context, q querier, where string, args ...an
 
 // verificationArgs returns the values of v for the columns of verificationColumns.
 func verificationArgs(v store.Verification) ([]any, error) {
-	evidence, err := encodeEvidence(v.Evidence)
+	evidence, err := store.EncodeEvidence(v.Evidence)
 	if err != nil {
 		return nil, err
 	}
-	consent, err := encodeConsent(v.Consent)
+	consent, err := store.EncodeConsent(v.Consent)
 	if err != nil {
 		return nil, err
 	}
@@ -96,11 +96,11 @@ func verificationArgs(v store.Verification) ([]any, error) {
 // session with the same ID exists.
 func (s *Store) CreateVerification(ctx context.Context, nv store.NewVerification) (store.Verification, bool, error) {
 	now := s.now()
-	v, err := prepareNewVerification(nv, now)
+	v, err := store.PrepareNewVerification(nv, now)
 	if err != nil {
 		return store.Verification{}, false, fmt.Errorf("create verification: %w", err)
 	}
-	events, err := changeEvents(nil, v, store.VerificationChange{Actor: nv.Actor, CorrelationID: nv.CorrelationID}, now)
+	events, err := store.VerificationChangeEvents(nil, v, store.VerificationChange{Actor: nv.Actor, CorrelationID: nv.CorrelationID}, now)
 	if err != nil {
 		return store.Verification{}, false, fmt.Errorf("create verification: %w", err)
 	}
@@ -216,7 +216,7 @@ func (s *Store) LatestVerification(ctx context.Context, userID string) (store.Ve
 // nothing is written. When the session moves into pending_review, a review row left from
 // an earlier round is removed, so that it is queued again.
 func (s *Store) UpdateVerification(ctx context.Context, id string, ch store.VerificationChange, fn func(v *store.Verification) error) (store.Verification, error) {
-	if err := validateChange(ch); err != nil {
+	if err := store.ValidateVerificationChange(ch); err != nil {
 		return store.Verification{}, fmt.Errorf("update verification %q: %w", id, err)
 	}
 	now := s.now()
@@ -238,7 +238,7 @@ func (s *Store) UpdateVerification(ctx context.Context, id string, ch store.Veri
 				return err
 			}
 		}
-		next, events, err := applyChange(prev, ch, now, fn)
+		next, events, err := store.ApplyVerificationChange(prev, ch, now, fn)
 		if err != nil {
 			changeErr = err
 			return err
@@ -253,7 +253,7 @@ func (s *Store) UpdateVerification(ctx context.Context, id string, ch store.Veri
 			}
 		}
 		if p := ch.Payload; p != nil {
-			received := utcMicros(p.ReceivedAt)
+			received := store.UTCMicros(p.ReceivedAt)
 			if received.IsZero() {
 				received = now
 			}
@@ -262,7 +262,7 @@ func (s *Store) UpdateVerification(ctx context.Context, id string, ch store.Veri
 				return fmt.Errorf("insert raw payload %q: %w", p.ID, err)
 			}
 		}
-		if reentersReview(prev, next) {
+		if store.ReentersReview(prev, next) {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM reviews WHERE kind = ? AND item_id = ?`,
 				store.ReviewVerification, id); err != nil {
 				return err
@@ -287,11 +287,11 @@ func (s *Store) UpdateVerification(ctx context.Context, id string, ch store.Veri
 
 // updateVerificationRow writes every mutable column of v.
 func updateVerificationRow(ctx context.Context, tx *sql.Tx, v store.Verification) error {
-	evidence, err := encodeEvidence(v.Evidence)
+	evidence, err := store.EncodeEvidence(v.Evidence)
 	if err != nil {
 		return err
 	}
-	consent, err := encodeConsent(v.Consent)
+	consent, err := store.EncodeConsent(v.Consent)
 	if err != nil {
 		return err
 	}
@@ -331,7 +331,7 @@ func (s *Store) ExpireVerifications(ctx context.Context, now time.Time, limit in
 	if limit < 1 {
 		return 0, nil
 	}
-	terminal, err := json.Marshal(terminalStatuses())
+	terminal, err := json.Marshal(store.TerminalStatuses())
 	if err != nil {
 		return 0, fmt.Errorf("expire verifications: %w", err)
 	}
@@ -345,7 +345,7 @@ func (s *Store) ExpireVerifications(ctx context.Context, now time.Time, limit in
 			return err
 		}
 		for _, prev := range due {
-			next, events, err := applyChange(prev, expiryChange, at, func(v *store.Verification) error {
+			next, events, err := store.ApplyVerificationChange(prev, store.ExpiryChange, at, func(v *store.Verification) error {
 				v.Status = store.StatusExpired
 				return nil
 			})
@@ -374,7 +374,7 @@ func (s *Store) ExpireVerifications(ctx context.Context, now time.Time, limit in
 // returns an error wrapping store.ErrInvalidRecord for an event without a type, with text
 // that is not valid UTF-8, or whose payload is not a JSON object.
 func (s *Store) AppendAudit(ctx context.Context, ev store.AuditEvent) error {
-	if err := validateAuditEvent(ev); err != nil {
+	if err := store.ValidateAuditEvent(ev); err != nil {
 		return fmt.Errorf("append audit event: %w", err)
 	}
 	if ev.Time.IsZero() {

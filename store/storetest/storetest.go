@@ -68,9 +68,20 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"ReviewQueue", testReviewQueue},
 		{"ReviewClaims", testReviewClaims},
 		{"AppendAudit", testAppendAudit},
+		{"PolicyPublish", testPolicyPublish},
+		{"PolicyActivation", testPolicyActivation},
+		{"PolicyShadow", testPolicyShadow},
+		{"ShadowAgreement", testShadowAgreement},
 		{"AuditChainAfterMixedWrites", testAuditChain},
 		{"AuditHoldsNoRawIdentifiers", testAuditNoRawIdentifiers},
 		{"ConcurrentGroupCommit", testConcurrentGroupCommit},
+		{"LabelsRoundTrip", testLabelsRoundTrip},
+		{"LabelsReplaceTags", testLabelsReplaceTags},
+		{"LabelsUnknownDecisionWritesNothing", testLabelsUnknownDecision},
+		{"LabelsInvalid", testLabelsInvalid},
+		{"LabelsAudited", testLabelsAudit},
+		{"ScanDecisions", testScanDecisions},
+		{"LabelsPersistAcrossReopen", func(t *testing.T, s store.Store) { testLabelsPersistence(t, s, c.reopen) }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

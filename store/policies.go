@@ -1,0 +1,96 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// PolicyVersion is an immutable, published policy bundle: every file of it (Rego, CEL,
+// data), addressed by its content hash.
+type PolicyVersion struct {
+	Hash      string            // "sha256:<hex>" over the files (engine.BundleHash); the version's id
+	Label     string            // human label, e.g. payout-2026.12.2
+	Author    string            // who published it
+	Changelog string            // why
+	Files     map[string][]byte // path → content; empty in listings
+	CreatedAt time.Time
+}
+
+// PolicyActivation makes a published version the live one for an action.
+type PolicyActivation struct {
+	ID       string // activation id
+	Action   string
+	Hash     string // the version made live
+	Previous string // the version live before ("" for the embedded default)
+	Actor    string // who asked
+	Approver string // who approved, when approval was required
+	Status   string // ActivationPending, ActivationActive, ActivationSuperseded, ActivationRolledBack
+	At       time.Time
+}
+
+// Activation statuses.
+const (
+	ActivationPending    = "pending"     // waits for a second approver
+	ActivationActive     = "active"      // the live version of its action
+	ActivationSuperseded = "superseded"  // was live, replaced by a later activation
+	ActivationRolledBack = "rolled_back" // was live, rolled back
+)
+
+// LivePolicies is what every replica polls: the live version and the shadow versions of
+// each action, and a generation that changes whenever either does.
+type LivePolicies struct {
+	Generation int64
+	Active     map[string]string   // action → version hash (actions absent run the default bundle)
+	Shadow     map[string][]string // action → shadow version hashes
+}
+
+// ShadowResult is a shadow version's outcome on a live decision's input.
+type ShadowResult struct {
+	DecisionID  string
+	Action      string
+	Hash        string // the shadow version
+	Outcome     string
+	ReasonCodes []string
+	CreatedAt   time.Time
+}
+
+// ShadowAgreement compares the live outcomes with one shadow version's.
+type ShadowAgreement struct {
+	Hash      string
+	Total     int64
+	Agree     int64
+	Confusion map[string]map[string]int64 // live outcome → shadow outcome → count
+}
+
+// PolicyStore keeps published versions, activations and shadow results. Every change
+// appends its audit event (policy.published, policy.activation_requested,
+// policy.activated, policy.rolled_back, policy.shadow_set) in the same transaction.
+type PolicyStore interface {
+	// PublishPolicy stores v (immutable). Publishing the same hash again returns
+	// created=false and changes nothing.
+	PublishPolicy(ctx context.Context, v PolicyVersion, correlationID string) (created bool, err error)
+	// PolicyVersion returns a version with its files, or ErrNotFound.
+	PolicyVersion(ctx context.Context, hash string) (PolicyVersion, error)
+	// ListPolicyVersions returns every version, newest first, without files.
+	ListPolicyVersions(ctx context.Context) ([]PolicyVersion, error)
+	// ActivatePolicy makes a.Hash live for a.Action (ErrNotFound for an unknown version),
+	// or records it as pending when requireApproval. It returns the activation.
+	ActivatePolicy(ctx context.Context, a PolicyActivation, requireApproval bool, correlationID string) (PolicyActivation, error)
+	// ApproveActivation makes a pending activation live; the approver must differ from
+	// the requester (ErrConflict otherwise); an unknown or non-pending id is ErrNotFound.
+	ApproveActivation(ctx context.Context, id, approver, correlationID string) (PolicyActivation, error)
+	// RollbackPolicy makes the action's previous version live again (the default bundle
+	// when there was none) and returns the new state; ErrNotFound when nothing is active.
+	RollbackPolicy(ctx context.Context, action, actor, correlationID string) (PolicyActivation, error)
+	// PolicyActivations returns an action's activation history, newest first.
+	PolicyActivations(ctx context.Context, action string) ([]PolicyActivation, error)
+	// SetShadow replaces the shadow versions of an action (each must be published).
+	SetShadow(ctx context.Context, action string, hashes []string, actor, correlationID string) error
+	// LivePolicies returns the live and shadow versions with their generation.
+	LivePolicies(ctx context.Context) (LivePolicies, error)
+	// WriteShadowResults stores shadow outcomes (no audit events: they change nothing).
+	WriteShadowResults(ctx context.Context, rs []ShadowResult) error
+	// ShadowAgreement compares live decisions of the action since the given time with each
+	// shadow version's results on them.
+	ShadowAgreement(ctx context.Context, action string, since time.Time) ([]ShadowAgreement, error)
+}
