@@ -164,6 +164,12 @@ func Load(fsys fs.FS, opts ...LoadOption) (*PolicySet, error) {
 	return set, nil
 }
 
+// BundleHash returns the content hash of a set of policy files (path → content), as
+// "sha256:<hex>": SHA-256 over each cleaned path, its length and its content, in path
+// order. It identifies a published policy version; a policy loaded from a bundle's
+// files alone carries the same kind of hash over the files it depends on.
+func BundleHash(files map[string][]byte) string { return contentHash(files) }
+
 // contentHash hashes files (path and content) in path order.
 func contentHash(files map[string][]byte) string {
 	names := make([]string, 0, len(files))

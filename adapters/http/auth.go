@@ -21,6 +21,9 @@ const (
 	ScopeReview = "review"
 	// ScopePII: see unmasked personal data in the review queue.
 	ScopePII = "pii"
+	// ScopeLabel: attach outcome labels to decisions, POST /v1/decisions/{id}/label and
+	// POST /v1/labels.
+	ScopeLabel = "label"
 )
 
 // APIKey is a configured key: an id for logs and audit, the SHA-256 of its secret (the
@@ -56,10 +59,10 @@ func ParseAPIKeys(s string) ([]APIKey, error) {
 		k := APIKey{ID: parts[0], Hash: sha256.Sum256([]byte(parts[1]))}
 		for _, sc := range strings.Split(parts[2], "+") {
 			switch sc {
-			case ScopeDecide, ScopeLists, ScopeAdmin, ScopeVerify, ScopeReview, ScopePII:
+			case ScopeDecide, ScopeLists, ScopeAdmin, ScopeVerify, ScopeReview, ScopePII, ScopeLabel:
 				k.Scopes = append(k.Scopes, sc)
 			default:
-				return nil, fmt.Errorf("api key %q: unknown scope %q (want decide, lists, verify, review, pii, admin)", parts[0], sc)
+				return nil, fmt.Errorf("api key %q: unknown scope %q (want decide, lists, verify, review, pii, label, admin)", parts[0], sc)
 			}
 		}
 		keys = append(keys, k)

@@ -308,6 +308,7 @@ func (s *Server) decide(c *fiber.Ctx) error {
 	persisted := time.Now()
 	switch {
 	case err == nil:
+		s.deps.Shadow.Enqueue(decisionID, in, d.Outcome) // a channel send; evaluated after the answer
 	case errors.Is(err, store.ErrDuplicateIdempotencyKey):
 		// A concurrent request with the same key won the race: answer as it did.
 		if done, rerr := s.replayIdempotent(c, context.WithoutCancel(ctx), idemKey, reqHash); done || rerr != nil {

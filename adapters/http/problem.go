@@ -42,6 +42,8 @@ const (
 	CodeIdempotencyReused  = "idempotency_key_reused"
 	CodeIdempotencyInvalid = "invalid_idempotency_key"
 	CodeInvalidList        = "invalid_list_entry"
+	CodeInvalidCSV         = "invalid_csv"
+	CodeUnknownDecision    = "unknown_decision"
 	CodeUnavailable        = "unavailable"
 	CodeInternal           = "internal"
 )
@@ -82,6 +84,8 @@ var titles = map[string]string{
 	CodeIdempotencyReused:   "Idempotency key reused",
 	CodeIdempotencyInvalid:  "Invalid idempotency key",
 	CodeInvalidList:         "Invalid list entry",
+	CodeInvalidCSV:          "Invalid CSV",
+	CodeUnknownDecision:     "Unknown decision",
 	CodeUnavailable:         "Service unavailable",
 	CodeInternal:            "Internal error",
 	CodeUnknownProvider:     "Unknown provider",
@@ -94,6 +98,9 @@ var titles = map[string]string{
 	CodeWebhookRejected:     "Webhook rejected",
 	CodeUnknownSession:      "Unknown verification session",
 	CodeReviewClaimed:       "Review item claimed",
+	CodeInvalidPolicy:       "Invalid policy",
+	CodeUnknownVersion:      "Unknown policy version",
+	CodeSelfApproval:        "Approver is the requester",
 }
 
 // toProblem is the one place where errors become HTTP answers. Internal errors keep

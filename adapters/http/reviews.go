@@ -88,7 +88,29 @@ func (s *Server) listReviews(c *fiber.Ctx) error {
 	if err != nil {
 		return storeProblem(err)
 	}
-	pii := hasScope(c, ScopePII)
+	// Personal data is masked unless the caller holds the pii scope and asks for it with
+	// ?unmask=true; every unmasked view is audited with the items it showed.
+	unmask := c.Query("unmask")
+	if unmask != "" && unmask != "true" && unmask != "false" {
+		return invalidField("/unmask", "true or false")
+	}
+	pii := unmask == "true"
+	if pii && !hasScope(c, ScopePII) {
+		return problemf(fiber.StatusForbidden, CodeForbidden, "unmasking personal data needs the %q scope", ScopePII)
+	}
+	if pii {
+		ids := make([]string, 0, len(items))
+		for _, it := range items {
+			ids = append(ids, it.ID)
+		}
+		ev, err := store.PIIUnmaskedEvent(actor(c), ids, "GET /v1/reviews", requestID(c), time.Now().UTC())
+		if err == nil {
+			err = s.deps.Store.AppendAudit(c.UserContext(), ev)
+		}
+		if err != nil {
+			return storeProblem(err)
+		}
+	}
 	out := make([]reviewItemJSON, 0, len(items))
 	for _, it := range items {
 		j := reviewItemJSON{ID: it.ID, Kind: it.Kind, UserID: it.UserID, Action: it.Action, Status: it.Status, Score: it.Score,

@@ -38,6 +38,9 @@ type Config struct {
 	BodyLimit int
 	// WebhookBodyLimit is the largest accepted webhook body (default 1 MiB).
 	WebhookBodyLimit int
+	// LabelImportLimit is the largest accepted CSV of POST /v1/labels
+	// (default DefaultLabelImportLimit, 10 MiB).
+	LabelImportLimit int
 	Logger           *slog.Logger
 }
 
@@ -56,6 +59,9 @@ type Deps struct {
 	// Verifications is the verification subsystem; nil disables /v1/verifications,
 	// /v1/webhooks and evidence uploads.
 	Verifications *verification.Service
+	// Shadow evaluates the shadow policy versions of stored decisions after their
+	// answer; nil disables shadow evaluation.
+	Shadow *Shadow
 	// Registry receives Verdict's metrics and is served on /metrics.
 	Registry *prometheus.Registry
 }
@@ -83,6 +89,9 @@ func New(cfg Config, deps Deps) *Server {
 	}
 	if cfg.WebhookBodyLimit <= 0 {
 		cfg.WebhookBodyLimit = 1 << 20
+	}
+	if cfg.LabelImportLimit <= 0 {
+		cfg.LabelImportLimit = DefaultLabelImportLimit
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -122,6 +131,8 @@ func (s *Server) routes() {
 	if s.deps.Registry != nil {
 		a.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(s.deps.Registry, promhttp.HandlerOpts{})))
 	}
+	a.Get("/review", s.reviewPage)
+	a.Get("/review/:file", s.reviewPage)
 	a.Get("/openapi.json", func(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 		return c.Send(openapiDoc)
@@ -134,9 +145,15 @@ func (s *Server) routes() {
 		a.Put(EvidenceUploadPath, s.receiveUpload)
 	}
 
+	// The label import holds its body to LabelImportLimit, not BodyLimit: registered
+	// before the /v1 group too, it authenticates itself.
+	a.Post("/v1/labels", s.authenticate, require(ScopeLabel), s.importLabels)
+
+	s.publishRoute(a) // POST /v1/policies: a bundle outgrows the /v1 body limit
 	v1 := a.Group("/v1", s.authenticate, s.limitBody)
 	v1.Post("/decide", require(ScopeDecide), s.decide)
 	v1.Get("/decisions/:id", require(ScopeDecide), s.getDecision)
+	v1.Post("/decisions/:id/label", require(ScopeLabel), s.labelDecision)
 	v1.Get("/lists/:list", require(ScopeLists), s.getList)
 	v1.Put("/lists/:list/entries/:value", require(ScopeLists), s.putListEntry)
 	v1.Delete("/lists/:list/entries/:value", require(ScopeLists), s.deleteListEntry)
@@ -152,15 +169,17 @@ func (s *Server) routes() {
 	v1.Get("/reviews", require(ScopeReview), s.listReviews)
 	v1.Post("/reviews/:id/claim", require(ScopeReview), s.claimReview)
 	v1.Post("/reviews/:id/decision", require(ScopeReview), s.decideReview)
+	s.policyRoutes(v1)
 }
 
 // EvidenceUploadPath is where a local evidence bucket's signed upload URLs point.
 const EvidenceUploadPath = "/v1/evidence-uploads"
 
-// serverBodyLimit is the transport's limit: the largest of the API, webhook and evidence
-// limits. limitBody and the webhook handler hold the smaller routes to their own.
+// serverBodyLimit is the transport's limit: the largest of the API, webhook, label import
+// and evidence limits. limitBody, the webhook and the import handlers hold the smaller
+// routes to their own.
 func serverBodyLimit(cfg Config, deps Deps) int {
-	n := max(cfg.BodyLimit, cfg.WebhookBodyLimit)
+	n := max(cfg.BodyLimit, cfg.WebhookBodyLimit, cfg.LabelImportLimit)
 	if deps.Verifications != nil && deps.Verifications.Evidence() != nil && deps.Verifications.Evidence().Local() {
 		n = max(n, int(deps.Verifications.Evidence().MaxSize()))
 	}
@@ -233,7 +252,7 @@ func (s *Server) ready(c *fiber.Ctx) error {
 	if s.draining.Load() {
 		return problemf(fiber.StatusServiceUnavailable, CodeUnavailable, "shutting down")
 	}
-	ctx, cancel := context.WithTimeout(c.Context(), time.Second)
+	ctx, cancel := context.WithTimeout(c.UserContext(), time.Second)
 	defer cancel()
 	if err := s.deps.Store.Ping(ctx); err != nil {
 		return &apiError{status: fiber.StatusServiceUnavailable, code: CodeUnavailable, detail: "the store is unavailable", cause: err}

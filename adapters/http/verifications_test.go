@@ -74,8 +74,14 @@ func TestReviewQueue(t *testing.T) {
 	if first := items[0].(map[string]any); first["id"] != v.ID || first["pii_masked"] != true {
 		t.Fatalf("oldest first: %v", first)
 	}
-	if full := e.do(t, "GET", "/v1/reviews", "", pii...); !bytes.Contains(full.body, []byte(user)) {
-		t.Fatalf("pii scope sees masked data: %s", full.body)
+	if r := e.do(t, "GET", "/v1/reviews", "", pii...); bytes.Contains(r.body, []byte(user)) {
+		t.Fatalf("pii scope sees unmasked data without asking: %s", r.body)
+	}
+	if r := e.do(t, "GET", "/v1/reviews?unmask=true", "", rev...); r.status != 403 {
+		t.Fatalf("unmask without the pii scope: %d", r.status)
+	}
+	if full := e.do(t, "GET", "/v1/reviews?unmask=true", "", pii...); !bytes.Contains(full.body, []byte(user)) {
+		t.Fatalf("pii scope with unmask=true sees masked data: %s", full.body)
 	}
 
 	// Claims: one reviewer at a time; deciding needs the claim.
@@ -126,7 +132,7 @@ func TestReviewQueue(t *testing.T) {
 			t.Errorf("audit event %s carries PII: %s", ev.Type, raw)
 		}
 	}
-	if types[store.EventReviewClaimed] != 2 || types[store.EventReviewDecided] != 2 {
+	if types[store.EventReviewClaimed] != 2 || types[store.EventReviewDecided] != 2 || types[store.EventPIIUnmasked] != 1 {
 		t.Fatalf("audit events: %v", types)
 	}
 }

@@ -20,6 +20,13 @@ Usage:
   verdict eval --action A --input FILE        evaluate one policy input document, print the decision
   verdict migrate                             apply Postgres migrations (VERDICT_DATABASE_URL)
   verdict audit verify|checkpoint|keygen      check the tamper-evident audit log
+  verdict test [flags] [DIR]                  run Rego tests, CEL cases and golden cases of a bundle (default DIR: .)
+  verdict golden export --out DIR [flags]     write stored decisions as PII-scrubbed golden cases
+  verdict policy lint|publish|list|show|diff|activate|approve|rollback|history|shadow
+                                              version, activate and shadow policies
+  verdict labels import FILE.csv              attach outcome labels (fraud, chargeback, legit, false_positive)
+  verdict seed --decisions N [--days 90]      generate a labelled synthetic decision history
+  verdict backtest --policies DIR [flags]     replay stored decisions through a candidate bundle
   verdict version                             print the version
 
 Run "verdict <command> -h" for a command's flags.
@@ -41,6 +48,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runMigrate(ctx, rest, getenv, stdout, stderr)
 	case "audit":
 		return runAudit(ctx, rest, getenv, stdout, stderr)
+	case "test":
+		return runTest(ctx, rest, getenv, stdout, stderr)
+	case "golden":
+		return runGolden(ctx, rest, getenv, stdout, stderr)
+	case "policy":
+		return runPolicy(ctx, rest, getenv, stdout, stderr)
+	case "labels":
+		return runLabels(ctx, rest, getenv, stdout, stderr)
+	case "seed":
+		return runSeed(ctx, rest, getenv, stdout, stderr)
+	case "backtest":
+		return runBacktest(ctx, rest, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return nil

@@ -138,12 +138,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	defer ver.close()
 	go ver.svc.RunExpiry(bg, time.Minute)
+	policy := startPolicyLifecycle(bg, st, eng, set, reg, log)
 	srv := httpapi.New(httpapi.Config{
 		Dev: cfg.dev, APIKeys: cfg.apiKeys, DecideTimeout: cfg.decideTimeout, Logger: log,
-	}, httpapi.Deps{Engine: eng, Gatherer: gatherer, Lists: lists, Store: st, Committer: committer, Registry: reg, Verifications: ver.svc})
+	}, httpapi.Deps{Engine: eng, Gatherer: gatherer, Lists: lists, Store: st, Committer: committer, Registry: reg, Verifications: ver.svc, Shadow: policy.shadow})
 
 	if cfg.policiesDir != "" {
-		go reloadOnHUP(bg, cfg.policiesDir, eng, log)
+		go reloadOnHUP(bg, cfg.policiesDir, policy.setBase(bg), log)
 	}
 
 	if cfg.debugAddr != "" {
@@ -182,6 +183,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := srv.App().ShutdownWithContext(sctx); err != nil {
 		log.Error("http shutdown", "err", err)
 	}
+	policy.stop(sctx)
 	if err := committer.Close(sctx); err != nil {
 		log.Error("flush decisions", "err", err)
 		return fmt.Errorf("serve: flush decisions: %w", err)
@@ -190,9 +192,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	return nil
 }
 
-// reloadOnHUP recompiles the policy directory on SIGHUP and swaps it in; a bundle that
-// fails to compile is refused and the running one kept.
-func reloadOnHUP(ctx context.Context, dir string, eng *engine.Engine, log *slog.Logger) {
+// reloadOnHUP recompiles the policy directory on SIGHUP and swaps it in (as the base
+// under the live versions); a bundle that fails to compile is refused and the running
+// one kept.
+func reloadOnHUP(ctx context.Context, dir string, swap func(*engine.PolicySet), log *slog.Logger) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -206,7 +209,7 @@ func reloadOnHUP(ctx context.Context, dir string, eng *engine.Engine, log *slog.
 				log.Error("policy reload refused; keeping the running policies", "err", err)
 				continue
 			}
-			eng.Swap(set)
+			swap(set)
 			log.Info("policies reloaded", "actions", strings.Join(set.Actions(), ","))
 		}
 	}
