@@ -13,7 +13,7 @@ build:
 
 ## test: every test (Go, Rego policy tests, real Redis and Postgres), race detector on
 test: services vet
-	$(GO) test -race -timeout 9m ./...
+	$(GO) test -race -count=1 -timeout 9m ./...
 
 services:
 	@.ci/services
@@ -42,6 +42,8 @@ fuzz:
 	$(GO) test ./adapters/providers/veriff -run '^$$' -fuzz FuzzParsePayload -fuzztime $(FUZZTIME)
 	$(GO) test ./adapters/providers/sandbox -run '^$$' -fuzz FuzzVerifyWebhook -fuzztime $(FUZZTIME)
 	$(GO) test ./adapters/providers/sandbox -run '^$$' -fuzz FuzzParsePayload -fuzztime $(FUZZTIME)
+	$(GO) test ./adapters/http -run '^$$' -fuzz FuzzParseLabelsCSV -fuzztime $(FUZZTIME)
+	$(GO) test ./engine/policytest -run '^$$' -fuzz FuzzScrub -fuzztime $(FUZZTIME)
 
 ## bench-engine: engine micro-benchmarks (Rego and CEL)
 bench-engine:

@@ -1,6 +1,7 @@
 package http_test
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -196,11 +197,17 @@ func TestImportLabels(t *testing.T) {
 	}
 	go e.srv.App().Listener(ln)
 	t.Cleanup(func() { _ = e.srv.App().Shutdown() })
-	req, _ := http.NewRequest("POST", "http://"+ln.Addr().String()+"/v1/labels",
-		strings.NewReader("decision_id,label,tags\n"+strings.Repeat("x,fraud,\n", httpapi.DefaultLabelImportLimit/9+1)))
-	req.Header.Set("Content-Type", "text/csv")
-	req.Header.Set("Authorization", "Bearer label-secret-0123456789")
-	if res, err := http.DefaultClient.Do(req); err != nil {
+	// Announce a body over the limit: the transport answers 413 from the headers alone,
+	// without reading the body (sending it would race the server closing the connection).
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v1/labels HTTP/1.1\r\nHost: verdict\r\nContent-Type: text/csv\r\n"+
+		"Authorization: Bearer label-secret-0123456789\r\nContent-Length: %d\r\n\r\ndecision_id,label,tags\n",
+		httpapi.DefaultLabelImportLimit+1)
+	if res, err := http.ReadResponse(bufio.NewReader(conn), nil); err != nil {
 		t.Error(err)
 	} else {
 		b, _ := io.ReadAll(res.Body)

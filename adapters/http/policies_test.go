@@ -45,6 +45,7 @@ type policyEnv struct {
 type policyEnvOptions struct {
 	writer httpapi.ShadowWriter                            // default: the store
 	source func(httpapi.ShadowSource) httpapi.ShadowSource // wraps the syncer
+	rate   float64                                         // shadow sampling rate; 0: every decision
 }
 
 // newPolicyEnv builds the replica.
@@ -84,7 +85,7 @@ func newPolicyEnv(t testing.TB, opts ...policyEnvOptions) *policyEnv {
 	if o.source != nil {
 		source = o.source(syncer)
 	}
-	shadow := httpapi.NewShadow(eng, source, writer, httpapi.WithShadowRegisterer(reg))
+	shadow := httpapi.NewShadow(eng, source, writer, httpapi.WithShadowRegisterer(reg), httpapi.WithShadowRate(o.rate))
 	shadow.Start()
 	t.Cleanup(func() {
 		_ = shadow.Close(context.Background())

@@ -39,6 +39,7 @@ type Shadow struct {
 	jobs   chan shadowJob
 	result chan store.ShadowResult
 
+	sample  *sampler      // nil: every decision
 	stop    chan struct{} // closed by Close: workers drain the queue and return
 	done    chan struct{} // closed once every result is written
 	workers sync.WaitGroup
@@ -57,6 +58,7 @@ type shadowConfig struct {
 	queue      int
 	batch      int
 	flushEvery time.Duration
+	rate       float64 // decisions per second sampled for shadow evaluation; 0: all
 	reg        prometheus.Registerer
 	log        *slog.Logger
 }
@@ -71,14 +73,28 @@ func WithShadowWorkers(n int) ShadowOption { return func(c *shadowConfig) { c.wo
 // are dropped (default 1024).
 func WithShadowQueue(n int) ShadowOption { return func(c *shadowConfig) { c.queue = n } }
 
+// WithShadowRate bounds how many decisions per second are shadow-evaluated (default
+// DefaultShadowRate; 0 evaluates every decision). Decisions over the rate are skipped and
+// counted in verdict_shadow_skipped_total: the agreement report is then over a sample,
+// spread evenly over time, and the evaluations' CPU and garbage stay too small to show in
+// the live p99.
+func WithShadowRate(perSecond float64) ShadowOption {
+	return func(c *shadowConfig) { c.rate = perSecond }
+}
+
+// DefaultShadowRate is the default of WithShadowRate.
+const DefaultShadowRate = 100
+
 // WithShadowBatch sets when results are written: every n results or every d, whichever
-// comes first (default 256 and 100 ms).
+// comes first (default 256 and 100 ms: small, frequent writes hold the embedded store's
+// one write connection for a short time each).
 func WithShadowBatch(n int, d time.Duration) ShadowOption {
 	return func(c *shadowConfig) { c.batch, c.flushEvery = n, d }
 }
 
 // WithShadowRegisterer registers the shadow metrics: verdict_shadow_evaluations_total,
-// verdict_shadow_disagreements_total, verdict_shadow_dropped_total and
+// verdict_shadow_disagreements_total, verdict_shadow_dropped_total,
+// verdict_shadow_skipped_total and
 // verdict_shadow_errors_total (by action; errors also by stage).
 func WithShadowRegisterer(r prometheus.Registerer) ShadowOption {
 	return func(c *shadowConfig) { c.reg = r }
@@ -90,7 +106,7 @@ func WithShadowLogger(l *slog.Logger) ShadowOption { return func(c *shadowConfig
 // NewShadow returns a Shadow evaluating src's versions with eng and writing their
 // outcomes to w. Start starts its goroutines; Close stops them.
 func NewShadow(eng *engine.Engine, src ShadowSource, w ShadowWriter, opts ...ShadowOption) *Shadow {
-	cfg := shadowConfig{workers: 1, queue: 1024, batch: 256, flushEvery: 100 * time.Millisecond}
+	cfg := shadowConfig{workers: 1, queue: 1024, batch: 256, flushEvery: 100 * time.Millisecond, rate: DefaultShadowRate}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -101,8 +117,13 @@ func NewShadow(eng *engine.Engine, src ShadowSource, w ShadowWriter, opts ...Sha
 	if cfg.log == nil {
 		cfg.log = slog.New(slog.DiscardHandler)
 	}
+	var smp *sampler
+	if cfg.rate > 0 {
+		smp = &sampler{rate: cfg.rate, burst: max(cfg.rate/10, 1), tokens: max(cfg.rate/10, 1)}
+	}
 	return &Shadow{
-		eng: eng, src: src, w: w, log: cfg.log, m: newShadowMetrics(cfg.reg), cfg: cfg,
+		sample: smp,
+		eng:    eng, src: src, w: w, log: cfg.log, m: newShadowMetrics(cfg.reg), cfg: cfg,
 		jobs: make(chan shadowJob, cfg.queue), result: make(chan store.ShadowResult, cfg.batch),
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
@@ -142,6 +163,10 @@ func (s *Shadow) Close(ctx context.Context) error {
 // afterwards. A nil Shadow does nothing.
 func (s *Shadow) Enqueue(decisionID string, in *engine.Input, live engine.Outcome) {
 	if s == nil || len(s.src.Shadow(in.Action)) == 0 {
+		return
+	}
+	if s.sample != nil && !s.sample.take(time.Now()) {
+		s.m.skipped.WithLabelValues(in.Action).Inc()
 		return
 	}
 	select {
@@ -249,6 +274,7 @@ type shadowMetrics struct {
 	evaluations   *prometheus.CounterVec
 	disagreements *prometheus.CounterVec
 	dropped       *prometheus.CounterVec
+	skipped       *prometheus.CounterVec
 	errors        *prometheus.CounterVec
 }
 
@@ -260,6 +286,9 @@ func newShadowMetrics(reg prometheus.Registerer) *shadowMetrics {
 		disagreements: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "verdict_shadow_disagreements_total", Help: "Shadow evaluations whose outcome differs from the live answer, by action.",
 		}, []string{"action"}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "verdict_shadow_skipped_total", Help: "Live decisions not shadow-evaluated because they were over the sampling rate, by action.",
+		}, []string{"action"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "verdict_shadow_dropped_total", Help: "Live decisions not shadow-evaluated because the queue was full, by action.",
 		}, []string{"action"}),
@@ -268,7 +297,30 @@ func newShadowMetrics(reg prometheus.Registerer) *shadowMetrics {
 		}, []string{"action", "stage"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.evaluations, m.disagreements, m.dropped, m.errors)
+		reg.MustRegister(m.evaluations, m.disagreements, m.dropped, m.skipped, m.errors)
 	}
 	return m
+}
+
+// sampler is a token bucket: rate tokens a second, at most burst saved.
+type sampler struct {
+	mu     sync.Mutex
+	rate   float64
+	burst  float64
+	tokens float64
+	last   time.Time
+}
+
+func (b *sampler) take(now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.last.IsZero() {
+		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }

@@ -58,7 +58,7 @@ decision := {"outcome": "block", "score": 100, "reasons": [{"code": "ALWAYS", "o
 		return nil
 	}}
 	reg := prometheus.NewRegistry()
-	sh := httpapi.NewShadow(engine.New(base), shadowSource{"payout": {p}}, w, httpapi.WithShadowQueue(1), httpapi.WithShadowRegisterer(reg))
+	sh := httpapi.NewShadow(engine.New(base), shadowSource{"payout": {p}}, w, httpapi.WithShadowQueue(1), httpapi.WithShadowRate(0), httpapi.WithShadowRegisterer(reg))
 
 	in := &engine.Input{Action: "payout", Subject: map[string]any{"id": "u"}, Context: map[string]any{"amount": 1.0},
 		Signals: engine.Signals{Unavailable: []string{"velocity"}}}
@@ -112,10 +112,14 @@ func (s toggledSource) Shadow(action string) []*engine.Policy {
 //
 // store=false does not store the results: the evaluations' cost alone.
 func BenchmarkDecideShadow(b *testing.B) {
-	for _, discard := range []bool{false, true} {
-		b.Run(fmt.Sprintf("store=%v", !discard), func(b *testing.B) {
+	for _, bc := range []struct {
+		discard bool
+		rate    float64
+	}{{false, httpapi.DefaultShadowRate}, {true, httpapi.DefaultShadowRate}, {false, 0}, {true, 0}} {
+		discard := bc.discard
+		b.Run(fmt.Sprintf("store=%v/rate=%v", !discard, bc.rate), func(b *testing.B) {
 			on := &atomic.Bool{}
-			opts := policyEnvOptions{source: func(s httpapi.ShadowSource) httpapi.ShadowSource { return toggledSource{s, on} }}
+			opts := policyEnvOptions{rate: bc.rate, source: func(s httpapi.ShadowSource) httpapi.ShadowSource { return toggledSource{s, on} }}
 			if discard {
 				opts.writer = shadowWriter{write: func([]store.ShadowResult) error { return nil }}
 			}

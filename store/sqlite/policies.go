@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"sort"
@@ -470,7 +471,26 @@ func (s *Store) WriteShadowResults(ctx context.Context, rs []store.ShadowResult)
 		}
 	}
 	now := s.now()
-	tx, err := s.w.BeginTx(ctx, nil)
+	// Shadow results are derived data a replay can recompute: they are committed with
+	// synchronous=NORMAL, without the fsync every other write pays, so that they hold the
+	// one write connection for the inserts only and live decisions do not queue behind a
+	// disk flush for them. WAL keeps the database consistent; a power cut may lose the last
+	// ones. The connection goes back to synchronous=FULL before anything else uses it, or
+	// is discarded (a new one opens with FULL from the DSN).
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		return classify(ctx, op, err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
+		return classify(ctx, op, err)
+	}
+	defer func() {
+		if _, err := conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA synchronous = FULL`); err != nil {
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+	}()
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return classify(ctx, op, err)
 	}
