@@ -83,7 +83,7 @@ func WithShadowRate(perSecond float64) ShadowOption {
 }
 
 // DefaultShadowRate is the default of WithShadowRate.
-const DefaultShadowRate = 100
+const DefaultShadowRate = 20
 
 // WithShadowBatch sets when results are written: every n results or every d, whichever
 // comes first (default 256 and 100 ms: small, frequent writes hold the embedded store's

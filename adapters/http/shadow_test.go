@@ -115,11 +115,21 @@ func BenchmarkDecideShadow(b *testing.B) {
 	for _, bc := range []struct {
 		discard bool
 		rate    float64
-	}{{false, httpapi.DefaultShadowRate}, {true, httpapi.DefaultShadowRate}, {false, 0}, {true, 0}} {
+		aa      bool // A/A: shadow stays off in both halves, to show the measurement's noise
+	}{{false, httpapi.DefaultShadowRate, false}, {true, httpapi.DefaultShadowRate, false}, {false, 100, false}, {false, 0, false}, {true, 0, false}, {false, 0, true}} {
 		discard := bc.discard
-		b.Run(fmt.Sprintf("store=%v/rate=%v", !discard, bc.rate), func(b *testing.B) {
-			on := &atomic.Bool{}
-			opts := policyEnvOptions{rate: bc.rate, source: func(s httpapi.ShadowSource) httpapi.ShadowSource { return toggledSource{s, on} }}
+		name := fmt.Sprintf("store=%v/rate=%v", !discard, bc.rate)
+		if bc.aa {
+			name = "aa"
+		}
+		b.Run(name, func(b *testing.B) {
+			on, shadowOn := &atomic.Bool{}, &atomic.Bool{}
+			if bc.aa {
+				shadowOn = &atomic.Bool{} // never set: both halves run without shadow
+			} else {
+				shadowOn = on
+			}
+			opts := policyEnvOptions{rate: bc.rate, source: func(s httpapi.ShadowSource) httpapi.ShadowSource { return toggledSource{s, shadowOn} }}
 			if discard {
 				opts.writer = shadowWriter{write: func([]store.ShadowResult) error { return nil }}
 			}

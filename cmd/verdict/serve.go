@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -35,6 +37,7 @@ type serveConfig struct {
 	logLevel      string
 	debugAddr     string
 	apiKeys       []httpapi.APIKey
+	shadowRate    float64
 }
 
 func parseServe(args []string, getenv func(string) string, stderr io.Writer) (serveConfig, error) {
@@ -48,6 +51,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	decide := fs.String("decide-timeout", envOr(getenv, "VERDICT_DECIDE_TIMEOUT", "150ms"), "overall deadline of one /v1/decide [VERDICT_DECIDE_TIMEOUT]")
 	source := fs.String("source-timeout", envOr(getenv, "VERDICT_SOURCE_TIMEOUT", "50ms"), "deadline of each signal source, inside the overall one [VERDICT_SOURCE_TIMEOUT]")
 	fs.StringVar(&c.debugAddr, "debug-addr", envOr(getenv, "VERDICT_DEBUG_ADDR", ""), "serve pprof on this address (e.g. 127.0.0.1:6060); off by default [VERDICT_DEBUG_ADDR]")
+	fs.Float64Var(&c.shadowRate, "shadow-rate", envFloat(getenv, "VERDICT_SHADOW_RATE", httpapi.DefaultShadowRate), "live decisions per second evaluated by shadow policy versions; 0: all (costs p99) [VERDICT_SHADOW_RATE]")
 	fs.StringVar(&c.logLevel, "log-level", envOr(getenv, "VERDICT_LOG_LEVEL", "info"), "debug, info, warn or error [VERDICT_LOG_LEVEL]")
 	if err := parseFlags(fs, args); err != nil {
 		return c, err
@@ -68,10 +72,27 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	if !c.dev && len(c.apiKeys) == 0 {
 		return c, usageError{msg: "serve: no API keys: set VERDICT_API_KEYS=id:secret:scope+scope,... or run with --dev for local development"}
 	}
+	if c.shadowRate < 0 || math.IsNaN(c.shadowRate) || math.IsInf(c.shadowRate, 0) {
+		return c, usageError{msg: "serve: --shadow-rate must be a number of decisions per second, 0 or more"}
+	}
 	if _, err := parseLevel(c.logLevel); err != nil {
 		return c, usageError{msg: "serve: " + err.Error()}
 	}
 	return c, nil
+}
+
+// envFloat returns the environment variable as a number, or def when unset or not a
+// number (the flag's own parsing then reports nothing: -1 makes the check above refuse it).
+func envFloat(getenv func(string) string, name string, def float64) float64 {
+	v := getenv(name)
+	if v == "" {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		return -1
+	}
+	return f
 }
 
 func positiveDuration(name, s string) (time.Duration, error) {
@@ -138,7 +159,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	defer ver.close()
 	go ver.svc.RunExpiry(bg, time.Minute)
-	policy := startPolicyLifecycle(bg, st, eng, set, reg, log)
+	policy := startPolicyLifecycle(bg, st, eng, set, cfg.shadowRate, reg, log)
 	srv := httpapi.New(httpapi.Config{
 		Dev: cfg.dev, APIKeys: cfg.apiKeys, DecideTimeout: cfg.decideTimeout, Logger: log,
 	}, httpapi.Deps{Engine: eng, Gatherer: gatherer, Lists: lists, Store: st, Committer: committer, Registry: reg, Verifications: ver.svc, Shadow: policy.shadow})

@@ -29,7 +29,7 @@ type policyLifecycle struct {
 // from its first request; a store that does not answer leaves the base bundle until the
 // next poll), then polls every policySyncInterval and starts the shadow workers until ctx
 // is done. stop flushes the shadow results.
-func startPolicyLifecycle(ctx context.Context, st store.PolicyStore, eng *engine.Engine, base *engine.PolicySet, reg prometheus.Registerer, log *slog.Logger) *policyLifecycle {
+func startPolicyLifecycle(ctx context.Context, st store.PolicyStore, eng *engine.Engine, base *engine.PolicySet, shadowRate float64, reg prometheus.Registerer, log *slog.Logger) *policyLifecycle {
 	l := &policyLifecycle{log: log}
 	l.syncer = policysync.New(st, eng, base, policysync.WithInterval(policySyncInterval), policysync.WithLogger(log), policysync.WithRegisterer(reg))
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -38,7 +38,7 @@ func startPolicyLifecycle(ctx context.Context, st store.PolicyStore, eng *engine
 	}
 	cancel()
 	go l.syncer.Run(ctx)
-	l.shadow = httpapi.NewShadow(eng, l.syncer, st, httpapi.WithShadowRegisterer(reg), httpapi.WithShadowLogger(log))
+	l.shadow = httpapi.NewShadow(eng, l.syncer, st, httpapi.WithShadowRate(shadowRate), httpapi.WithShadowRegisterer(reg), httpapi.WithShadowLogger(log))
 	l.shadow.Start()
 	return l
 }
