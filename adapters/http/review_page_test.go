@@ -124,13 +124,17 @@ func TestReviewPageEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var unmasked int
+	var unmasked, decidedEvents int
 	for _, ev := range evs {
 		if ev.Type == store.EventPIIUnmasked && ev.Actor == "revpii" {
 			unmasked++
 		}
+		if ev.Type == store.EventReviewDecided && ev.Actor == "rev" && strings.Contains(string(ev.Payload), `"reason":"DOCUMENT_TAMPERED"`) &&
+			strings.Contains(string(ev.Payload), `"outcome":"rejected"`) {
+			decidedEvents++
+		}
 	}
-	if unmasked != 1 {
-		t.Fatalf("unmasked views audited: %d, want 1", unmasked)
+	if unmasked != 1 || decidedEvents != 1 {
+		t.Fatalf("audit: %d unmasked views (want 1), %d review.decided by rev with the reason (want 1)", unmasked, decidedEvents)
 	}
 }
