@@ -44,6 +44,7 @@ fuzz:
 	$(GO) test ./adapters/providers/sandbox -run '^$$' -fuzz FuzzParsePayload -fuzztime $(FUZZTIME)
 	$(GO) test ./adapters/http -run '^$$' -fuzz FuzzParseLabelsCSV -fuzztime $(FUZZTIME)
 	$(GO) test ./engine/policytest -run '^$$' -fuzz FuzzScrub -fuzztime $(FUZZTIME)
+	$(GO) test ./adapters/retention -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 
 ## bench-engine: engine micro-benchmarks (Rego and CEL)
 bench-engine:

@@ -140,6 +140,7 @@ type Store interface {
 	PolicyStore
 	LabelStore
 	DecisionScanner
+	Retention
 	AuditLog
 	AuditAppender
 	// Ping reports whether the store can serve requests.

@@ -83,7 +83,7 @@ func validateVerificationRecord(v Verification) error {
 			return InvalidRecordf("verification %q: evidence %q listed twice", v.ID, e.ID)
 		}
 		seen[e.ID] = struct{}{}
-		if e.State != EvidencePending && e.State != EvidenceUploaded {
+		if e.State != EvidencePending && e.State != EvidenceUploaded && e.State != EvidenceDeleted {
 			return InvalidRecordf("verification %q: evidence %q: unknown state %q", v.ID, e.ID, e.State)
 		}
 		if e.Size < 0 {

@@ -27,6 +27,7 @@ Usage:
   verdict labels import FILE.csv              attach outcome labels (fraud, chargeback, legit, false_positive)
   verdict seed --decisions N [--days 90]      generate a labelled synthetic decision history
   verdict backtest --policies DIR [flags]     replay stored decisions through a candidate bundle
+  verdict retention run [--dry-run] [flags]   delete what retention policies say is due
   verdict version                             print the version
 
 Run "verdict <command> -h" for a command's flags.
@@ -60,6 +61,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runSeed(ctx, rest, getenv, stdout, stderr)
 	case "backtest":
 		return runBacktest(ctx, rest, getenv, stdout, stderr)
+	case "retention":
+		return runRetention(ctx, rest, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return nil

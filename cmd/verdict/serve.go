@@ -159,6 +159,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	defer ver.close()
 	go ver.svc.RunExpiry(bg, time.Minute)
+	if err := startRetention(bg, cfg.dataDir, getenv, st, log); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	policy := startPolicyLifecycle(bg, st, eng, set, cfg.shadowRate, reg, log)
 	srv := httpapi.New(httpapi.Config{
 		Dev: cfg.dev, APIKeys: cfg.apiKeys, DecideTimeout: cfg.decideTimeout, Logger: log,

@@ -81,6 +81,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"LabelsInvalid", testLabelsInvalid},
 		{"LabelsAudited", testLabelsAudit},
 		{"ScanDecisions", testScanDecisions},
+		{"Retention", testRetention},
 		{"LabelsPersistAcrossReopen", func(t *testing.T, s store.Store) { testLabelsPersistence(t, s, c.reopen) }},
 	}
 	for _, tc := range tests {
