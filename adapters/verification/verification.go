@@ -193,7 +193,7 @@ func (s *Service) Create(ctx context.Context, r CreateRequest) (Created, error) 
 		s.cfg.Logger.Warn("provider start failed", "provider", p.Name(), "verification_id", v.ID, "err", err)
 		return out, fmt.Errorf("%w: %s start: %w", ErrProviderUnavailable, p.Name(), err)
 	}
-	v, err = s.store.UpdateVerification(ctx, v.ID, store.VerificationChange{Actor: r.Actor, CorrelationID: r.CorrelationID},
+	started, err := s.store.UpdateVerification(ctx, v.ID, store.VerificationChange{Actor: r.Actor, CorrelationID: r.CorrelationID},
 		func(v *store.Verification) error {
 			v.ProviderRef = sess.ProviderRef
 			if v.Status == store.StatusInitiated {
@@ -201,11 +201,29 @@ func (s *Service) Create(ctx context.Context, r CreateRequest) (Created, error) 
 			}
 			return nil
 		})
+	if errors.Is(err, store.ErrConflict) {
+		// The provider's webhook got here first and made a placeholder session with this
+		// reference (for the same user, or the vendor would not have named them). That one
+		// carries the provider's state: expire ours and answer with it.
+		existing, gerr := s.store.VerificationByProviderRef(ctx, p.Name(), sess.ProviderRef)
+		if gerr != nil || existing.UserID != v.UserID {
+			return out, err
+		}
+		if _, uerr := s.store.UpdateVerification(ctx, v.ID, store.VerificationChange{Actor: r.Actor, CorrelationID: r.CorrelationID, Reason: "VERIFICATION_SUPERSEDED"},
+			func(v *store.Verification) error {
+				v.Status, v.ReasonCodes = store.StatusExpired, []string{"VERIFICATION_SUPERSEDED"}
+				return nil
+			}); uerr != nil {
+			return out, uerr
+		}
+		out.Verification, out.ClientURL, out.ClientToken = existing, sess.ClientURL, sess.ClientToken
+		return out, nil
+	}
 	if err != nil {
 		return out, err
 	}
-	s.cfg.ObserveTransition(p.Name(), v.Status)
-	out.Verification, out.ClientURL, out.ClientToken = v, sess.ClientURL, sess.ClientToken
+	s.cfg.ObserveTransition(p.Name(), started.Status)
+	out.Verification, out.ClientURL, out.ClientToken = started, sess.ClientURL, sess.ClientToken
 	return out, nil
 }
 

@@ -20,6 +20,7 @@ import (
 // fakeProvider signs with hex HMAC-SHA256 in X-Sig; its body is the Event as JSON.
 type fakeProvider struct {
 	secret []byte
+	ref    string // when set, Start answers with this reference
 	mu     sync.Mutex
 	starts int
 	status providers.Update
@@ -29,8 +30,12 @@ func (p *fakeProvider) Name() string { return "fake" }
 func (p *fakeProvider) Start(_ context.Context, r providers.StartRequest) (providers.Session, error) {
 	p.mu.Lock()
 	p.starts++
+	ref := p.ref
 	p.mu.Unlock()
-	return providers.Session{ProviderRef: "ref-" + r.VerificationID, ClientToken: "tok"}, nil
+	if ref == "" {
+		ref = "ref-" + r.VerificationID
+	}
+	return providers.Session{ProviderRef: ref, ClientToken: "tok"}, nil
 }
 func (p *fakeProvider) Status(context.Context, string) (providers.Update, error) {
 	return p.status, nil
@@ -289,5 +294,36 @@ func TestCancel(t *testing.T) {
 	got, _ := st.GetVerification(ctx, c.Verification.ID)
 	if got.Status != store.StatusExpired {
 		t.Fatal(got.Status)
+	}
+}
+
+// A webhook that arrives before Create has recorded the provider's reference makes a
+// placeholder; Create then answers with that session and expires its own.
+func TestCreateAfterPlaceholder(t *testing.T) {
+	ctx := context.Background()
+	svc, p, st := newService(t)
+	p.ref = "vendor-early"
+	h, b := p.deliver(providers.Event{ID: "early", ProviderRef: "vendor-early", UserID: "u9", Status: store.StatusSubmitted})
+	if r, err := svc.HandleWebhook(ctx, "fake", h, b, ""); err != nil || !r.Applied {
+		t.Fatalf("early webhook: %+v %v", r, err)
+	}
+	c, err := svc.Create(ctx, verification.CreateRequest{UserID: "u9", Provider: "fake", Actor: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Verification.ProviderRef != "vendor-early" || c.Verification.Status != store.StatusSubmitted {
+		t.Fatalf("create answered %+v, want the placeholder", c.Verification)
+	}
+	vs, _ := st.ListVerifications(ctx, "u9", 10)
+	statuses := map[string]int{}
+	for _, v := range vs {
+		statuses[v.Status]++
+	}
+	if len(vs) != 2 || statuses[store.StatusExpired] != 1 || statuses[store.StatusSubmitted] != 1 {
+		t.Fatalf("sessions of u9: %v", statuses)
+	}
+	// Another user's create with the same reference is refused, not merged.
+	if _, err := svc.Create(ctx, verification.CreateRequest{UserID: "u10", Provider: "fake", Actor: "t"}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("another user's create on a taken reference: %v", err)
 	}
 }
