@@ -116,6 +116,10 @@ type Retention interface {
 	// class raw_evidence, and returns how many it marked: pointers already deleted or gone
 	// are skipped.
 	MarkEvidenceDeleted(ctx context.Context, scope RetentionScope, items []DueEvidence) (int, error)
+	// RetentionPolicyNames returns how many verification sessions name each retention
+	// policy ("" for none), so a run can report sessions under a policy its file does not
+	// define: those are never deleted.
+	RetentionPolicyNames(ctx context.Context) (map[string]int, error)
 }
 
 type retentionPayload struct {

@@ -162,6 +162,27 @@ func (j *Job) deleteEvidence(ctx context.Context, sc store.RetentionScope) (int,
 	return total, nil
 }
 
+// Undefined returns how many verification sessions name a retention policy the file does
+// not define (sessions naming none fall under the default policy). Retention never
+// deletes them; an operator should add the policy.
+func (j *Job) Undefined(ctx context.Context) (map[string]int, error) {
+	names, err := j.Store.RetentionPolicyNames(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("retention: policy names: %w", err)
+	}
+	defined := map[string]bool{"": j.Policies.DefaultPolicy != ""}
+	for _, p := range j.Policies.Policies {
+		defined[p.Name] = true
+	}
+	out := map[string]int{}
+	for name, n := range names {
+		if !defined[name] {
+			out[name] = n
+		}
+	}
+	return out, nil
+}
+
 // RunEvery runs the job at once and then every interval until ctx ends, logging each
 // run's deletions and errors.
 func (j *Job) RunEvery(ctx context.Context, every time.Duration, now func() time.Time) {
@@ -177,6 +198,12 @@ func (j *Job) RunEvery(ctx context.Context, every time.Duration, now func() time
 	for {
 		if _, err := j.Run(ctx, now(), false); err != nil && ctx.Err() == nil {
 			log.Warn("retention run failed", "err", err)
+		}
+		if undefined, err := j.Undefined(ctx); err == nil {
+			for name, n := range undefined {
+				log.Warn("verification sessions name a retention policy the file does not define; they are never deleted",
+					"policy", name, "sessions", n)
+			}
 		}
 		select {
 		case <-ctx.Done():

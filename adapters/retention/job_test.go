@@ -183,3 +183,41 @@ func TestJobLeavesPointersWhenBlobsCannotBeDeleted(t *testing.T) {
 		t.Errorf("pointer marked deleted although its blob is still there")
 	}
 }
+
+// Sessions naming a policy the file does not define are reported, not deleted.
+func TestJobReportsUndefinedPolicies(t *testing.T) {
+	ctx := t.Context()
+	st, err := sqlite.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ps, err := retention.Parse("p.yaml", []byte(policyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i, policy := range []string{"", "kyc-default", "kyc-br", "kyc-br", "kyc-eu"} {
+		v := store.Verification{ID: "v" + string(rune('a'+i)), UserID: "u", Provider: "sandbox", Status: store.StatusApproved,
+			RetentionPolicy: policy, CreatedAt: at, UpdatedAt: at}
+		if _, _, err := st.CreateVerification(ctx, store.NewVerification{Verification: v, Actor: "test"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	job := &retention.Job{Store: st, Policies: ps}
+	undefined, err := job.Undefined(ctx)
+	if err != nil || len(undefined) != 1 || undefined["kyc-br"] != 2 {
+		t.Fatalf("Undefined = %v, %v; want kyc-br: 2", undefined, err)
+	}
+	if _, err := job.Run(ctx, time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), false); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"vc", "vd"} {
+		if _, err := st.GetVerification(ctx, id); err != nil {
+			t.Errorf("session %s under an undefined policy was deleted: %v", id, err)
+		}
+	}
+	if _, err := st.GetVerification(ctx, "va"); err == nil {
+		t.Errorf("session under the default policy, 7 years old, was kept")
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -87,6 +88,19 @@ func runRetentionRun(ctx context.Context, args []string, getenv func(string) str
 	printRetention(stdout, policies, now, results, *dryRun)
 	if err != nil {
 		return fmt.Errorf("retention run: %w", err)
+	}
+	undefined, err := job.Undefined(ctx)
+	if err != nil {
+		return fmt.Errorf("retention run: %w", err)
+	}
+	names := make([]string, 0, len(undefined))
+	for name := range undefined {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		fmt.Fprintf(stdout, "warning: %d verification sessions name retention policy %q, which %s does not define: they are never deleted\n",
+			undefined[name], name, policies.Source)
 	}
 	return nil
 }

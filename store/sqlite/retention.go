@@ -234,3 +234,27 @@ func (s *Store) MarkEvidenceDeleted(ctx context.Context, scope store.RetentionSc
 	}
 	return n, nil
 }
+
+// RetentionPolicyNames implements store.Retention.
+func (s *Store) RetentionPolicyNames(ctx context.Context) (map[string]int, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT retention_policy, COUNT(*) FROM verifications GROUP BY retention_policy`)
+	if err != nil {
+		return nil, classify(ctx, "retention policy names", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var (
+			name string
+			n    int
+		)
+		if err := rows.Scan(&name, &n); err != nil {
+			return nil, classify(ctx, "retention policy names", err)
+		}
+		out[name] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, classify(ctx, "retention policy names", err)
+	}
+	return out, nil
+}

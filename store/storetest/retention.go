@@ -35,6 +35,9 @@ func testRetention(t *testing.T, s store.Store) {
 	} {
 		mustCreate(t, s, v)
 	}
+	if names, err := s.RetentionPolicyNames(ctx); err != nil || len(names) != 3 || names[""] != 2 || names["kyc-default"] != 1 || names["kyc-eu"] != 1 {
+		t.Errorf("RetentionPolicyNames = %v, %v; want 2 unnamed, 1 kyc-default, 1 kyc-eu", names, err)
+	}
 	payload := func(vid, pid string, at time.Time) {
 		t.Helper()
 		mustUpdate(t, s, vid, store.VerificationChange{Actor: "onfido", Payload: &store.RawPayload{
