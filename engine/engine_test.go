@@ -325,13 +325,15 @@ func TestCELCostLimit(t *testing.T) {
 		items[i] = float64(i)
 	}
 	in.Context["items"] = items
-	_, err = engine.New(set).Decide(context.Background(), in)
+	// A generous deadline: only the cost limit may stop this evaluation, even on a loaded
+	// machine under the race detector.
+	_, err = engine.New(set, engine.WithEvalTimeout(10*time.Second)).Decide(context.Background(), in)
 	var ee *engine.EvalError
 	if !errors.As(err, &ee) || !strings.Contains(err.Error(), "cost limit") {
 		t.Fatalf("err = %v, want a cost limit EvalError", err)
 	}
 	in.Context["items"] = items[:3]
-	if d, err := engine.New(set).Decide(context.Background(), in); err != nil || d.Outcome != engine.Approve {
+	if d, err := engine.New(set, engine.WithEvalTimeout(10*time.Second)).Decide(context.Background(), in); err != nil || d.Outcome != engine.Approve {
 		t.Fatalf("small input: %+v %v", d, err)
 	}
 }

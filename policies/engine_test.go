@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -63,7 +64,7 @@ func TestEngineGoldenCases(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := engine.New(set)
+	e := engine.New(set, engine.WithEvalTimeout(10*time.Second)) // correctness, not speed: no deadline flake under load
 	for _, c := range loadEngineCases(t, "") {
 		t.Run(c.Name, func(t *testing.T) {
 			in := c.Input
@@ -97,7 +98,7 @@ func TestEngineParityRegoCEL(t *testing.T) {
 	if p, _ := celSet.Policy("login"); p.Language != engine.LangCEL {
 		t.Fatalf("CEL bundle login is %s", p.Language)
 	}
-	re, ce := engine.New(regoSet), engine.New(celSet)
+	re, ce := engine.New(regoSet, engine.WithEvalTimeout(10*time.Second)), engine.New(celSet, engine.WithEvalTimeout(10*time.Second))
 	cases := loadEngineCases(t, "login")
 	if len(cases) < 10 {
 		t.Fatalf("only %d login cases", len(cases))
