@@ -122,6 +122,7 @@ func ExampleBundle() {
 	// login/login.rego
 	// onboarding/onboarding.rego
 	// payout/payout.rego
+	// reason_codes.yaml
 }
 
 func ExampleCEL() {

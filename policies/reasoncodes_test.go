@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"regexp"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"gopkg.in/yaml.v3"
 
 	"github.com/verdict-engine/verdict/engine"
 )
@@ -312,4 +314,44 @@ func normalize(t *testing.T, v any) any {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestReasonRegistryMatchesTheREADME keeps bundle/reason_codes.yaml (what `verdict policy
+// lint` checks policies against) equal to the README's table: same codes, actions and
+// outcomes.
+func TestReasonRegistryMatchesTheREADME(t *testing.T) {
+	doc := readReasonTable(t, "../README.md")
+	b, err := os.ReadFile("bundle/reason_codes.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reg struct {
+		Codes map[string]struct {
+			Actions []string `yaml:"actions"`
+			Outcome string   `yaml:"outcome"`
+			Meaning string   `yaml:"meaning"`
+		} `yaml:"codes"`
+	}
+	if err := yaml.Unmarshal(b, &reg); err != nil {
+		t.Fatal(err)
+	}
+	for code, row := range doc {
+		r, ok := reg.Codes[code]
+		if !ok {
+			t.Errorf("%s is in the README's table but not in bundle/reason_codes.yaml", code)
+			continue
+		}
+		actions := map[string]bool{}
+		for _, a := range r.Actions {
+			actions[a] = true
+		}
+		if !maps.Equal(actions, row.actions) || r.Outcome != row.outcome || r.Meaning == "" {
+			t.Errorf("%s: registry has actions %v, outcome %q; README has %v, %q", code, r.Actions, r.Outcome, keys(row.actions), row.outcome)
+		}
+	}
+	for code := range reg.Codes {
+		if _, ok := doc[code]; !ok {
+			t.Errorf("%s is in bundle/reason_codes.yaml but not in the README's table", code)
+		}
+	}
 }

@@ -254,6 +254,39 @@ func (p lintProblem) String() string {
 // reasonCall matches a reason code given to a verdict.lib helper in Rego source.
 var reasonCall = regexp.MustCompile(`lib\.(?:reason|reason_at|step_up|step_up_at)\(\s*"([^"]*)"`)
 
+// celCode matches the code of a rule in a CEL policy file.
+var celCode = regexp.MustCompile(`^\s*-?\s*code:\s*["']?([^"'\s#]+)`)
+
+// reasonRegistryFile is the bundle's list of the reason codes it may emit.
+const reasonRegistryFile = "reason_codes.yaml"
+
+// reasonRegistry returns the codes listed in the bundle's reason_codes.yaml, or nil when
+// the bundle has none (codes are then only checked for their form).
+func reasonRegistry(files map[string][]byte) (map[string]bool, *lintProblem) {
+	b, ok := files[reasonRegistryFile]
+	if !ok {
+		return nil, nil
+	}
+	var reg struct {
+		Codes map[string]struct {
+			Actions []string `yaml:"actions"`
+			Outcome string   `yaml:"outcome"`
+			Meaning string   `yaml:"meaning"`
+		} `yaml:"codes"`
+	}
+	if err := yaml.Unmarshal(b, &reg); err != nil {
+		return nil, &lintProblem{File: reasonRegistryFile, Message: "not valid YAML: " + err.Error()}
+	}
+	out := make(map[string]bool, len(reg.Codes))
+	for code, c := range reg.Codes {
+		if c.Meaning == "" {
+			return nil, &lintProblem{File: reasonRegistryFile, Message: fmt.Sprintf("code %s has no meaning", code)}
+		}
+		out[code] = true
+	}
+	return out, nil
+}
+
 // upperSnake is the form of a reason code (policies/reasoncodes_test.go).
 var upperSnake = regexp.MustCompile(`^[A-Z][A-Z0-9]*(_[A-Z0-9]+)*$`)
 
@@ -263,6 +296,20 @@ var upperSnake = regexp.MustCompile(`^[A-Z][A-Z0-9]*(_[A-Z0-9]+)*$`)
 // problem.
 func lintBundle(files map[string][]byte) (*engine.PolicySet, []lintProblem) {
 	var problems []lintProblem
+	registry, regProblem := reasonRegistry(files)
+	if regProblem != nil {
+		problems = append(problems, *regProblem)
+	}
+	checkCode := func(file string, line int, code string) {
+		if !upperSnake.MatchString(code) {
+			problems = append(problems, lintProblem{File: file, Line: line, Message: fmt.Sprintf("reason code %q must be UPPER_SNAKE", code)})
+			return
+		}
+		if registry != nil && !registry[code] {
+			problems = append(problems, lintProblem{File: file, Line: line,
+				Message: fmt.Sprintf("reason code %q is not in %s: add it there with its meaning", code, reasonRegistryFile)})
+		}
+	}
 	set, err := engine.LoadVersion("", files)
 	var le *engine.LoadError
 	switch {
@@ -281,9 +328,7 @@ func lintBundle(files map[string][]byte) (*engine.PolicySet, []lintProblem) {
 			sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
 			for line := 1; sc.Scan(); line++ {
 				for _, m := range reasonCall.FindAllStringSubmatch(sc.Text(), -1) {
-					if !upperSnake.MatchString(m[1]) {
-						problems = append(problems, lintProblem{File: name, Line: line, Message: fmt.Sprintf("reason code %q must be UPPER_SNAKE", m[1])})
-					}
+					checkCode(name, line, m[1])
 				}
 			}
 		case strings.HasSuffix(name, ".json"):
@@ -292,7 +337,15 @@ func lintBundle(files map[string][]byte) (*engine.PolicySet, []lintProblem) {
 			}
 		case strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml"):
 			if strings.HasSuffix(name, ".cel.yaml") || strings.HasSuffix(name, ".cel.yml") {
-				continue // compiled by the engine
+				// Compiled by the engine; its rules' codes are checked here.
+				sc := bufio.NewScanner(bytes.NewReader(b))
+				sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
+				for line := 1; sc.Scan(); line++ {
+					if m := celCode.FindStringSubmatch(sc.Text()); m != nil {
+						checkCode(name, line, m[1])
+					}
+				}
+				continue
 			}
 			var v any
 			if err := yaml.Unmarshal(b, &v); err != nil {

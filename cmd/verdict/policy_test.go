@@ -241,6 +241,40 @@ decision := lib.decide(reasons)
 	if out, _, err := runPolicyArgs(t, nil, "lint", dir); err == nil || !strings.Contains(out, "x/x.rego:") {
 		t.Errorf("lint of a syntax error = %v:\n%s", err, out)
 	}
+
+	// With a reason-code registry, a code the registry does not list is refused, in Rego
+	// and in CEL alike; registered codes pass.
+	write("x/x.rego", `package verdict.x
+
+import data.verdict.lib
+
+reasons contains lib.reason("NEW_SIGNAL_X", "review", 10, "registered") if {
+	input.context.flag
+}
+
+reasons contains lib.reason("UNLISTED_CODE", "review", 10, "not registered") if {
+	input.context.other
+}
+
+decision := lib.decide(reasons)
+`)
+	write("y.cel.yaml", "action: y\nrules:\n  - code: CEL_UNLISTED\n    outcome: review\n    message: m\n    when: context.flag == true\n")
+	write("reason_codes.yaml", "codes:\n  NEW_SIGNAL_X:\n    actions: [x]\n    outcome: review\n    meaning: A new signal fired.\n")
+	out, _, err = runPolicyArgs(t, nil, "lint", dir)
+	if err == nil {
+		t.Fatalf("lint with unregistered codes succeeded: %s", out)
+	}
+	for _, want := range []string{
+		`x/x.rego:9: reason code "UNLISTED_CODE" is not in reason_codes.yaml`,
+		`y.cel.yaml:3: reason code "CEL_UNLISTED" is not in reason_codes.yaml`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("lint output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "NEW_SIGNAL_X") {
+		t.Errorf("a registered code was refused:\n%s", out)
+	}
 }
 
 func TestPolicyUsageErrors(t *testing.T) {
