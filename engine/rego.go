@@ -382,6 +382,10 @@ func packageMetadata(file string, m *ast.Module) (map[string]string, []Problem) 
 	return out, problems
 }
 
+// RegoProblems turns an error from parsing or compiling Rego (ast.Errors, *ast.Error, or
+// anything else) into problems with file:line, file standing in where OPA names none.
+func RegoProblems(file string, err error) []Problem { return astProblems(file, err) }
+
 func astProblems(file string, err error) []Problem {
 	var errs ast.Errors
 	if errors.As(err, &errs) {

@@ -94,3 +94,21 @@ type PolicyStore interface {
 	// shadow version's results on them.
 	ShadowAgreement(ctx context.Context, action string, since time.Time) ([]ShadowAgreement, error)
 }
+
+// AddShadowAgreement adds n (live, shadow) pairs of hash to out, whose rows arrive ordered by
+// hash, and returns out: the one fold both stores use for ShadowAgreement.
+func AddShadowAgreement(out []ShadowAgreement, hash, live, shadow string, n int64) []ShadowAgreement {
+	if len(out) == 0 || out[len(out)-1].Hash != hash {
+		out = append(out, ShadowAgreement{Hash: hash, Confusion: map[string]map[string]int64{}})
+	}
+	a := &out[len(out)-1]
+	a.Total += n
+	if live == shadow {
+		a.Agree += n
+	}
+	if a.Confusion[live] == nil {
+		a.Confusion[live] = map[string]int64{}
+	}
+	a.Confusion[live][shadow] += n
+	return out
+}

@@ -18,10 +18,9 @@ import (
 	"github.com/verdict-engine/verdict/store"
 )
 
-// Outcome label limits, the same as the stores enforce.
+// Outcome label limits: the stores' (store.MaxLabelTags, store.MaxLabelTagLen).
 const (
-	MaxLabelTags     = 16  // tags per label
-	MaxLabelTagLen   = 64  // bytes per tag, of [A-Za-z0-9_:.-]
+	MaxLabelTags     = store.MaxLabelTags
 	maxDecisionIDLen = 128 // decision ids are UUIDs; imported ones may be longer, not unbounded
 )
 
@@ -64,7 +63,7 @@ func (s *Server) labelDecision(c *fiber.Ctx) error {
 		fields = append(fields, FieldError{Pointer: "/tags", Detail: fmt.Sprintf("at most %d tags", MaxLabelTags)})
 	} else {
 		for i, t := range body.Tags {
-			if !ValidLabelTag(t) {
+			if !store.ValidLabelTag(t) {
 				fields = append(fields, FieldError{Pointer: "/tags/" + strconv.Itoa(i), Detail: tagRule})
 			}
 		}
@@ -198,7 +197,7 @@ func parseLabelsCSV(r io.Reader, actor string) ([]store.OutcomeLabel, []int, err
 				return nil, nil, &LabelsCSVError{Line: line, Reason: fmt.Sprintf("at most %d tags", MaxLabelTags)}
 			}
 			for _, t := range tags {
-				if !ValidLabelTag(t) {
+				if !store.ValidLabelTag(t) {
 					return nil, nil, &LabelsCSVError{Line: line, Reason: "each tag " + tagRule + ", tags separated by |"}
 				}
 			}
@@ -234,21 +233,6 @@ func checkLabel(label string) string {
 		return ""
 	}
 	return "must be one of " + strings.Join(store.Labels, ", ")
-}
-
-// ValidLabelTag reports whether t is 1 to 64 characters of [A-Za-z0-9_:.-].
-func ValidLabelTag(t string) bool {
-	if len(t) == 0 || len(t) > MaxLabelTagLen {
-		return false
-	}
-	for i := 0; i < len(t); i++ {
-		switch c := t[i]; {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == ':', c == '.', c == '-':
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 func validDecisionID(id string) bool {

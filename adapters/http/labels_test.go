@@ -271,7 +271,7 @@ func FuzzParseLabelsCSV(f *testing.F) {
 				t.Fatalf("invalid label accepted: %+v", l)
 			}
 			for _, tag := range l.Tags {
-				if !httpapi.ValidLabelTag(tag) {
+				if !store.ValidLabelTag(tag) {
 					t.Fatalf("invalid tag accepted: %q", tag)
 				}
 			}

@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"hash"
 	"strings"
 )
@@ -74,4 +76,26 @@ func HexHMAC(alg string, secret, msg []byte) string {
 	m := hmac.New(newHash(alg), secret)
 	m.Write(msg)
 	return hex.EncodeToString(m.Sum(nil))
+}
+
+// SecretsFromEnv parses a webhook-secret configuration value as ParseSecrets does, but
+// refuses what ParseSecrets would silently cut: more than two secrets, or a value with no
+// secret in it. An empty value is no secrets and no error. The error never quotes the value.
+func SecretsFromEnv(value string) (Secrets, error) {
+	if strings.TrimSpace(value) == "" {
+		return nil, nil
+	}
+	n := 0
+	for _, part := range strings.Split(value, ",") {
+		if strings.TrimSpace(part) != "" {
+			n++
+		}
+	}
+	switch {
+	case n == 0:
+		return nil, errors.New("holds no secret")
+	case n > 2:
+		return nil, fmt.Errorf("holds %d secrets; at most two (new,old) are allowed", n)
+	}
+	return ParseSecrets(value), nil
 }

@@ -3,7 +3,6 @@ package policytest
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -155,7 +154,7 @@ func parseRego(srcs []regoSource) (map[string]*ast.Module, error) {
 	for _, s := range srcs {
 		m, err := ast.ParseModuleWithOpts(s.display, s.src, ast.ParserOptions{ProcessAnnotation: true, RegoVersion: ast.RegoV1})
 		if err != nil {
-			problems = append(problems, astProblems(s.display, err)...)
+			problems = append(problems, engine.RegoProblems(s.display, err)...)
 			continue
 		}
 		modules[s.display] = m
@@ -168,30 +167,7 @@ func parseRego(srcs []regoSource) (map[string]*ast.Module, error) {
 
 // compileProblems turns the tester's compile error into an *engine.LoadError.
 func compileProblems(err error) error {
-	return &engine.LoadError{Problems: astProblems("", err)}
-}
-
-func astProblems(file string, err error) []engine.Problem {
-	var errs ast.Errors
-	if errors.As(err, &errs) {
-		out := make([]engine.Problem, 0, len(errs))
-		for _, e := range errs {
-			p := engine.Problem{File: file, Message: e.Code + ": " + e.Message}
-			if e.Location != nil {
-				if e.Location.File != "" {
-					p.File = e.Location.File
-				}
-				p.Line = e.Location.Row
-			}
-			out = append(out, p)
-		}
-		return out
-	}
-	var one *ast.Error
-	if errors.As(err, &one) {
-		return astProblems(file, ast.Errors{one})
-	}
-	return []engine.Problem{{File: file, Message: err.Error()}}
+	return &engine.LoadError{Problems: engine.RegoProblems("", err)}
 }
 
 type regoTrace struct {

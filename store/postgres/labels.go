@@ -34,7 +34,7 @@ func (s *Store) PutLabels(ctx context.Context, labels []store.OutcomeLabel, corr
 		return 0, nil
 	}
 	now := s.now()
-	labels, ids, err := prepareLabels(labels, now)
+	labels, ids, err := store.PrepareLabels(labels, now)
 	if err != nil {
 		return 0, fmt.Errorf("put labels: %w", err)
 	}
@@ -62,7 +62,7 @@ func (s *Store) PutLabels(ctx context.Context, labels []store.OutcomeLabel, corr
 	times := make([]time.Time, n)
 	created := 0
 	for i, l := range labels {
-		decisionIDs[i], names[i], tags[i], times[i], actors[i] = l.DecisionID, l.Label, tagsJSON(l.Tags), l.CreatedAt, l.Actor
+		decisionIDs[i], names[i], tags[i], times[i], actors[i] = l.DecisionID, l.Label, store.TagsJSON(l.Tags), l.CreatedAt, l.Actor
 		if k := (labelKey{l.DecisionID, l.Label}); !stored[k] {
 			stored[k] = true
 			created++
@@ -279,91 +279,4 @@ func ceilMicros(t time.Time) int64 {
 		us++
 	}
 	return us
-}
-
-// prepareLabels validates labels and returns a copy with zero creation times set to now,
-// a pair given more than once kept only at its last position, and the distinct decision
-// ids in order of first appearance. Both stores apply the same rules.
-func prepareLabels(labels []store.OutcomeLabel, now time.Time) ([]store.OutcomeLabel, []string, error) {
-	last := make(map[labelKey]int, len(labels))
-	for i, l := range labels {
-		if err := validateLabel(l); err != nil {
-			return nil, nil, err
-		}
-		last[labelKey{l.DecisionID, l.Label}] = i
-	}
-	out := make([]store.OutcomeLabel, 0, len(last))
-	seen := make(map[string]bool, len(labels))
-	var ids []string
-	for i, l := range labels {
-		if !seen[l.DecisionID] {
-			seen[l.DecisionID] = true
-			ids = append(ids, l.DecisionID)
-		}
-		if last[labelKey{l.DecisionID, l.Label}] != i {
-			continue
-		}
-		l.Tags = slices.Clone(l.Tags)
-		if l.CreatedAt.IsZero() {
-			l.CreatedAt = now
-		}
-		out = append(out, l)
-	}
-	return out, ids, nil
-}
-
-// Tag limits, as documented on store.LabelStore's callers (the HTTP API and the CLI).
-const (
-	maxTags   = 16
-	maxTagLen = 64
-)
-
-// validateLabel returns an error wrapping store.ErrInvalidRecord for a label with an empty
-// or invalid decision id, a label not in store.Labels, more than 16 tags, a tag that is not
-// 1 to 64 characters of [A-Za-z0-9_:.-], or an actor that is not UTF-8 text without NUL.
-func validateLabel(l store.OutcomeLabel) error {
-	if l.DecisionID == "" || !store.ValidText(l.DecisionID) {
-		return fmt.Errorf("%w: label %q: decision id is empty or not valid UTF-8 text", store.ErrInvalidRecord, l.Label)
-	}
-	if !slices.Contains(store.Labels, l.Label) {
-		return fmt.Errorf("%w: label on decision %q: unknown label (want one of %s)", store.ErrInvalidRecord,
-			l.DecisionID, strings.Join(store.Labels, ", "))
-	}
-	if len(l.Tags) > maxTags {
-		return fmt.Errorf("%w: label %q on decision %q: more than %d tags", store.ErrInvalidRecord, l.Label, l.DecisionID, maxTags)
-	}
-	for _, t := range l.Tags {
-		if !validTag(t) {
-			return fmt.Errorf("%w: label %q on decision %q: a tag is not 1 to %d characters of A-Z a-z 0-9 _ : . -",
-				store.ErrInvalidRecord, l.Label, l.DecisionID, maxTagLen)
-		}
-	}
-	if !store.ValidText(l.Actor) {
-		return fmt.Errorf("%w: label %q on decision %q: actor is not valid UTF-8 text", store.ErrInvalidRecord, l.Label, l.DecisionID)
-	}
-	return nil
-}
-
-func validTag(t string) bool {
-	if len(t) == 0 || len(t) > maxTagLen {
-		return false
-	}
-	for i := 0; i < len(t); i++ {
-		switch c := t[i]; {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == ':', c == '.', c == '-':
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// tagsJSON encodes tags as a JSON array, [] for none.
-func tagsJSON(tags []string) string {
-	if len(tags) == 0 {
-		return "[]"
-	}
-	// Tags are validated ASCII; encoding a slice of strings cannot fail.
-	b, _ := json.Marshal(tags)
-	return string(b)
 }

@@ -521,30 +521,12 @@ func (s *Store) ShadowAgreement(ctx context.Context, action string, since time.T
 		if err := rows.Scan(&hash, &live, &shadow, &n); err != nil {
 			return nil, classify(ctx, op, err)
 		}
-		out = addAgreement(out, hash, live, shadow, n)
+		out = store.AddShadowAgreement(out, hash, live, shadow, n)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, classify(ctx, op, err)
 	}
 	return out, nil
-}
-
-// addAgreement adds n (live, shadow) pairs of hash to out, whose rows arrive ordered by
-// hash.
-func addAgreement(out []store.ShadowAgreement, hash, live, shadow string, n int64) []store.ShadowAgreement {
-	if len(out) == 0 || out[len(out)-1].Hash != hash {
-		out = append(out, store.ShadowAgreement{Hash: hash, Confusion: map[string]map[string]int64{}})
-	}
-	a := &out[len(out)-1]
-	a.Total += n
-	if live == shadow {
-		a.Agree += n
-	}
-	if a.Confusion[live] == nil {
-		a.Confusion[live] = map[string]int64{}
-	}
-	a.Confusion[live][shadow] += n
-	return out
 }
 
 func versionExists(ctx context.Context, tx pgx.Tx, hash string) error {

@@ -98,21 +98,11 @@ func FromEnv(getenv func(string) string) (*Provider, error) {
 		return nil, nil
 	}
 	var c Config
-	if strings.TrimSpace(rawSecret) != "" {
-		n := 0
-		for _, part := range strings.Split(rawSecret, ",") {
-			if strings.TrimSpace(part) != "" {
-				n++
-			}
-		}
-		if n == 0 {
-			return nil, fmt.Errorf("onfido config: %s holds no secret", EnvWebhookSecret)
-		}
-		if n > 2 {
-			return nil, fmt.Errorf("onfido config: %s holds %d secrets; at most two (new,old) are allowed", EnvWebhookSecret, n)
-		}
-		c.WebhookSecrets = providers.ParseSecrets(rawSecret)
+	secrets, err := providers.SecretsFromEnv(rawSecret)
+	if err != nil {
+		return nil, fmt.Errorf("onfido config: %s %w", EnvWebhookSecret, err)
 	}
+	c.WebhookSecrets = secrets
 	if token != "" {
 		if strings.ContainsFunc(token, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
 			return nil, fmt.Errorf("onfido config: %s contains whitespace or control characters", EnvAPIToken)

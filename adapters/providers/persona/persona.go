@@ -127,14 +127,8 @@ func FromEnv(getenv func(string) string) (*Provider, error) {
 	if len(secrets) == 0 && key == "" {
 		return nil, nil
 	}
-	n := 0
-	for _, s := range strings.Split(rawSecrets, ",") {
-		if strings.TrimSpace(s) != "" {
-			n++
-		}
-	}
-	if n > 2 {
-		return nil, fmt.Errorf("persona: %s holds %d secrets; at most two (new,old) are allowed", EnvWebhookSecret, n)
+	if _, err := providers.SecretsFromEnv(rawSecrets); err != nil && len(secrets) > 0 {
+		return nil, fmt.Errorf("persona: %s %w", EnvWebhookSecret, err)
 	}
 	for _, s := range secrets {
 		if !printable(string(s)) {

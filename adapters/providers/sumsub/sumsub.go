@@ -98,21 +98,9 @@ func FromEnv(getenv func(string) string) (*Provider, error) {
 	if rawSecrets == "" && token == "" && key == "" && base == "" && level == "" {
 		return nil, nil
 	}
-	var secrets providers.Secrets
-	if rawSecrets != "" {
-		n := 0
-		for _, part := range strings.Split(rawSecrets, ",") {
-			if strings.TrimSpace(part) != "" {
-				n++
-			}
-		}
-		if n > 2 {
-			return nil, fmt.Errorf("sumsub: %s holds %d secrets, at most two (new,old)", EnvWebhookSecret, n)
-		}
-		secrets = providers.ParseSecrets(rawSecrets)
-		if len(secrets) == 0 {
-			return nil, fmt.Errorf("sumsub: %s has no secret", EnvWebhookSecret)
-		}
+	secrets, err := providers.SecretsFromEnv(rawSecrets)
+	if err != nil {
+		return nil, fmt.Errorf("sumsub: %s %w", EnvWebhookSecret, err)
 	}
 	switch {
 	case token != "" && key == "":

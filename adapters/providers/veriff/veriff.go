@@ -123,21 +123,9 @@ func FromEnv(getenv func(string) string) (*Provider, error) {
 	if hook == "" && key == "" && shared == "" && base == "" {
 		return nil, nil
 	}
-	var secrets providers.Secrets
-	if hook != "" {
-		n := 0
-		for _, part := range strings.Split(hook, ",") {
-			if strings.TrimSpace(part) != "" {
-				n++
-			}
-		}
-		if n > 2 {
-			return nil, fmt.Errorf("veriff: %s: at most two secrets (new,old), got %d", EnvWebhookSecret, n)
-		}
-		secrets = providers.ParseSecrets(hook)
-		if len(secrets) == 0 {
-			return nil, fmt.Errorf("veriff: %s: no secret in the value", EnvWebhookSecret)
-		}
+	secrets, err := providers.SecretsFromEnv(hook)
+	if err != nil {
+		return nil, fmt.Errorf("veriff: %s %w", EnvWebhookSecret, err)
 	}
 	if shared == "" && len(secrets) > 0 {
 		shared = string(secrets[0])
