@@ -248,3 +248,23 @@ func PIIUnmaskedEvent(reviewer string, items []string, view, correlationID strin
 	}
 	return newEvent(EventPIIUnmasked, reviewer, correlationID, "", at, piiUnmaskedPayload{Items: items, View: view})
 }
+
+// EventSubjectErased is appended when a subject is erased (crypto-shredded).
+const EventSubjectErased = "subject.erased"
+
+type subjectErasedPayload struct {
+	Decisions    int  `json:"decisions"`
+	Evidence     int  `json:"evidence"`
+	KeyDestroyed bool `json:"key_destroyed"`
+	RawPayloads  int  `json:"raw_payloads"`
+	Verify       int  `json:"verifications"`
+}
+
+// SubjectErasedEvent returns the unlinked audit event for an erasure: the subject as
+// SubjectRef, and what was destroyed as counts.
+func SubjectErasedEvent(e Erasure, actor, correlationID string) (AuditEvent, error) {
+	return newEvent(EventSubjectErased, actor, correlationID, SubjectRef(e.UserID), e.ErasedAt, subjectErasedPayload{
+		Decisions: e.Decisions, Evidence: len(e.Evidence), KeyDestroyed: e.KeyDestroyed,
+		RawPayloads: e.RawPayloads, Verify: e.Verify,
+	})
+}

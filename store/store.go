@@ -23,9 +23,9 @@ var ErrDuplicateIdempotencyKey = errors.New("idempotency key already used")
 // answer in time, as opposed to a rejected request. Callers apply their fail mode.
 var ErrUnavailable = errors.New("store unavailable")
 
-// DecisionRecord is one decision as stored: indexed columns plus the exact policy input
-// document and the answer given, both as JSON. It carries no raw PII beyond what the
-// caller chose to post as ids; the input snapshot is the one the policy saw.
+// DecisionRecord is one decision as stored: indexed columns, the policy input document
+// without personal data (engine/pii.Split: kept after erasure, replayable), the personal
+// data Split took out sealed under the subject's data key, and the answer given.
 type DecisionRecord struct {
 	ID             string          // globally unique, time-ordered (UUIDv7)
 	Action         string          // login, payout, onboarding, ...
@@ -36,7 +36,14 @@ type DecisionRecord struct {
 	PolicyVersion  string          // human label of the policy version
 	PolicyHash     string          // content hash of the policy version
 	FailMode       string          // non-empty when a fail mode shaped the outcome
-	Input          json.RawMessage // the exact policy input document
+	Input          json.RawMessage // the policy input document, personal data removed (pii.Split)
+	// PII is the personal data removed from Input (a JSON array of pii.Field), sealed
+	// with AES-GCM under the subject's data key and bound to this decision; nil when there
+	// was none, or after erasure.
+	PII []byte
+	// PIIPlain is the personal data before sealing. It is never stored: a writer that seals
+	// (adapters/vault) turns it into PII, and the stores refuse a record that still has it.
+	PIIPlain json.RawMessage
 	Response       json.RawMessage // the answer returned to the caller
 	IdempotencyKey string          // optional
 	RequestHash    string          // SHA-256 hex of the request body, with IdempotencyKey
@@ -141,6 +148,7 @@ type Store interface {
 	LabelStore
 	DecisionScanner
 	Retention
+	SubjectKeys
 	AuditLog
 	AuditAppender
 	// Ping reports whether the store can serve requests.

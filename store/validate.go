@@ -44,6 +44,9 @@ func ValidateDecision(rec DecisionRecord) error {
 	if !validJSON(rec.Response) {
 		return fmt.Errorf("%w: decision %q: response is not valid JSON", ErrInvalidRecord, rec.ID)
 	}
+	if rec.PIIPlain != nil {
+		return fmt.Errorf("%w: decision %q: personal data is not sealed", ErrInvalidRecord, rec.ID)
+	}
 	if math.IsNaN(rec.Score) || math.IsInf(rec.Score, 0) {
 		return fmt.Errorf("%w: decision %q: score is not a finite number", ErrInvalidRecord, rec.ID)
 	}

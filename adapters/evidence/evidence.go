@@ -163,6 +163,61 @@ func (s *Store) Check(ctx context.Context, key, sha256Hex string, size int64) er
 	return nil
 }
 
+// CheckAndSeal checks the object like Check, then replaces it by seal(its bytes), so that
+// the bucket keeps only ciphertext. An object that was sealed already (open succeeds and
+// the result matches the declared size and hash) passes unchanged, so a submission that
+// failed after sealing can be retried.
+func (s *Store) CheckAndSeal(ctx context.Context, key, sha256Hex string, size int64,
+	seal, open func([]byte) ([]byte, error)) error {
+	r, err := s.bucket.NewReader(ctx, key, nil)
+	if gcerrors.Code(err) == gcerrors.NotFound {
+		return ErrMissing
+	}
+	if err != nil {
+		return fmt.Errorf("evidence: read: %w", err)
+	}
+	// A sealed object is the plaintext plus a few dozen bytes of nonce and tag.
+	data, err := io.ReadAll(io.LimitReader(r, s.maxSize+1024))
+	r.Close()
+	if err != nil {
+		return fmt.Errorf("evidence: read: %w", err)
+	}
+	if !matches(data, sha256Hex, size) {
+		if pt, err := open(data); err == nil && matches(pt, sha256Hex, size) {
+			return nil // sealed by an earlier attempt
+		}
+		return fmt.Errorf("%w: size %d, declared %s", ErrMismatch, len(data), strconv.FormatInt(size, 10))
+	}
+	sealed, err := seal(data)
+	if err != nil {
+		return fmt.Errorf("evidence: seal: %w", err)
+	}
+	if err := s.bucket.WriteAll(ctx, key, sealed, &blob.WriterOptions{ContentType: "application/octet-stream"}); err != nil {
+		return fmt.Errorf("evidence: write sealed object: %w", err)
+	}
+	return nil
+}
+
+// ReadAll returns an object's bytes as stored (sealed, after CheckAndSeal).
+func (s *Store) ReadAll(ctx context.Context, key string) ([]byte, error) {
+	b, err := s.bucket.ReadAll(ctx, key)
+	if gcerrors.Code(err) == gcerrors.NotFound {
+		return nil, ErrMissing
+	}
+	if err != nil {
+		return nil, fmt.Errorf("evidence: read: %w", err)
+	}
+	return b, nil
+}
+
+func matches(data []byte, sha256Hex string, size int64) bool {
+	if int64(len(data)) != size {
+		return false
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:]) == sha256Hex
+}
+
 // Delete removes an object; a missing object is not an error.
 func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := s.bucket.Delete(ctx, key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {

@@ -19,6 +19,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/verdict-engine/verdict/engine"
+	"github.com/verdict-engine/verdict/engine/pii"
 	"github.com/verdict-engine/verdict/signals"
 	"github.com/verdict-engine/verdict/store"
 )
@@ -287,9 +288,18 @@ func (s *Server) decide(c *fiber.Ctx) error {
 		deg.Stored = true
 		resp.Degraded = deg
 	}
-	inputJSON, err := json.Marshal(in)
+	// The stored snapshot keeps no personal data; what was taken out is sealed under the
+	// subject's key by the committer's writer (adapters/vault), or dropped without a vault.
+	snapshot, removed := pii.Split(in, s.deps.Pseudonyms)
+	inputJSON, err := json.Marshal(&snapshot)
 	if err != nil {
 		return fmt.Errorf("encode input: %w", err)
+	}
+	var piiJSON []byte
+	if removed != nil && s.deps.Vault != nil {
+		if piiJSON, err = json.Marshal(removed); err != nil {
+			return fmt.Errorf("encode personal data: %w", err)
+		}
 	}
 	respJSON, err := json.Marshal(resp)
 	if err != nil {
@@ -298,7 +308,7 @@ func (s *Server) decide(c *fiber.Ctx) error {
 	rec := store.DecisionRecord{
 		ID: decisionID, Action: req.Action, SubjectID: req.userID, Outcome: d.Outcome.String(), Score: d.Score,
 		ReasonCodes: reasonCodes(d.Reasons), PolicyVersion: d.Policy.Version, PolicyHash: d.Policy.Hash,
-		Input: inputJSON, Response: respJSON, IdempotencyKey: idemKey, RequestHash: reqHash,
+		Input: inputJSON, PIIPlain: piiJSON, Response: respJSON, IdempotencyKey: idemKey, RequestHash: reqHash,
 		CreatedAt: now, Actor: actor(c), CorrelationID: requestID(c),
 	}
 	if deg != nil {

@@ -1,6 +1,7 @@
 package http
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -12,6 +13,8 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 
+	"github.com/verdict-engine/verdict/adapters/vault"
+	engpii "github.com/verdict-engine/verdict/engine/pii"
 	"github.com/verdict-engine/verdict/store"
 )
 
@@ -19,28 +22,35 @@ import (
 const reviewClaimTTL = 15 * time.Minute
 
 type reviewItemJSON struct {
-	ID           string         `json:"id"`
-	Kind         string         `json:"kind"`
-	UserID       string         `json:"user_id"`
-	Action       string         `json:"action,omitempty"`
-	Status       string         `json:"status"`
-	Score        float64        `json:"score"`
-	ReasonCodes  []string       `json:"reason_codes"`
-	CreatedAt    time.Time      `json:"created_at"`
-	ClaimedBy    string         `json:"claimed_by,omitempty"`
-	ClaimedUntil time.Time      `json:"claimed_until,omitzero"`
-	PIIMasked    bool           `json:"pii_masked"`
-	Subject      map[string]any `json:"subject,omitempty"`
-	Context      map[string]any `json:"context,omitempty"`
-	Signals      any            `json:"signals,omitempty"`
+	ID           string    `json:"id"`
+	Kind         string    `json:"kind"`
+	UserID       string    `json:"user_id"`
+	Action       string    `json:"action,omitempty"`
+	Status       string    `json:"status"`
+	Score        float64   `json:"score"`
+	ReasonCodes  []string  `json:"reason_codes"`
+	CreatedAt    time.Time `json:"created_at"`
+	ClaimedBy    string    `json:"claimed_by,omitempty"`
+	ClaimedUntil time.Time `json:"claimed_until,omitzero"`
+	PIIMasked    bool      `json:"pii_masked"`
+	// PIIUnavailable is set on an unmasked view when the decision's sealed personal data
+	// cannot be decrypted (its subject key was destroyed by an erasure that raced with the
+	// decision, or the value was tampered with): only the PII-free snapshot is shown. An
+	// erasure also deletes the sealed data, after which the snapshot alone is shown.
+	PIIUnavailable bool           `json:"pii_unavailable,omitempty"`
+	Subject        map[string]any `json:"subject,omitempty"`
+	Context        map[string]any `json:"context,omitempty"`
+	Signals        any            `json:"signals,omitempty"`
 }
 
-// piiKeys are the input fields masked for reviewers without the pii scope.
-var piiKeys = map[string]bool{
-	"email": true, "phone": true, "name": true, "first_name": true, "last_name": true, "full_name": true,
-	"dob": true, "date_of_birth": true, "birthdate": true, "address": true, "street": true, "postcode": true,
-	"document_number": true, "national_id": true, "ssn": true, "iban": true, "card_number": true,
-	"ip": true, "user_agent": true, "id": true, "user_id": true,
+// masked reports whether reviewers without the pii scope see a field's value masked: the
+// personal-data keys of engine/pii, and ids and IP addresses (pseudonyms, but linkable).
+func masked(key string) bool {
+	switch strings.ToLower(key) {
+	case "ip", "id", "user_id":
+		return true
+	}
+	return engpii.IsKey(key)
 }
 
 // MaskPII returns v with the values of PII-bearing keys masked, recursively.
@@ -59,7 +69,7 @@ func maskPII(v any, key string) any {
 		}
 		return out
 	case string:
-		if piiKeys[strings.ToLower(key)] {
+		if masked(key) {
 			return maskString(t)
 		}
 	}
@@ -123,16 +133,17 @@ func (s *Server) listReviews(c *fiber.Ctx) error {
 		}
 		if it.Kind == store.ReviewDecision {
 			if rec, err := s.deps.Store.GetDecision(c.UserContext(), it.ID); err == nil {
-				var in struct {
-					Subject map[string]any `json:"subject"`
-					Context map[string]any `json:"context"`
-					Signals any            `json:"signals"`
-				}
-				if json.Unmarshal(rec.Input, &in) == nil {
-					j.Subject, j.Context, j.Signals = in.Subject, in.Context, in.Signals
+				var doc map[string]any
+				if json.Unmarshal(rec.Input, &doc) == nil {
+					if pii {
+						j.PIIUnavailable = !s.unsealInput(c.UserContext(), rec, doc)
+					}
+					j.Subject, _ = doc["subject"].(map[string]any)
+					j.Context, _ = doc["context"].(map[string]any)
+					j.Signals = doc["signals"]
 					if !pii {
-						j.Subject, _ = maskPII(in.Subject, "").(map[string]any)
-						j.Context, _ = maskPII(in.Context, "").(map[string]any)
+						j.Subject, _ = maskPII(j.Subject, "").(map[string]any)
+						j.Context, _ = maskPII(j.Context, "").(map[string]any)
 					}
 				}
 			}
@@ -242,5 +253,30 @@ func reasonCodeOK(s string) bool {
 			return false
 		}
 	}
+	return true
+}
+
+// unsealInput puts a decision's sealed personal data back into its decoded snapshot doc.
+// It reports false when there was personal data that cannot be read any more (erased,
+// undecryptable); a decision stored without personal data reports true.
+func (s *Server) unsealInput(ctx context.Context, rec store.DecisionRecord, doc map[string]any) bool {
+	if rec.PII == nil {
+		return true
+	}
+	if s.deps.Vault == nil {
+		return false
+	}
+	plain, err := s.deps.Vault.Open(ctx, rec.SubjectID, vault.DecisionAD(rec.ID), rec.PII)
+	if err != nil {
+		if !errors.Is(err, vault.ErrShredded) {
+			s.log.Warn("decision personal data unreadable", "decision_id", rec.ID, "err", err)
+		}
+		return false
+	}
+	var fields []engpii.Field
+	if err := json.Unmarshal(plain, &fields); err != nil {
+		return false
+	}
+	engpii.Merge(doc, fields)
 	return true
 }

@@ -20,8 +20,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/verdict-engine/verdict/adapters/vault"
 	"github.com/verdict-engine/verdict/adapters/verification"
 	"github.com/verdict-engine/verdict/engine"
+	"github.com/verdict-engine/verdict/engine/pii"
 	"github.com/verdict-engine/verdict/signals"
 	"github.com/verdict-engine/verdict/store"
 )
@@ -64,6 +66,12 @@ type Deps struct {
 	Shadow *Shadow
 	// Registry receives Verdict's metrics and is served on /metrics.
 	Registry *prometheus.Registry
+	// Vault seals subjects' personal data and erases subjects. With a vault, the personal
+	// data of a decision's input is handed to the Committer to be sealed (its writer must
+	// be Vault.Writer); without one it is not stored at all, and /v1/subjects is absent.
+	Vault *vault.Vault
+	// Pseudonyms replaces IP addresses in stored snapshots; nil drops them.
+	Pseudonyms *pii.Pseudonymizer
 }
 
 // Server serves Verdict's HTTP API.
@@ -165,6 +173,9 @@ func (s *Server) routes() {
 		v1.Post("/verifications/:id/evidence", require(ScopeVerify), s.addEvidence)
 		v1.Post("/verifications/:id/submit", require(ScopeVerify), s.submitVerification)
 		v1.Post("/verifications/:id/cancel", require(ScopeVerify), s.cancelVerification)
+	}
+	if s.deps.Vault != nil {
+		v1.Delete("/subjects/:id", require(ScopeAdmin), s.eraseSubject)
 	}
 	v1.Get("/reviews", require(ScopeReview), s.listReviews)
 	v1.Post("/reviews/:id/claim", require(ScopeReview), s.claimReview)

@@ -13,6 +13,7 @@ import (
 	httpapi "github.com/verdict-engine/verdict/adapters/http"
 	"github.com/verdict-engine/verdict/adapters/providers"
 	"github.com/verdict-engine/verdict/adapters/providers/sandbox"
+	"github.com/verdict-engine/verdict/adapters/vault"
 	"github.com/verdict-engine/verdict/adapters/verification"
 	"github.com/verdict-engine/verdict/store"
 	"github.com/verdict-engine/verdict/store/sqlite"
@@ -22,10 +23,11 @@ func newVerificationService(t *testing.T, st *sqlite.Store, dir string) *verific
 	t.Helper()
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	sealer, err := verification.NewSealer(key)
+	ring, err := vault.NewRing("1", key)
 	if err != nil {
 		t.Fatal(err)
 	}
+	sealer := vault.New(ring, st)
 	u, _ := url.Parse("http://verdict.test" + httpapi.EvidenceUploadPath)
 	ev, err := evidence.OpenLocal(filepath.Join(dir, "evidence"), u, key, 0)
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/verdict-engine/verdict/adapters/evidence"
 	"github.com/verdict-engine/verdict/adapters/providers"
+	"github.com/verdict-engine/verdict/adapters/vault"
 	"github.com/verdict-engine/verdict/store"
 )
 
@@ -63,13 +64,13 @@ type Service struct {
 	store     Store
 	providers map[string]providers.Provider
 	evidence  *evidence.Store
-	sealer    *Sealer
+	vault     *vault.Vault
 }
 
 // New returns a service over st with the given providers (by Name), evidence bucket (nil:
-// evidence uploads are refused) and payload sealer (required: raw webhook bodies are kept
-// encrypted).
-func New(cfg Config, st Store, ps []providers.Provider, ev *evidence.Store, sealer *Sealer) *Service {
+// evidence uploads are refused) and vault (required: raw webhook bodies and evidence
+// objects are kept sealed under their subject's key).
+func New(cfg Config, st Store, ps []providers.Provider, ev *evidence.Store, v *vault.Vault) *Service {
 	if cfg.TTL <= 0 {
 		cfg.TTL = 72 * time.Hour
 	}
@@ -98,7 +99,7 @@ func New(cfg Config, st Store, ps []providers.Provider, ev *evidence.Store, seal
 	for _, p := range ps {
 		m[p.Name()] = p
 	}
-	return &Service{cfg: cfg, store: st, providers: m, evidence: ev, sealer: sealer}
+	return &Service{cfg: cfg, store: st, providers: m, evidence: ev, vault: v}
 }
 
 // Providers returns the configured providers' names, sorted.
@@ -392,7 +393,10 @@ func (s *Service) Submit(ctx context.Context, id, actor, corr string) (store.Ver
 		if e.State == store.EvidenceUploaded {
 			continue
 		}
-		if err := s.evidence.Check(ctx, e.BlobKey, e.SHA256, e.Size); err != nil {
+		ad := EvidenceAD(cur.ID, e.ID)
+		seal := func(b []byte) ([]byte, error) { return s.vault.Seal(ctx, cur.UserID, ad, b) }
+		open := func(b []byte) ([]byte, error) { return s.vault.Open(ctx, cur.UserID, ad, b) }
+		if err := s.evidence.CheckAndSeal(ctx, e.BlobKey, e.SHA256, e.Size, seal, open); err != nil {
 			return store.Verification{}, &EvidenceError{EvidenceID: e.ID, Err: err}
 		}
 		checked[e.ID] = true
@@ -498,4 +502,9 @@ func (s *Service) Cancel(ctx context.Context, id, actor, corr string) (store.Ver
 	}
 	s.cfg.ObserveTransition(v.Provider, v.Status)
 	return v, nil
+}
+
+// EvidenceAD is the associated data of an evidence object sealed under its subject's key.
+func EvidenceAD(verificationID, evidenceID string) vault.AD {
+	return vault.AD{Record: "evidence", ID: verificationID + "/" + evidenceID, Field: "object"}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/verdict-engine/verdict/adapters/providers"
+	"github.com/verdict-engine/verdict/adapters/vault"
 	"github.com/verdict-engine/verdict/store"
 )
 
@@ -127,9 +128,13 @@ func (s *Service) HandleWebhook(ctx context.Context, provider string, h provider
 		return WebhookResult{}, err
 	}
 	payloadID := "whp_" + compact(pid)
+	sealed, err := s.vault.Seal(ctx, v.UserID, PayloadAD(payloadID), body)
+	if err != nil {
+		return WebhookResult{}, err
+	}
 	ch := store.VerificationChange{
 		Actor: provider, CorrelationID: corr, EventKey: provider + ":" + ev.ID,
-		Payload: &store.RawPayload{ID: payloadID, Provider: provider, ReceivedAt: now.UTC(), Ciphertext: s.sealer.Seal(payloadID, body)},
+		Payload: &store.RawPayload{ID: payloadID, Provider: provider, ReceivedAt: now.UTC(), Ciphertext: sealed},
 	}
 	var skip string
 	updated, err := s.store.UpdateVerification(ctx, v.ID, ch, func(v *store.Verification) error {
@@ -206,4 +211,9 @@ func compact(id uuid.UUID) string {
 		}
 	}
 	return string(b)
+}
+
+// PayloadAD is the associated data of a raw webhook payload sealed under its subject's key.
+func PayloadAD(payloadID string) vault.AD {
+	return vault.AD{Record: "raw_payload", ID: payloadID, Field: "body"}
 }

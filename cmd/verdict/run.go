@@ -28,6 +28,8 @@ Usage:
   verdict seed --decisions N [--days 90]      generate a labelled synthetic decision history
   verdict backtest --policies DIR [flags]     replay stored decisions through a candidate bundle
   verdict retention run [--dry-run] [flags]   delete what retention policies say is due
+  verdict erase USER_ID [flags]               erase a subject (crypto-shredding), audited
+  verdict keys rotate [flags]                 rewrap subject keys under the newest master key
   verdict version                             print the version
 
 Run "verdict <command> -h" for a command's flags.
@@ -63,6 +65,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runBacktest(ctx, rest, getenv, stdout, stderr)
 	case "retention":
 		return runRetention(ctx, rest, getenv, stdout, stderr)
+	case "erase":
+		return runErase(ctx, rest, getenv, stdout, stderr)
+	case "keys":
+		return runKeys(ctx, rest, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return nil

@@ -140,7 +140,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer closeVel()
-	committer := store.NewGroupCommitter(st, store.WithLogger(log))
+	vlt, pseudonyms, err := openVault(cfg.dataDir, getenv, st, cfg.databaseURL != "", log)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	// Decisions' personal data is sealed under each subject's key as batches are written.
+	committer := store.NewGroupCommitter(vlt.Writer(st), store.WithLogger(log))
 
 	lists, err := signals.NewLists(ctx, st)
 	if err != nil {
@@ -153,7 +158,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	gatherer := signals.NewGatherer(vel, lists, st, signals.WithSourceTimeout(cfg.sourceTimeout))
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	ver, err := setupVerifications(ctx, cfg, getenv, st, reg, log)
+	ver, err := setupVerifications(ctx, cfg, getenv, st, vlt, reg, log)
 	if err != nil {
 		return err
 	}
@@ -165,7 +170,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	policy := startPolicyLifecycle(bg, st, eng, set, cfg.shadowRate, reg, log)
 	srv := httpapi.New(httpapi.Config{
 		Dev: cfg.dev, APIKeys: cfg.apiKeys, DecideTimeout: cfg.decideTimeout, Logger: log,
-	}, httpapi.Deps{Engine: eng, Gatherer: gatherer, Lists: lists, Store: st, Committer: committer, Registry: reg, Verifications: ver.svc, Shadow: policy.shadow})
+	}, httpapi.Deps{Engine: eng, Gatherer: gatherer, Lists: lists, Store: st, Committer: committer, Registry: reg, Verifications: ver.svc, Shadow: policy.shadow,
+		Vault: vlt, Pseudonyms: pseudonyms})
 
 	if cfg.policiesDir != "" {
 		go reloadOnHUP(bg, cfg.policiesDir, policy.setBase(bg), log)

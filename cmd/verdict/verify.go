@@ -24,6 +24,7 @@ import (
 	"github.com/verdict-engine/verdict/adapters/providers/sandbox"
 	"github.com/verdict-engine/verdict/adapters/providers/sumsub"
 	"github.com/verdict-engine/verdict/adapters/providers/veriff"
+	"github.com/verdict-engine/verdict/adapters/vault"
 	"github.com/verdict-engine/verdict/adapters/verification"
 	"github.com/verdict-engine/verdict/store"
 )
@@ -32,8 +33,6 @@ import (
 //
 //   - VERDICT_PUBLIC_URL: the base URL providers and clients reach this server on
 //     (default http://127.0.0.1:<port>), for webhook callbacks and local upload URLs.
-//   - VERDICT_PAYLOAD_KEY: base64 of the 32-byte AES key raw webhook bodies are sealed
-//     with; default: a key file made once in the data directory (payload.key, mode 0600).
 //   - VERDICT_EVIDENCE_URL: evidence bucket (s3://..., gs://...); default: the directory
 //     <data-dir>/evidence, uploads received by this server on URLs signed with
 //     VERDICT_EVIDENCE_SIGNING_KEY (default: a key file evidence-url.key in the data dir).
@@ -48,7 +47,7 @@ type verificationSetup struct {
 	close   func()
 }
 
-func setupVerifications(ctx context.Context, cfg serveConfig, getenv func(string) string, st store.Store, reg prometheus.Registerer, log *slog.Logger) (*verificationSetup, error) {
+func setupVerifications(ctx context.Context, cfg serveConfig, getenv func(string) string, st store.Store, v *vault.Vault, reg prometheus.Registerer, log *slog.Logger) (*verificationSetup, error) {
 	public := strings.TrimRight(getenv("VERDICT_PUBLIC_URL"), "/")
 	if public == "" {
 		_, port, err := net.SplitHostPort(cfg.addr)
@@ -66,18 +65,6 @@ func setupVerifications(ctx context.Context, cfg serveConfig, getenv func(string
 		if ttl, err = positiveDuration("VERDICT_VERIFICATION_TTL", v); err != nil {
 			return nil, err
 		}
-	}
-
-	payloadKey, err := keyFrom(getenv("VERDICT_PAYLOAD_KEY"), filepath.Join(cfg.dataDir, "payload.key"), 32)
-	if err != nil {
-		return nil, fmt.Errorf("serve: VERDICT_PAYLOAD_KEY: %w", err)
-	}
-	if getenv("VERDICT_PAYLOAD_KEY") == "" && cfg.databaseURL != "" {
-		log.Warn("VERDICT_PAYLOAD_KEY is not set: raw webhook payloads are sealed with a key file in the data directory; set the key from your secret store in production")
-	}
-	sealer, err := verification.NewSealer(payloadKey)
-	if err != nil {
-		return nil, fmt.Errorf("serve: %w", err)
 	}
 
 	var ev *evidence.Store
@@ -138,7 +125,7 @@ func setupVerifications(ctx context.Context, cfg serveConfig, getenv func(string
 		TTL: ttl, CallbackBase: public, Logger: log,
 		ObserveWebhook:    func(p, r string) { webhooks.WithLabelValues(p, r).Inc() },
 		ObserveTransition: func(p, s string) { transitions.WithLabelValues(p, s).Inc() },
-	}, st, ps, ev, sealer)
+	}, st, ps, ev, v)
 	names := svc.Providers()
 	log.Info("verification providers", "providers", strings.Join(names, ","))
 	return &verificationSetup{svc: svc, sandbox: sbx, close: func() {

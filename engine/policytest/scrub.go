@@ -14,16 +14,8 @@ import (
 	"strings"
 
 	"github.com/verdict-engine/verdict/engine"
+	"github.com/verdict-engine/verdict/engine/pii"
 )
-
-// piiKeys are removed, at any depth, from subject, device, context and behavior. Keys are
-// matched case-insensitively.
-var piiKeys = map[string]bool{
-	"email": true, "phone": true, "name": true, "first_name": true, "last_name": true,
-	"full_name": true, "dob": true, "date_of_birth": true, "address": true, "street": true,
-	"postcode": true, "document_number": true, "national_id": true, "ssn": true, "iban": true,
-	"card_number": true, "user_agent": true,
-}
 
 // scrubbed are the caller-posted parts of the input; signals are derived numbers and
 // booleans and stay as they are.
@@ -33,9 +25,8 @@ var scrubbed = []string{"subject", "device", "context", "behavior"}
 // can be kept as a golden case:
 //   - subject.id and device.id become stable pseudonyms, "subject-" (or "device-") and the
 //     first 12 hex digits of the SHA-256 of the id;
-//   - the keys email, phone, name, first_name, last_name, full_name, dob, date_of_birth,
-//     address, street, postcode, document_number, national_id, ssn, iban, card_number and
-//     user_agent are removed wherever they appear in subject, device, context and behavior;
+//   - the personal-data keys of engine/pii (email, phone, name, address, document_number,
+//     ...) are removed wherever they appear in subject, device, context and behavior;
 //   - context.ip becomes an address of the documentation ranges (192.0.2.0/24, or
 //     2001:db8::/32 for IPv6) derived from its hash;
 //   - everything else, signals included, is kept as it was (numbers exactly).
@@ -87,7 +78,7 @@ func dropPII(v any) any {
 	switch x := v.(type) {
 	case map[string]any:
 		for k, e := range x {
-			if piiKeys[strings.ToLower(k)] {
+			if pii.IsKey(k) {
 				delete(x, k)
 				continue
 			}

@@ -85,16 +85,16 @@ func (s *Store) WriteDecisions(ctx context.Context, recs []store.DecisionRecord)
 			return
 		}
 		b.Queue(`INSERT INTO decisions (id, action, subject_id, outcome, score, reason_codes, policy_version,
-			policy_hash, fail_mode, input, response, idempotency_key, request_hash, created_at, actor, correlation_id)
+			policy_hash, fail_mode, input, response, idempotency_key, request_hash, created_at, actor, correlation_id, pii)
 			SELECT id, action, subject_id, outcome, score, reason_codes::jsonb, policy_version, policy_hash,
-				fail_mode, input::json, response::json, idempotency_key, request_hash, created_at, actor, correlation_id
+				fail_mode, input::json, response::json, idempotency_key, request_hash, created_at, actor, correlation_id, pii
 			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::text[], $7::text[],
 				$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::timestamptz[],
-				$15::text[], $16::text[])
+				$15::text[], $16::text[], $17::bytea[])
 				AS d(id, action, subject_id, outcome, score, reason_codes, policy_version, policy_hash, fail_mode,
-					input, response, idempotency_key, request_hash, created_at, actor, correlation_id)`,
+					input, response, idempotency_key, request_hash, created_at, actor, correlation_id, pii)`,
 			d.id, d.action, d.subjectID, d.outcome, d.score, d.reasonCodes, d.policyVersion, d.policyHash,
-			d.failMode, d.input, d.response, d.idempotencyKey, d.requestHash, d.createdAt, d.actor, d.correlationID)
+			d.failMode, d.input, d.response, d.idempotencyKey, d.requestHash, d.createdAt, d.actor, d.correlationID, d.pii)
 	})
 	if err != nil {
 		return nil, classify(ctx, "write decisions", err)
@@ -110,6 +110,7 @@ type decisionColumns struct {
 	input, response, idempotencyKey, requestHash     []string
 	createdAt                                        []time.Time
 	actor, correlationID                             []string
+	pii                                              [][]byte
 }
 
 func (d *decisionColumns) add(r store.DecisionRecord) {
@@ -129,6 +130,7 @@ func (d *decisionColumns) add(r store.DecisionRecord) {
 	d.createdAt = append(d.createdAt, r.CreatedAt)
 	d.actor = append(d.actor, r.Actor)
 	d.correlationID = append(d.correlationID, r.CorrelationID)
+	d.pii = append(d.pii, r.PII)
 }
 
 // GetDecision implements store.DecisionReader. It returns an error wrapping
@@ -140,9 +142,9 @@ func (s *Store) GetDecision(ctx context.Context, id string) (store.DecisionRecor
 	)
 	err := s.pool.QueryRow(ctx, `SELECT id, action, subject_id, outcome, score, reason_codes::text,
 		policy_version, policy_hash, fail_mode, input::text, response::text, idempotency_key, request_hash,
-		created_at, actor, correlation_id FROM decisions WHERE id = $1`, id).Scan(
+		created_at, actor, correlation_id, pii FROM decisions WHERE id = $1`, id).Scan(
 		&r.ID, &r.Action, &r.SubjectID, &r.Outcome, &r.Score, &codes, &r.PolicyVersion, &r.PolicyHash,
-		&r.FailMode, &input, &resp, &r.IdempotencyKey, &r.RequestHash, &r.CreatedAt, &r.Actor, &r.CorrelationID)
+		&r.FailMode, &input, &resp, &r.IdempotencyKey, &r.RequestHash, &r.CreatedAt, &r.Actor, &r.CorrelationID, &r.PII)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.DecisionRecord{}, fmt.Errorf("get decision %q: %w", id, store.ErrNotFound)
 	}

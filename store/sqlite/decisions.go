@@ -49,7 +49,7 @@ func (s *Store) WriteDecisions(ctx context.Context, recs []store.DecisionRecord)
 			if _, err := insDec.ExecContext(ctx, rec.ID, rec.Action, rec.SubjectID, rec.Outcome, rec.Score,
 				reasonCodesJSON(rec.ReasonCodes), rec.PolicyVersion, rec.PolicyHash, rec.FailMode,
 				string(rec.Input), string(rec.Response), rec.IdempotencyKey, rec.RequestHash,
-				micros(rec.CreatedAt), rec.Actor, rec.CorrelationID); err != nil {
+				micros(rec.CreatedAt), rec.Actor, rec.CorrelationID, rec.PII); err != nil {
 				return fmt.Errorf("insert decision %q: %w", rec.ID, err)
 			}
 			if err := c.append(ctx, events[i]); err != nil {
@@ -74,9 +74,9 @@ func (s *Store) GetDecision(ctx context.Context, id string) (store.DecisionRecor
 	)
 	err := s.r.QueryRowContext(ctx, `SELECT id, action, subject_id, outcome, score, reason_codes,
 		policy_version, policy_hash, fail_mode, input, response, idempotency_key, request_hash,
-		created_at, actor, correlation_id FROM decisions WHERE id = ?`, id).Scan(
+		created_at, actor, correlation_id, pii FROM decisions WHERE id = ?`, id).Scan(
 		&r.ID, &r.Action, &r.SubjectID, &r.Outcome, &r.Score, &codes, &r.PolicyVersion, &r.PolicyHash,
-		&r.FailMode, &input, &resp, &r.IdempotencyKey, &r.RequestHash, &createdAt, &r.Actor, &r.CorrelationID)
+		&r.FailMode, &input, &resp, &r.IdempotencyKey, &r.RequestHash, &createdAt, &r.Actor, &r.CorrelationID, &r.PII)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.DecisionRecord{}, fmt.Errorf("get decision %q: %w", id, store.ErrNotFound)
 	}

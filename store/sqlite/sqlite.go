@@ -204,7 +204,7 @@ func (s *Store) prepare(ctx context.Context) error {
 			ON CONFLICT (key) DO NOTHING`},
 		{&s.insDecision, `INSERT INTO decisions (id, action, subject_id, outcome, score, reason_codes,
 			policy_version, policy_hash, fail_mode, input, response, idempotency_key, request_hash,
-			created_at, actor, correlation_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+			created_at, actor, correlation_id, pii) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&s.insAudit, `INSERT INTO audit_events (seq, time, type, actor, correlation_id, subject_ref,
 			payload, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&s.selHead, `SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1`},

@@ -82,6 +82,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"LabelsAudited", testLabelsAudit},
 		{"ScanDecisions", testScanDecisions},
 		{"Retention", testRetention},
+		{"SubjectKeys", testSubjectKeys},
+		{"EraseSubject", testEraseSubject},
 		{"LabelsPersistAcrossReopen", func(t *testing.T, s store.Store) { testLabelsPersistence(t, s, c.reopen) }},
 	}
 	for _, tc := range tests {

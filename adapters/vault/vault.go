@@ -1,0 +1,413 @@
+// Package vault encrypts each subject's personal data under a data key of its own and
+// destroys that key on erasure (crypto-shredding).
+//
+// A data key is 32 random bytes, created the first time something of the subject is
+// sealed, stored only wrapped (AES-256-GCM) under a master key of the Ring, which lives
+// outside the database (VERDICT_MASTER_KEY). Sealed values are AES-256-GCM with associated
+// data naming the record and field they belong to, so a ciphertext copied onto another
+// record, or another field, does not decrypt. Erasure deletes the wrapped key: no copy of
+// the data (replica, backup, export) can be decrypted afterwards by anyone holding the
+// master keys, once the master key the backup's wrapped key was under has been retired
+// (see Rewrap).
+package vault
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/verdict-engine/verdict/store"
+)
+
+// Errors.
+var (
+	// ErrShredded: the subject has no data key (erased, or nothing was ever sealed).
+	ErrShredded = errors.New("the subject's data key does not exist (erased)")
+	// ErrDecrypt: the value does not decrypt under the subject's key for this record and
+	// field (tampered, copied from another record, or sealed under an erased key).
+	ErrDecrypt = errors.New("sealed value does not decrypt for this subject, record and field")
+)
+
+// AD names what a sealed value belongs to; it is the associated data of the encryption.
+type AD struct {
+	Record string // decision, raw_payload, evidence
+	ID     string // the record's id
+	Field  string // pii, body, object
+}
+
+func (a AD) bytes(userID string) []byte {
+	return []byte("verdict/v1\x00" + a.Record + "\x00" + a.ID + "\x00" + a.Field + "\x00" + userID)
+}
+
+// sealedVersion is the first byte of every sealed value.
+const sealedVersion = 1
+
+// Ring holds the master keys that wrap subjects' data keys: the first is active (wraps new
+// keys), the others only unwrap keys not yet rewrapped.
+type Ring struct {
+	active string
+	keys   map[string]cipher.AEAD
+}
+
+var kekID = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,32}$`)
+
+// ParseRing reads master keys from "ID:BASE64[,ID:BASE64...]" (the first is active), or a
+// lone BASE64 (id "1"). Each key is 32 bytes.
+func ParseRing(s string) (*Ring, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, errors.New("no master key")
+	}
+	r := &Ring{keys: map[string]cipher.AEAD{}}
+	for i, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		id, b64, ok := strings.Cut(part, ":")
+		if !ok {
+			if i > 0 || strings.Contains(s, ",") {
+				return nil, fmt.Errorf("master key %d: want ID:BASE64", i+1)
+			}
+			id, b64 = "1", part
+		}
+		if !kekID.MatchString(id) {
+			return nil, fmt.Errorf("master key %d: id must be 1-32 of A-Z a-z 0-9 _ . -", i+1)
+		}
+		if _, dup := r.keys[id]; dup {
+			return nil, fmt.Errorf("master key id %q given twice", id)
+		}
+		k, err := base64.StdEncoding.DecodeString(b64)
+		if err != nil || len(k) != 32 {
+			return nil, fmt.Errorf("master key %q: want base64 of 32 bytes (openssl rand -base64 32)", id)
+		}
+		aead, err := newAEAD(k)
+		if err != nil {
+			return nil, err
+		}
+		r.keys[id] = aead
+		if i == 0 {
+			r.active = id
+		}
+	}
+	return r, nil
+}
+
+// Active returns the id of the master key that wraps new keys.
+func (r *Ring) Active() string { return r.active }
+
+func newAEAD(key []byte) (cipher.AEAD, error) {
+	b, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(b)
+}
+
+func wrapAD(userID string) []byte { return []byte("verdict/v1 subject key\x00" + userID) }
+
+// newKey returns a fresh data key for userID, wrapped under the active master key, and the
+// key itself.
+func (r *Ring) newKey(userID string, now time.Time) (store.SubjectKey, []byte, error) {
+	dk := make([]byte, 32)
+	if _, err := rand.Read(dk); err != nil {
+		return store.SubjectKey{}, nil, err
+	}
+	w, err := r.wrap(r.active, userID, dk)
+	if err != nil {
+		return store.SubjectKey{}, nil, err
+	}
+	return store.SubjectKey{UserID: userID, KEKID: r.active, Wrapped: w, CreatedAt: now}, dk, nil
+}
+
+func (r *Ring) wrap(id, userID string, dk []byte) ([]byte, error) {
+	aead := r.keys[id]
+	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(dk)+aead.Overhead())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	return aead.Seal(nonce, nonce, dk, wrapAD(userID)), nil
+}
+
+// unwrap returns the data key of k.
+func (r *Ring) unwrap(k store.SubjectKey) ([]byte, error) {
+	aead, ok := r.keys[k.KEKID]
+	if !ok {
+		return nil, fmt.Errorf("subject key wrapped under master key %q, which is not configured", k.KEKID)
+	}
+	n := aead.NonceSize()
+	if len(k.Wrapped) < n+aead.Overhead() {
+		return nil, errors.New("wrapped subject key too short")
+	}
+	dk, err := aead.Open(nil, k.Wrapped[:n], k.Wrapped[n:], wrapAD(k.UserID))
+	if err != nil || len(dk) != 32 {
+		return nil, fmt.Errorf("subject key does not unwrap under master key %q", k.KEKID)
+	}
+	return dk, nil
+}
+
+// Vault seals and opens subjects' personal data.
+//
+// Unwrapped keys are cached for sealing only, for at most CacheTTL: a replica that has not
+// yet seen an erasure may seal new data under the destroyed key for that long, and that
+// data is then unreadable. Opening always reads the key from the store, so nothing sealed
+// can be read once an erasure has committed.
+type Vault struct {
+	ring *Ring
+	keys store.SubjectKeys
+	now  func() time.Time
+	ttl  time.Duration
+	max  int
+
+	mu    sync.Mutex
+	cache map[string]cached
+}
+
+type cached struct {
+	aead cipher.AEAD
+	at   time.Time
+}
+
+// CacheTTL is how long an unwrapped key is kept for sealing.
+const CacheTTL = time.Minute
+
+// New returns a Vault over the store's keys.
+func New(ring *Ring, keys store.SubjectKeys) *Vault {
+	return &Vault{ring: ring, keys: keys, now: time.Now, ttl: CacheTTL, max: 100_000, cache: map[string]cached{}}
+}
+
+func (v *Vault) cachedAEAD(userID string, now time.Time) cipher.AEAD {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	c, ok := v.cache[userID]
+	if !ok || now.Sub(c.at) > v.ttl {
+		return nil
+	}
+	return c.aead
+}
+
+func (v *Vault) remember(userID string, aead cipher.AEAD, now time.Time) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if len(v.cache) >= v.max {
+		clear(v.cache)
+	}
+	v.cache[userID] = cached{aead: aead, at: now}
+}
+
+// Forget drops a subject's key from this process's cache.
+func (v *Vault) Forget(userID string) {
+	v.mu.Lock()
+	delete(v.cache, userID)
+	v.mu.Unlock()
+}
+
+// sealers returns an AEAD for every distinct user, creating keys for users without one,
+// with at most one store call.
+func (v *Vault) sealers(ctx context.Context, userIDs []string) (map[string]cipher.AEAD, error) {
+	now := v.now()
+	out := make(map[string]cipher.AEAD, len(userIDs))
+	var candidates []store.SubjectKey
+	for _, u := range userIDs {
+		if _, done := out[u]; done {
+			continue
+		}
+		if a := v.cachedAEAD(u, now); a != nil {
+			out[u] = a
+			continue
+		}
+		k, _, err := v.ring.newKey(u, now.UTC())
+		if err != nil {
+			return nil, err
+		}
+		out[u] = nil
+		candidates = append(candidates, k)
+	}
+	if len(candidates) == 0 {
+		return out, nil
+	}
+	stored, err := v.keys.EnsureSubjectKeys(ctx, candidates)
+	if err != nil {
+		return nil, fmt.Errorf("subject keys: %w", err)
+	}
+	if len(stored) != len(candidates) {
+		return nil, fmt.Errorf("subject keys: store returned %d keys for %d subjects", len(stored), len(candidates))
+	}
+	for _, k := range stored {
+		dk, err := v.ring.unwrap(k)
+		if err != nil {
+			return nil, err
+		}
+		a, err := newAEAD(dk)
+		if err != nil {
+			return nil, err
+		}
+		out[k.UserID] = a
+		v.remember(k.UserID, a, now)
+	}
+	return out, nil
+}
+
+func seal(a cipher.AEAD, ad []byte, plaintext []byte) ([]byte, error) {
+	out := make([]byte, 1+a.NonceSize(), 1+a.NonceSize()+len(plaintext)+a.Overhead())
+	out[0] = sealedVersion
+	if _, err := rand.Read(out[1:]); err != nil {
+		return nil, err
+	}
+	return a.Seal(out, out[1:], plaintext, ad), nil
+}
+
+// Seal encrypts plaintext under userID's data key (created if the subject has none),
+// bound to ad.
+func (v *Vault) Seal(ctx context.Context, userID string, ad AD, plaintext []byte) ([]byte, error) {
+	if userID == "" {
+		return nil, errors.New("seal: empty user id")
+	}
+	as, err := v.sealers(ctx, []string{userID})
+	if err != nil {
+		return nil, err
+	}
+	return seal(as[userID], ad.bytes(userID), plaintext)
+}
+
+// Open decrypts what Seal returned for the same subject and ad. It returns an error
+// wrapping ErrShredded when the subject's key is gone, ErrDecrypt when the value does not
+// decrypt under it for ad, and a store error (ErrUnavailable, ...) otherwise.
+func (v *Vault) Open(ctx context.Context, userID string, ad AD, sealed []byte) ([]byte, error) {
+	k, err := v.keys.GetSubjectKey(ctx, userID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrShredded
+	}
+	if err != nil {
+		return nil, err
+	}
+	dk, err := v.ring.unwrap(k)
+	if err != nil {
+		return nil, err
+	}
+	a, err := newAEAD(dk)
+	if err != nil {
+		return nil, err
+	}
+	n := a.NonceSize()
+	if len(sealed) < 1+n+a.Overhead() || sealed[0] != sealedVersion {
+		return nil, ErrDecrypt
+	}
+	pt, err := a.Open(nil, sealed[1:1+n], sealed[1+n:], ad.bytes(userID))
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	return pt, nil
+}
+
+// DecisionAD is the associated data of a decision's sealed personal data.
+func DecisionAD(decisionID string) AD { return AD{Record: "decision", ID: decisionID, Field: "pii"} }
+
+// Writer wraps a DecisionWriter so that every record's PIIPlain is sealed into PII, under
+// its subject's key and bound to its decision, before the batch is written. Keys for the
+// batch's subjects not in the cache are fetched or created with one store call per batch.
+func (v *Vault) Writer(w store.DecisionWriter) store.DecisionWriter {
+	return &sealingWriter{v: v, w: w}
+}
+
+type sealingWriter struct {
+	v *Vault
+	w store.DecisionWriter
+}
+
+func (s *sealingWriter) WriteDecisions(ctx context.Context, recs []store.DecisionRecord) ([]error, error) {
+	var users []string
+	for i := range recs {
+		if recs[i].PIIPlain != nil && recs[i].SubjectID != "" {
+			users = append(users, recs[i].SubjectID)
+		}
+	}
+	if len(users) == 0 {
+		return s.w.WriteDecisions(ctx, recs)
+	}
+	as, err := s.v.sealers(ctx, users)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]store.DecisionRecord, len(recs))
+	copy(out, recs)
+	for i := range out {
+		r := &out[i]
+		if r.PIIPlain == nil || r.SubjectID == "" {
+			continue // a record without a subject keeps PIIPlain and is refused by the store
+		}
+		if r.PII, err = seal(as[r.SubjectID], DecisionAD(r.ID).bytes(r.SubjectID), r.PIIPlain); err != nil {
+			return nil, err
+		}
+		r.PIIPlain = nil
+	}
+	return s.w.WriteDecisions(ctx, out)
+}
+
+// Rewrap rewraps every subject key not under the active master key, so that the old
+// master key can be retired: once it is removed from every configuration and its copies
+// destroyed, keys wrapped under it (in backups taken before an erasure) cannot be
+// unwrapped any more.
+func (v *Vault) Rewrap(ctx context.Context) (int, error) {
+	return v.keys.RewrapSubjectKeys(ctx, v.ring.active, func(k store.SubjectKey) (store.SubjectKey, error) {
+		dk, err := v.ring.unwrap(k)
+		if err != nil {
+			return store.SubjectKey{}, err
+		}
+		w, err := v.ring.wrap(v.ring.active, k.UserID, dk)
+		if err != nil {
+			return store.SubjectKey{}, err
+		}
+		k.KEKID, k.Wrapped = v.ring.active, w
+		return k, nil
+	})
+}
+
+// BlobDeleter deletes evidence objects (adapters/evidence.Store).
+type BlobDeleter interface {
+	Delete(ctx context.Context, key string) error
+}
+
+// Erasure reports an erasure: what the store destroyed, and what became of the subject's
+// evidence objects.
+type Erasure struct {
+	store.Erasure
+	EvidenceDeleted int `json:"evidence_deleted"`
+	// EvidenceFailed counts objects that could not be deleted now: they stay sealed under
+	// the destroyed key, unreadable, until deleted by retention or by erasing again.
+	EvidenceFailed int `json:"evidence_failed"`
+}
+
+// Erase erases a subject: the store destroys the subject's key, deletes the sealed
+// personal data and raw payloads and audits it, in one transaction; then this process
+// forgets the key and blobs (if not nil) deletes the subject's evidence objects.
+func (v *Vault) Erase(ctx context.Context, userID, actor, correlationID string, blobs BlobDeleter) (Erasure, error) {
+	e, err := v.keys.EraseSubject(ctx, userID, actor, correlationID)
+	if err != nil {
+		return Erasure{}, err
+	}
+	v.Forget(userID)
+	out := Erasure{Erasure: e}
+	for _, k := range e.Evidence {
+		if blobs == nil {
+			out.EvidenceFailed++
+			continue
+		}
+		if err := blobs.Delete(ctx, k); err != nil {
+			out.EvidenceFailed++
+			continue
+		}
+		out.EvidenceDeleted++
+	}
+	return out, nil
+}
+
+// NewRing returns a ring of one 32-byte master key under id.
+func NewRing(id string, key []byte) (*Ring, error) {
+	return ParseRing(id + ":" + base64.StdEncoding.EncodeToString(key))
+}

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/verdict-engine/verdict/adapters/vault"
+	"github.com/verdict-engine/verdict/engine/pii"
+	"github.com/verdict-engine/verdict/store"
+)
+
+// openVault builds the vault and the IP pseudonymizer from the environment:
+//
+//   - VERDICT_MASTER_KEY: the master keys that wrap subjects' data keys,
+//     "ID:BASE64[,ID:BASE64...]" (the first wraps new keys; the others only unwrap keys
+//     not yet rewrapped by `verdict keys rotate`), or one BASE64 key; default: a key
+//     file made once in the data directory (master.key, mode 0600).
+//   - VERDICT_PSEUDONYM_KEY: base64 of the 32-byte HMAC key IP addresses in stored
+//     decision snapshots are pseudonymised with; default: pseudonym.key in the data dir.
+func openVault(dataDir string, getenv func(string) string, st store.SubjectKeys, production bool, log *slog.Logger) (*vault.Vault, *pii.Pseudonymizer, error) {
+	ring, err := masterRing(dataDir, getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	pk, err := keyFrom(getenv("VERDICT_PSEUDONYM_KEY"), filepath.Join(dataDir, "pseudonym.key"), 32)
+	if err != nil {
+		return nil, nil, fmt.Errorf("VERDICT_PSEUDONYM_KEY: %w", err)
+	}
+	ps, err := pii.NewPseudonymizer(pk)
+	if err != nil {
+		return nil, nil, err
+	}
+	if production && log != nil {
+		if getenv("VERDICT_MASTER_KEY") == "" {
+			log.Warn("VERDICT_MASTER_KEY is not set: subjects' data keys are wrapped with a key file in the data directory; set it from your secret store in production")
+		}
+		if getenv("VERDICT_PSEUDONYM_KEY") == "" {
+			log.Warn("VERDICT_PSEUDONYM_KEY is not set: IP pseudonyms use a key file in the data directory; set it from your secret store so every replica uses the same key")
+		}
+	}
+	return vault.New(ring, st), ps, nil
+}
+
+func masterRing(dataDir string, getenv func(string) string) (*vault.Ring, error) {
+	if v := getenv("VERDICT_MASTER_KEY"); v != "" {
+		r, err := vault.ParseRing(v)
+		if err != nil {
+			return nil, fmt.Errorf("VERDICT_MASTER_KEY: %w", err)
+		}
+		return r, nil
+	}
+	k, err := keyFrom("", filepath.Join(dataDir, "master.key"), 32)
+	if err != nil {
+		return nil, fmt.Errorf("master key file: %w", err)
+	}
+	return vault.NewRing("1", k)
+}
+
+const keysUsage = `Usage:
+  verdict keys rotate [flags]   rewrap every subject key under the first key of VERDICT_MASTER_KEY
+
+Put the new master key first in VERDICT_MASTER_KEY (NEW_ID:BASE64,OLD_ID:BASE64), restart
+the servers, run rotate, then remove the old key everywhere and destroy it: backups taken
+before an erasure can no longer be decrypted once the key their wrapped keys were under is
+gone.
+`
+
+func runKeys(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "rotate" {
+		fmt.Fprint(stderr, keysUsage)
+		if len(args) == 0 {
+			return usageError{msg: "keys: missing subcommand (rotate)"}
+		}
+		return usageError{msg: fmt.Sprintf("keys: unknown subcommand %q", args[0])}
+	}
+	fs := newFlagSet("keys rotate", stderr)
+	var cfg backendConfig
+	backendFlags(fs, &cfg, getenv)
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("keys rotate: %w", err)
+	}
+	defer st.Close()
+	v, _, err := openVault(cfg.dataDir, getenv, st, false, nil)
+	if err != nil {
+		return fmt.Errorf("keys rotate: %w", err)
+	}
+	n, err := v.Rewrap(ctx)
+	if err != nil {
+		return fmt.Errorf("keys rotate: %d keys rewrapped before: %w", n, err)
+	}
+	fmt.Fprintf(stdout, "%d subject keys rewrapped\n", n)
+	return nil
+}
+
+// runErase is `verdict erase USER_ID`: crypto-shredding of one subject, as DELETE
+// /v1/subjects/{user_id} does it. It prints what was destroyed as JSON.
+func runErase(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("erase", stderr)
+	var cfg backendConfig
+	backendFlags(fs, &cfg, getenv)
+	actor := fs.String("actor", envOr(getenv, "USER", "cli"), "who asks for the erasure, for the audit event")
+	var userID string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		userID, args = args[0], args[1:]
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if userID == "" || len(userID) > 256 {
+		return usageError{msg: "erase: want one USER_ID (1 to 256 characters): verdict erase USER_ID [flags]"}
+	}
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("erase: %w", err)
+	}
+	defer st.Close()
+	ev, err := openEvidenceForDeletion(ctx, cfg.dataDir, getenv)
+	if err != nil {
+		return fmt.Errorf("erase: %w", err)
+	}
+	defer ev.Close()
+	host, _ := os.Hostname()
+	e, err := vault.New(nil, st).Erase(ctx, userID, *actor, "cli-erase@"+host, ev)
+	if err != nil {
+		return fmt.Errorf("erase: %w", err)
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(e)
+}

@@ -1,0 +1,181 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/verdict-engine/verdict/store"
+)
+
+// EnsureSubjectKeys implements store.SubjectKeys with one statement (INSERT ... ON CONFLICT
+// DO NOTHING and a read of the keys that were already there). A key a concurrent
+// transaction inserted after the statement's snapshot is read by a second statement.
+func (s *Store) EnsureSubjectKeys(ctx context.Context, candidates []store.SubjectKey) ([]store.SubjectKey, error) {
+	got := make(map[string]store.SubjectKey, len(candidates))
+	pending := candidates
+	for attempt := 0; len(pending) > 0; attempt++ {
+		if attempt == 3 {
+			return nil, fmt.Errorf("ensure subject keys: %d keys neither inserted nor found", len(pending))
+		}
+		users := make([]string, len(pending))
+		keks := make([]string, len(pending))
+		wrapped := make([][]byte, len(pending))
+		at := make([]time.Time, len(pending))
+		for i, k := range pending {
+			users[i], keks[i], wrapped[i], at[i] = k.UserID, k.KEKID, k.Wrapped, k.CreatedAt
+		}
+		rows, err := s.pool.Query(ctx, `WITH c AS (
+				SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::timestamptz[]) AS c(user_id, kek_id, wrapped, created_at)
+			), ins AS (
+				INSERT INTO subject_keys (user_id, kek_id, wrapped, created_at) SELECT * FROM c
+				ON CONFLICT (user_id) DO NOTHING RETURNING user_id, kek_id, wrapped, created_at
+			)
+			SELECT user_id, kek_id, wrapped, created_at FROM ins
+			UNION ALL
+			SELECT k.user_id, k.kek_id, k.wrapped, k.created_at FROM subject_keys k WHERE k.user_id = ANY($1)`,
+			users, keks, wrapped, at)
+		if err != nil {
+			return nil, classify(ctx, "ensure subject keys", err)
+		}
+		for rows.Next() {
+			var k store.SubjectKey
+			if err := rows.Scan(&k.UserID, &k.KEKID, &k.Wrapped, &k.CreatedAt); err != nil {
+				rows.Close()
+				return nil, classify(ctx, "ensure subject keys", err)
+			}
+			k.CreatedAt = k.CreatedAt.UTC()
+			got[k.UserID] = k
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, classify(ctx, "ensure subject keys", err)
+		}
+		var next []store.SubjectKey
+		for _, k := range pending {
+			if _, ok := got[k.UserID]; !ok {
+				next = append(next, k)
+			}
+		}
+		pending = next
+	}
+	out := make([]store.SubjectKey, len(candidates))
+	for i, k := range candidates {
+		out[i] = got[k.UserID]
+	}
+	return out, nil
+}
+
+// GetSubjectKey implements store.SubjectKeys.
+func (s *Store) GetSubjectKey(ctx context.Context, userID string) (store.SubjectKey, error) {
+	var k store.SubjectKey
+	err := s.pool.QueryRow(ctx, `SELECT user_id, kek_id, wrapped, created_at FROM subject_keys WHERE user_id = $1`,
+		userID).Scan(&k.UserID, &k.KEKID, &k.Wrapped, &k.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.SubjectKey{}, fmt.Errorf("subject key: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return store.SubjectKey{}, classify(ctx, "subject key", err)
+	}
+	k.CreatedAt = k.CreatedAt.UTC()
+	return k, nil
+}
+
+// RewrapSubjectKeys implements store.SubjectKeys, 500 keys per transaction.
+func (s *Store) RewrapSubjectKeys(ctx context.Context, kekID string, rewrap func(store.SubjectKey) (store.SubjectKey, error)) (int, error) {
+	n := 0
+	for {
+		rows, err := s.pool.Query(ctx, `SELECT user_id, kek_id, wrapped, created_at FROM subject_keys
+			WHERE kek_id <> $1 ORDER BY user_id LIMIT 500`, kekID)
+		if err != nil {
+			return n, classify(ctx, "rewrap subject keys", err)
+		}
+		batch, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.SubjectKey, error) {
+			var k store.SubjectKey
+			err := r.Scan(&k.UserID, &k.KEKID, &k.Wrapped, &k.CreatedAt)
+			return k, err
+		})
+		if err != nil {
+			return n, classify(ctx, "rewrap subject keys", err)
+		}
+		if len(batch) == 0 {
+			return n, nil
+		}
+		b := &pgx.Batch{}
+		for _, k := range batch {
+			nk, err := rewrap(k)
+			if err != nil {
+				return n, fmt.Errorf("rewrap subject keys: %w", err)
+			}
+			// Only the row as read is replaced: a key erased meanwhile stays erased.
+			b.Queue(`UPDATE subject_keys SET kek_id = $1, wrapped = $2
+				WHERE user_id = $3 AND kek_id = $4 AND wrapped = $5`, nk.KEKID, nk.Wrapped, k.UserID, k.KEKID, k.Wrapped)
+		}
+		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return tx.SendBatch(ctx, b).Close() })
+		if err != nil {
+			return n, classify(ctx, "rewrap subject keys", err)
+		}
+		n += len(batch)
+	}
+}
+
+// EraseSubject implements store.SubjectKeys in one transaction of two round trips: the
+// deletions queued behind the audit head lock, then the audit event and the commit.
+func (s *Store) EraseSubject(ctx context.Context, userID, actor, correlationID string) (store.Erasure, error) {
+	now := s.now()
+	e := store.Erasure{UserID: userID, ErasedAt: now}
+	var evidence [][]byte
+	w, err := s.begin(ctx, now, func(b *pgx.Batch) {
+		b.Queue(`DELETE FROM subject_keys WHERE user_id = $1`, userID).Exec(func(t pgconn.CommandTag) error {
+			e.KeyDestroyed = t.RowsAffected() > 0
+			return nil
+		})
+		b.Queue(`UPDATE decisions SET pii = NULL WHERE subject_id = $1 AND pii IS NOT NULL`, userID).
+			Exec(func(t pgconn.CommandTag) error {
+				e.Decisions = int(t.RowsAffected())
+				return nil
+			})
+		b.Queue(`DELETE FROM raw_payloads WHERE verification_id IN (SELECT id FROM verifications WHERE user_id = $1)`, userID).
+			Exec(func(t pgconn.CommandTag) error {
+				e.RawPayloads = int(t.RowsAffected())
+				return nil
+			})
+		b.Queue(`SELECT evidence::text FROM verifications WHERE user_id = $1`, userID).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var raw []byte
+				if err := rows.Scan(&raw); err != nil {
+					return err
+				}
+				evidence = append(evidence, raw)
+			}
+			return rows.Err()
+		})
+	})
+	if err != nil {
+		return store.Erasure{}, classify(ctx, "erase subject", err)
+	}
+	defer w.rollback(ctx)
+	e.Verify = len(evidence)
+	for _, raw := range evidence {
+		keys, err := store.EvidenceBlobKeys(raw)
+		if err != nil {
+			return store.Erasure{}, fmt.Errorf("erase subject: %w", err)
+		}
+		e.Evidence = append(e.Evidence, keys...)
+	}
+	ev, err := store.SubjectErasedEvent(e, actor, correlationID)
+	if err != nil {
+		return store.Erasure{}, fmt.Errorf("erase subject: %w", err)
+	}
+	if err := w.append(ev); err != nil {
+		return store.Erasure{}, fmt.Errorf("erase subject: %w", err)
+	}
+	if err := w.commit(ctx, nil); err != nil {
+		return store.Erasure{}, classify(ctx, "erase subject", err)
+	}
+	return e, nil
+}

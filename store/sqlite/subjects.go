@@ -1,0 +1,174 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/verdict-engine/verdict/store"
+)
+
+// EnsureSubjectKeys implements store.SubjectKeys in one transaction.
+func (s *Store) EnsureSubjectKeys(ctx context.Context, candidates []store.SubjectKey) ([]store.SubjectKey, error) {
+	out := make([]store.SubjectKey, len(candidates))
+	if len(candidates) == 0 {
+		return out, nil
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, classify(ctx, "ensure subject keys", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	for i, k := range candidates {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO subject_keys (user_id, kek_id, wrapped, created_at)
+			VALUES (?, ?, ?, ?) ON CONFLICT (user_id) DO NOTHING`, k.UserID, k.KEKID, k.Wrapped, micros(k.CreatedAt)); err != nil {
+			return nil, classify(ctx, "ensure subject keys", err)
+		}
+		var at int64
+		if err := tx.QueryRowContext(ctx, `SELECT user_id, kek_id, wrapped, created_at FROM subject_keys WHERE user_id = ?`,
+			k.UserID).Scan(&out[i].UserID, &out[i].KEKID, &out[i].Wrapped, &at); err != nil {
+			return nil, classify(ctx, "ensure subject keys", err)
+		}
+		out[i].CreatedAt = fromMicros(at)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, classify(ctx, "ensure subject keys", err)
+	}
+	return out, nil
+}
+
+// GetSubjectKey implements store.SubjectKeys.
+func (s *Store) GetSubjectKey(ctx context.Context, userID string) (store.SubjectKey, error) {
+	var (
+		k  store.SubjectKey
+		at int64
+	)
+	err := s.r.QueryRowContext(ctx, `SELECT user_id, kek_id, wrapped, created_at FROM subject_keys WHERE user_id = ?`,
+		userID).Scan(&k.UserID, &k.KEKID, &k.Wrapped, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.SubjectKey{}, fmt.Errorf("subject key: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return store.SubjectKey{}, classify(ctx, "subject key", err)
+	}
+	k.CreatedAt = fromMicros(at)
+	return k, nil
+}
+
+// RewrapSubjectKeys implements store.SubjectKeys, 500 keys per transaction.
+func (s *Store) RewrapSubjectKeys(ctx context.Context, kekID string, rewrap func(store.SubjectKey) (store.SubjectKey, error)) (int, error) {
+	n := 0
+	for {
+		rows, err := s.r.QueryContext(ctx, `SELECT user_id, kek_id, wrapped, created_at FROM subject_keys
+			WHERE kek_id <> ? ORDER BY user_id LIMIT 500`, kekID)
+		if err != nil {
+			return n, classify(ctx, "rewrap subject keys", err)
+		}
+		var batch []store.SubjectKey
+		for rows.Next() {
+			var (
+				k  store.SubjectKey
+				at int64
+			)
+			if err := rows.Scan(&k.UserID, &k.KEKID, &k.Wrapped, &at); err != nil {
+				rows.Close()
+				return n, classify(ctx, "rewrap subject keys", err)
+			}
+			k.CreatedAt = fromMicros(at)
+			batch = append(batch, k)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return n, classify(ctx, "rewrap subject keys", err)
+		}
+		if len(batch) == 0 {
+			return n, nil
+		}
+		tx, err := s.w.BeginTx(ctx, nil)
+		if err != nil {
+			return n, classify(ctx, "rewrap subject keys", err)
+		}
+		for _, k := range batch {
+			nk, err := rewrap(k)
+			if err != nil {
+				tx.Rollback() //nolint:errcheck
+				return n, fmt.Errorf("rewrap subject keys: %w", err)
+			}
+			// Only the row as read is replaced: a key erased meanwhile stays erased.
+			if _, err := tx.ExecContext(ctx, `UPDATE subject_keys SET kek_id = ?, wrapped = ?
+				WHERE user_id = ? AND kek_id = ? AND wrapped = ?`, nk.KEKID, nk.Wrapped, k.UserID, k.KEKID, k.Wrapped); err != nil {
+				tx.Rollback() //nolint:errcheck
+				return n, classify(ctx, "rewrap subject keys", err)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			return n, classify(ctx, "rewrap subject keys", err)
+		}
+		n += len(batch)
+	}
+}
+
+// EraseSubject implements store.SubjectKeys in one transaction.
+func (s *Store) EraseSubject(ctx context.Context, userID, actor, correlationID string) (store.Erasure, error) {
+	e := store.Erasure{UserID: userID, ErasedAt: s.now()}
+	err := s.writeTx(ctx, "erase subject", func(tx *sql.Tx, c *chain) error {
+		e.Evidence = nil
+		res, err := tx.ExecContext(ctx, `DELETE FROM subject_keys WHERE user_id = ?`, userID)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		e.KeyDestroyed = n > 0
+		if res, err = tx.ExecContext(ctx, `UPDATE decisions SET pii = NULL WHERE subject_id = ? AND pii IS NOT NULL`, userID); err != nil {
+			return err
+		}
+		if n, err = res.RowsAffected(); err != nil {
+			return err
+		}
+		e.Decisions = int(n)
+		if res, err = tx.ExecContext(ctx, `DELETE FROM raw_payloads WHERE verification_id IN
+			(SELECT id FROM verifications WHERE user_id = ?)`, userID); err != nil {
+			return err
+		}
+		if n, err = res.RowsAffected(); err != nil {
+			return err
+		}
+		e.RawPayloads = int(n)
+		rows, err := tx.QueryContext(ctx, `SELECT evidence FROM verifications WHERE user_id = ?`, userID)
+		if err != nil {
+			return err
+		}
+		e.Verify = 0
+		for rows.Next() {
+			var raw []byte
+			if err := rows.Scan(&raw); err != nil {
+				rows.Close()
+				return err
+			}
+			e.Verify++
+			keys, err := store.EvidenceBlobKeys(raw)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			e.Evidence = append(e.Evidence, keys...)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		ev, err := store.SubjectErasedEvent(e, actor, correlationID)
+		if err != nil {
+			return err
+		}
+		return c.append(ctx, ev)
+	})
+	if err != nil {
+		return store.Erasure{}, err
+	}
+	return e, nil
+}

@@ -1,0 +1,179 @@
+package storetest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/verdict-engine/verdict/store"
+)
+
+func subjectKey(user, kek string, b byte) store.SubjectKey {
+	return store.SubjectKey{UserID: user, KEKID: kek, Wrapped: bytes.Repeat([]byte{b}, 60), CreatedAt: utcMicros(baseTime())}
+}
+
+func testSubjectKeys(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	if _, err := s.GetSubjectKey(ctx, "sk-a"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetSubjectKey(unknown) = %v, want ErrNotFound", err)
+	}
+	first := []store.SubjectKey{subjectKey("sk-a", "k1", 1), subjectKey("sk-b", "k1", 2)}
+	got, err := s.EnsureSubjectKeys(ctx, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.EqualFunc(got, first, sameKey) {
+		t.Fatalf("EnsureSubjectKeys(new) = %+v, want the candidates", got)
+	}
+	// A second candidate for a user with a key loses to the stored one; order is kept.
+	got, err = s.EnsureSubjectKeys(ctx, []store.SubjectKey{subjectKey("sk-c", "k1", 3), subjectKey("sk-a", "k1", 9)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || !sameKey(got[0], subjectKey("sk-c", "k1", 3)) || !sameKey(got[1], first[0]) {
+		t.Fatalf("EnsureSubjectKeys(mixed) = %+v", got)
+	}
+	if k, err := s.GetSubjectKey(ctx, "sk-b"); err != nil || !sameKey(k, first[1]) {
+		t.Fatalf("GetSubjectKey = %+v, %v", k, err)
+	}
+
+	// Rewrap replaces every key not under the given master key, and only those.
+	n, err := s.RewrapSubjectKeys(ctx, "k2", func(k store.SubjectKey) (store.SubjectKey, error) {
+		k.KEKID, k.Wrapped = "k2", append([]byte{0xee}, k.Wrapped...)
+		return k, nil
+	})
+	if err != nil || n != 3 {
+		t.Fatalf("RewrapSubjectKeys = %d, %v; want 3", n, err)
+	}
+	if k, _ := s.GetSubjectKey(ctx, "sk-a"); k.KEKID != "k2" || k.Wrapped[0] != 0xee || len(k.Wrapped) != 61 {
+		t.Fatalf("rewrapped key = %+v", k)
+	}
+	if n, err := s.RewrapSubjectKeys(ctx, "k2", nil); err != nil || n != 0 {
+		t.Fatalf("second RewrapSubjectKeys = %d, %v; want 0", n, err)
+	}
+	boom := errors.New("boom")
+	if _, err := s.RewrapSubjectKeys(ctx, "k3", func(store.SubjectKey) (store.SubjectKey, error) { return store.SubjectKey{}, boom }); !errors.Is(err, boom) {
+		t.Fatalf("RewrapSubjectKeys with a failing rewrap = %v", err)
+	}
+}
+
+func sameKey(a, b store.SubjectKey) bool {
+	return a.UserID == b.UserID && a.KEKID == b.KEKID && bytes.Equal(a.Wrapped, b.Wrapped) && a.CreatedAt.Equal(b.CreatedAt)
+}
+
+func testEraseSubject(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	if _, err := s.EnsureSubjectKeys(ctx, []store.SubjectKey{subjectKey("er-u", "k1", 1), subjectKey("er-other", "k1", 2)}); err != nil {
+		t.Fatal(err)
+	}
+	var recs []store.DecisionRecord
+	for i := range 5 {
+		r := decision("er", i)
+		r.SubjectID = "er-u"
+		if i == 4 {
+			r.SubjectID = "er-other"
+		}
+		if i != 3 { // one decision without personal data
+			r.PII = []byte(fmt.Sprintf("sealed-%d", i))
+		}
+		recs = append(recs, r)
+	}
+	mustWrite(t, s, recs...)
+	mustCreate(t, s, session("ver-er-1", "er-u"))
+	mustCreate(t, s, session("ver-er-2", "er-u"))
+	mustCreate(t, s, session("ver-er-3", "er-other"))
+	mustUpdate(t, s, "ver-er-1", store.VerificationChange{Payload: &store.RawPayload{ID: "raw-er-1", Provider: "onfido", Ciphertext: []byte{1}}},
+		func(v *store.Verification) error {
+			v.Evidence = []store.Evidence{{ID: "ev1", Kind: "selfie", BlobKey: "verifications/ver-er-1/ev1", SHA256: "00", Size: 1, State: store.EvidencePending}}
+			return nil
+		})
+	mustUpdate(t, s, "ver-er-3", store.VerificationChange{Payload: &store.RawPayload{ID: "raw-er-3", Provider: "onfido", Ciphertext: []byte{3}}},
+		func(*store.Verification) error { return nil })
+
+	e, err := s.EraseSubject(ctx, "er-u", "admin-1", "req-erase")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !e.KeyDestroyed || e.Decisions != 3 || e.Verify != 2 || e.RawPayloads != 1 ||
+		!slices.Equal(e.Evidence, []string{"verifications/ver-er-1/ev1"}) || e.UserID != "er-u" || e.ErasedAt.IsZero() {
+		t.Fatalf("EraseSubject = %+v", e)
+	}
+	if _, err := s.GetSubjectKey(ctx, "er-u"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("key after erasure: %v", err)
+	}
+	for i := range 5 {
+		d, err := s.GetDecision(ctx, fmt.Sprintf("er-%04d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i < 4 && d.PII != nil {
+			t.Errorf("decision %d keeps its sealed personal data", i)
+		}
+		if i == 4 && string(d.PII) != "sealed-4" {
+			t.Errorf("another subject's decision lost its personal data: %q", d.PII)
+		}
+		if !bytes.Equal(d.Input, recs[i].Input) || d.Outcome != recs[i].Outcome {
+			t.Errorf("decision %d: snapshot or outcome changed by erasure", i)
+		}
+	}
+	if _, err := s.RawPayload(ctx, "raw-er-1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("raw payload after erasure: %v", err)
+	}
+	if _, err := s.RawPayload(ctx, "raw-er-3"); err != nil {
+		t.Errorf("another subject's raw payload: %v", err)
+	}
+	if v, err := s.GetVerification(ctx, "ver-er-1"); err != nil || len(v.Evidence) != 1 || v.Status != store.StatusInitiated {
+		t.Errorf("verification after erasure = %+v, %v; want it kept", v, err)
+	}
+	if k, err := s.GetSubjectKey(ctx, "er-other"); err != nil || k.UserID != "er-other" {
+		t.Errorf("another subject's key: %v", err)
+	}
+
+	evs := auditAll(t, s)
+	last := evs[len(evs)-1]
+	if last.Type != store.EventSubjectErased || last.SubjectRef != store.SubjectRef("er-u") || last.Actor != "admin-1" || last.CorrelationID != "req-erase" {
+		t.Fatalf("last audit event = %+v", last)
+	}
+	if want := `{"decisions":3,"evidence":1,"key_destroyed":true,"raw_payloads":1,"verifications":2}`; string(last.Payload) != want {
+		t.Errorf("erasure payload = %s, want %s", last.Payload, want)
+	}
+	if bytes.Contains(last.Payload, []byte("er-u")) {
+		t.Error("erasure event holds the raw user id")
+	}
+	if _, _, err := store.VerifyChain(ctx, s); err != nil {
+		t.Fatalf("chain after erasure: %v", err)
+	}
+
+	// Erasing again, or a subject never seen, succeeds with nothing to do, and is audited.
+	for _, u := range []string{"er-u", "er-never"} {
+		e, err := s.EraseSubject(ctx, u, "admin-1", "req-again")
+		if err != nil || e.KeyDestroyed || e.Decisions != 0 || e.RawPayloads != 0 {
+			t.Fatalf("EraseSubject(%s) again = %+v, %v", u, e, err)
+		}
+	}
+	if n := len(auditAll(t, s)); n != len(evs)+2 {
+		t.Errorf("audit events after two more erasures: %d, want %d", n, len(evs)+2)
+	}
+}
+
+// auditAll returns every audit event.
+func auditAll(t *testing.T, s store.Store) []store.AuditEvent {
+	t.Helper()
+	var all []store.AuditEvent
+	for {
+		after := int64(0)
+		if len(all) > 0 {
+			after = all[len(all)-1].Seq
+		}
+		page, err := s.AuditEvents(t.Context(), after, 500)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			return all
+		}
+		all = append(all, page...)
+	}
+}

@@ -1,0 +1,69 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// SubjectKey is a subject's data key as stored: wrapped (AES-GCM encrypted) under one of the
+// deployment's master keys, never in the clear. Personal data of the subject (the personal
+// part of decision inputs, raw provider payloads, evidence objects) is encrypted under the
+// unwrapped key; destroying the stored key makes all of it unreadable wherever a copy
+// lives (crypto-shredding).
+type SubjectKey struct {
+	UserID    string
+	KEKID     string // id of the master key that wrapped it
+	Wrapped   []byte
+	CreatedAt time.Time
+}
+
+// Erasure reports what EraseSubject did.
+type Erasure struct {
+	UserID       string    `json:"user_id"`
+	KeyDestroyed bool      `json:"key_destroyed"` // false when the subject had no key (nothing was ever sealed, or erased before)
+	Decisions    int       `json:"decisions"`     // decisions whose sealed personal data was deleted
+	Verify       int       `json:"verifications"` // verification sessions of the subject (kept: ids, statuses, hashes)
+	RawPayloads  int       `json:"raw_payloads"`  // raw provider payloads deleted
+	Evidence     []string  `json:"-"`             // blob keys of the subject's evidence, for the caller to delete
+	ErasedAt     time.Time `json:"erased_at"`
+}
+
+// SubjectKeys stores subjects' data keys and erases subjects.
+type SubjectKeys interface {
+	// EnsureSubjectKeys stores every candidate whose user has no key yet and returns the
+	// stored key of each candidate's user, in the candidates' order: the existing key when
+	// there was one (a concurrent writer may have won), the candidate otherwise.
+	EnsureSubjectKeys(ctx context.Context, candidates []SubjectKey) ([]SubjectKey, error)
+	// GetSubjectKey returns a user's stored key, or an error wrapping ErrNotFound (never
+	// had one, or erased).
+	GetSubjectKey(ctx context.Context, userID string) (SubjectKey, error)
+	// RewrapSubjectKeys calls rewrap for every key not wrapped under kekID and stores what
+	// it returns, in batches, each batch in its own transaction. It returns how many keys
+	// were rewrapped.
+	RewrapSubjectKeys(ctx context.Context, kekID string, rewrap func(SubjectKey) (SubjectKey, error)) (int, error)
+	// EraseSubject, in one transaction, destroys the user's key, deletes the sealed
+	// personal data of the user's decisions and the raw payloads of the user's verification
+	// sessions, and appends one subject.erased audit event (counts only). Ids, outcomes,
+	// PII-free snapshots, hashes and the audit log stay. It returns the blob keys of the
+	// user's evidence for the caller to delete. Erasing a user with nothing stored succeeds
+	// with zero counts and is audited too.
+	EraseSubject(ctx context.Context, userID, actor, correlationID string) (Erasure, error)
+}
+
+// EvidenceBlobKeys returns the blob keys of a verification's evidence as the stores keep it
+// (a JSON array of Evidence).
+func EvidenceBlobKeys(raw []byte) ([]string, error) {
+	var ev []Evidence
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		return nil, fmt.Errorf("decode evidence: %w", err)
+	}
+	keys := make([]string, 0, len(ev))
+	for _, e := range ev {
+		if e.BlobKey != "" {
+			keys = append(keys, e.BlobKey)
+		}
+	}
+	return keys, nil
+}
