@@ -27,23 +27,23 @@ var ErrUnavailable = errors.New("store unavailable")
 // without personal data (engine/pii.Split: kept after erasure, replayable), the personal
 // data Split took out sealed under the subject's data key, and the answer given.
 type DecisionRecord struct {
-	ID             string          // globally unique, time-ordered (UUIDv7)
-	Action         string          // login, payout, onboarding, ...
-	SubjectID      string          // the subject's id as posted
-	Outcome        string          // approve, step_up, review, block
-	Score          float64         // 0..100
-	ReasonCodes    []string        // every fired reason code, most severe first
-	PolicyVersion  string          // human label of the policy version
-	PolicyHash     string          // content hash of the policy version
-	FailMode       string          // non-empty when a fail mode shaped the outcome
-	Input          json.RawMessage // the policy input document, personal data removed (pii.Split)
+	ID            string          // globally unique, time-ordered (UUIDv7)
+	Action        string          // login, payout, onboarding, ...
+	SubjectID     string          // the subject's id as posted
+	Outcome       string          // approve, step_up, review, block
+	Score         float64         // 0..100
+	ReasonCodes   []string        // every fired reason code, most severe first
+	PolicyVersion string          // human label of the policy version
+	PolicyHash    string          // content hash of the policy version
+	FailMode      string          // non-empty when a fail mode shaped the outcome
+	Input         json.RawMessage // the policy input document, personal data removed (pii.Split)
 	// PII is the personal data removed from Input (a JSON array of pii.Field), sealed
 	// with AES-GCM under the subject's data key and bound to this decision; nil when there
 	// was none, or after erasure.
 	PII []byte
 	// PIIPlain is the personal data before sealing. It is never stored: a writer that seals
 	// (adapters/vault) turns it into PII, and the stores refuse a record that still has it.
-	PIIPlain json.RawMessage
+	PIIPlain       json.RawMessage
 	Response       json.RawMessage // the answer returned to the caller
 	IdempotencyKey string          // optional
 	RequestHash    string          // SHA-256 hex of the request body, with IdempotencyKey
