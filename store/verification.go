@@ -165,8 +165,8 @@ type VerificationChange struct {
 	Payload *RawPayload
 }
 
-// RawPayload is a provider's webhook body encrypted by the caller (AES-GCM, the ID as
-// associated data). The store keeps the bytes as given.
+// RawPayload is a provider's webhook body sealed by the caller under the subject's data key
+// (adapters/vault: AES-GCM, bound to the payload's id). The store keeps the bytes as given.
 type RawPayload struct {
 	ID         string
 	Provider   string
@@ -213,6 +213,8 @@ type VerificationStore interface {
 	UpdateVerification(ctx context.Context, id string, ch VerificationChange, fn func(v *Verification) error) (Verification, error)
 	// RawPayload returns a stored encrypted webhook body, or ErrNotFound.
 	RawPayload(ctx context.Context, id string) (RawPayload, error)
+	// RawPayloadIDs returns the ids of a session's stored webhook bodies, oldest first.
+	RawPayloadIDs(ctx context.Context, verificationID string) ([]string, error)
 	// ExpireVerifications moves up to limit sessions that are not final and whose ExpiresAt
 	// is before now to expired, each with its audit event, and returns how many it moved.
 	ExpireVerifications(ctx context.Context, now time.Time, limit int) (int, error)

@@ -32,6 +32,7 @@ func TestScopesOnEveryRoute(t *testing.T) {
 		{"GET", "/v1/lists/deny_ip", "/v1/lists/:list", "lists"},
 		{"PUT", "/v1/lists/deny_ip/entries/192.0.2.1", "/v1/lists/:list/entries/:value", "lists"},
 		{"DELETE", "/v1/lists/deny_ip/entries/192.0.2.1", "/v1/lists/:list/entries/:value", "lists"},
+		{"DELETE", "/v1/subjects/u1", "/v1/subjects/:id", "admin"},
 		{"POST", "/v1/verifications", "/v1/verifications", "verify"},
 		{"GET", "/v1/verifications?user_id=u1", "/v1/verifications", "verify"},
 		{"GET", "/v1/verifications/ver_x", "/v1/verifications/:id", "verify"},

@@ -3,6 +3,7 @@ package http_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,8 +22,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	httpapi "github.com/verdict-engine/verdict/adapters/http"
+	"github.com/verdict-engine/verdict/adapters/vault"
 	"github.com/verdict-engine/verdict/adapters/verification"
 	"github.com/verdict-engine/verdict/engine"
+	"github.com/verdict-engine/verdict/engine/pii"
 	"github.com/verdict-engine/verdict/policies"
 	"github.com/verdict-engine/verdict/signals"
 	"github.com/verdict-engine/verdict/signals/velocity"
@@ -57,7 +60,18 @@ func newEnv(t *testing.T, o options) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gc := store.NewGroupCommitter(st)
+	mk := make([]byte, 32)
+	_, _ = rand.Read(mk)
+	ring, err := vault.NewRing("test", mk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vlt := vault.New(ring, st)
+	pseudonyms, err := pii.NewPseudonymizer(mk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gc := store.NewGroupCommitter(vlt.Writer(st))
 	t.Cleanup(func() { _ = gc.Close(context.Background()); _ = st.Close() })
 	set := o.bundle
 	if set == nil {
@@ -82,12 +96,13 @@ func newEnv(t *testing.T, o options) *env {
 	}
 	var ver *verification.Service
 	if o.verify {
-		ver = newVerificationService(t, st, o.dir)
+		ver = newVerificationService(t, st, o.dir, vlt)
 	}
 	srv := httpapi.New(httpapi.Config{Dev: o.dev || o.keys == "", APIKeys: keys},
 		httpapi.Deps{
 			Engine: engine.New(set), Gatherer: signals.NewGatherer(o.velocity, lists, st), Lists: lists,
 			Store: st, Committer: committer, Registry: prometheus.NewRegistry(), Verifications: ver,
+			Vault: vlt, Pseudonyms: pseudonyms,
 		})
 	return &env{srv: srv, store: st, dir: o.dir}
 }

@@ -19,15 +19,10 @@ import (
 	"github.com/verdict-engine/verdict/store/sqlite"
 )
 
-func newVerificationService(t *testing.T, st *sqlite.Store, dir string) *verification.Service {
+func newVerificationService(t *testing.T, st *sqlite.Store, dir string, vlt *vault.Vault) *verification.Service {
 	t.Helper()
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	ring, err := vault.NewRing("1", key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealer := vault.New(ring, st)
 	u, _ := url.Parse("http://verdict.test" + httpapi.EvidenceUploadPath)
 	ev, err := evidence.OpenLocal(filepath.Join(dir, "evidence"), u, key, 0)
 	if err != nil {
@@ -35,7 +30,7 @@ func newVerificationService(t *testing.T, st *sqlite.Store, dir string) *verific
 	}
 	sbx := sandbox.New(sandbox.Config{})
 	t.Cleanup(func() { sbx.Close(); ev.Close() })
-	return verification.New(verification.Config{CallbackBase: "http://verdict.test"}, st, []providers.Provider{sbx}, ev, sealer)
+	return verification.New(verification.Config{CallbackBase: "http://verdict.test"}, st, []providers.Provider{sbx}, ev, vlt)
 }
 
 const reviewKeys = "app:app-secret-0123456789:decide+verify,rev:rev-secret-0123456789:review,revpii:revpii-secret-0123456789:review+pii"
@@ -82,8 +77,15 @@ func TestReviewQueue(t *testing.T) {
 	if r := e.do(t, "GET", "/v1/reviews?unmask=true", "", rev...); r.status != 403 {
 		t.Fatalf("unmask without the pii scope: %d", r.status)
 	}
-	if full := e.do(t, "GET", "/v1/reviews?unmask=true", "", pii...); !bytes.Contains(full.body, []byte(user)) {
+	// Unmasked, the decision's personal data comes back from its sealed copy: the stored
+	// snapshot holds only a pseudonym of the IP address.
+	if full := e.do(t, "GET", "/v1/reviews?unmask=true", "", pii...); !bytes.Contains(full.body, []byte(user)) ||
+		!bytes.Contains(full.body, []byte(`"ip":"203.0.113.50"`)) || bytes.Contains(full.body, []byte("pii_unavailable")) {
 		t.Fatalf("pii scope with unmask=true sees masked data: %s", full.body)
+	}
+	if rec, err := e.store.GetDecision(ctx, decisionID); err != nil || bytes.Contains(rec.Input, []byte("203.0.113.50")) ||
+		bytes.Contains(rec.Input, []byte(`"email"`)) || rec.PII == nil {
+		t.Fatalf("stored decision: %s (sealed personal data: %d bytes), %v", rec.Input, len(rec.PII), err)
 	}
 
 	// Claims: one reviewer at a time; deciding needs the claim.

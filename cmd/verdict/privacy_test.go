@@ -9,7 +9,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"io/fs"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -39,10 +42,11 @@ func (s *syncBuffer) String() string {
 
 // TestCanaryPIIStaysOut seeds canary values (names, document numbers, emails, phone
 // numbers, an IP, evidence bytes, a review note, API keys, webhook secrets, the payload
-// key) through every input path: /v1/decide (valid and malformed), the webhooks of each
-// vendor (valid and tampered), an evidence upload, and a review decision with a note, on a
-// real server logging at debug level; then scans every log line, the metrics, every audit
-// event and every response body for them.
+// master key) through every input path: /v1/decide (valid and malformed), the webhooks of
+// each vendor (valid and tampered), an evidence upload, and a review decision with a note,
+// on a real server logging at debug level; then scans every log line, the metrics, every
+// audit event and every response body for them, and every byte the server left at rest
+// (database files, evidence objects): personal data is stored only sealed.
 func TestCanaryPIIStaysOut(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -58,7 +62,7 @@ func TestCanaryPIIStaysOut(t *testing.T) {
 	env := map[string]string{
 		"VERDICT_VERIFF_WEBHOOK_SECRET": veriffSecret, "VERDICT_SUMSUB_WEBHOOK_SECRET": sumsubSecret,
 		"VERDICT_ONFIDO_WEBHOOK_SECRET": onfidoSecret, "VERDICT_PERSONA_WEBHOOK_SECRET": personaSecret,
-		"VERDICT_PAYLOAD_KEY": payloadKey, "VERDICT_SANDBOX": "1", "VERDICT_SANDBOX_DELAY": "50ms",
+		"VERDICT_MASTER_KEY": payloadKey, "VERDICT_SANDBOX": "1", "VERDICT_SANDBOX_DELAY": "50ms",
 		"VERDICT_API_KEYS": "app:" + apiSecret + ":decide+verify+review+label",
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -248,10 +252,25 @@ func TestCanaryPIIStaysOut(t *testing.T) {
 	if err != nil || len(vs) != 4 {
 		t.Fatalf("placeholder sessions (veriff, sumsub, onfido, persona): %d %v", len(vs), err)
 	}
-	for name, text := range map[string]string{"log": logs.String(), "metrics": string(metrics), "audit": audit.String(), "response bodies": bodies.String()} {
+	var atRest strings.Builder
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || strings.HasSuffix(p, ".key") {
+			return err // key files hold keys, not data
+		}
+		b, err := os.ReadFile(p)
+		atRest.Write(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, text := range map[string]string{"log": logs.String(), "metrics": string(metrics), "audit": audit.String(), "response bodies": bodies.String(), "data at rest": atRest.String()} {
 		for _, c := range canaries {
 			if name == "response bodies" && (c == "canary-user-1" || c == apiSecret) {
 				continue // our own user id, echoed to the caller who sent it, is not a leak
+			}
+			if name == "data at rest" && c == "canary-user-1" {
+				continue // ids are kept (erasure keeps ids and hashes)
 			}
 			if strings.Contains(text, c) {
 				t.Errorf("%s carries %q:\n%s", name, c, grepLines(text, c))

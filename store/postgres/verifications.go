@@ -443,3 +443,16 @@ func sameMonth(a, b time.Time) bool {
 	by, bm, _ := b.UTC().Date()
 	return ay == by && am == bm
 }
+
+// RawPayloadIDs implements store.VerificationStore.
+func (s *Store) RawPayloadIDs(ctx context.Context, verificationID string) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id FROM raw_payloads WHERE verification_id = $1 ORDER BY received_at, id`, verificationID)
+	if err != nil {
+		return nil, classify(ctx, "raw payload ids", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, classify(ctx, "raw payload ids", err)
+	}
+	return ids, nil
+}

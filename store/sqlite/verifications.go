@@ -398,3 +398,24 @@ func fromNullMicros(v sql.NullInt64) time.Time {
 	}
 	return fromMicros(v.Int64)
 }
+
+// RawPayloadIDs implements store.VerificationStore.
+func (s *Store) RawPayloadIDs(ctx context.Context, verificationID string) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id FROM raw_payloads WHERE verification_id = ? ORDER BY received_at, id`, verificationID)
+	if err != nil {
+		return nil, classify(ctx, "raw payload ids", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, classify(ctx, "raw payload ids", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, classify(ctx, "raw payload ids", err)
+	}
+	return ids, nil
+}

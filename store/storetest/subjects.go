@@ -124,6 +124,12 @@ func testEraseSubject(t *testing.T, s store.Store) {
 	if _, err := s.RawPayload(ctx, "raw-er-3"); err != nil {
 		t.Errorf("another subject's raw payload: %v", err)
 	}
+	if ids, err := s.RawPayloadIDs(ctx, "ver-er-1"); err != nil || len(ids) != 0 {
+		t.Errorf("RawPayloadIDs(erased session) = %v, %v", ids, err)
+	}
+	if ids, err := s.RawPayloadIDs(ctx, "ver-er-3"); err != nil || !slices.Equal(ids, []string{"raw-er-3"}) {
+		t.Errorf("RawPayloadIDs(other session) = %v, %v", ids, err)
+	}
 	if v, err := s.GetVerification(ctx, "ver-er-1"); err != nil || len(v.Evidence) != 1 || v.Status != store.StatusInitiated {
 		t.Errorf("verification after erasure = %+v, %v; want it kept", v, err)
 	}

@@ -1,0 +1,222 @@
+package vault_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/verdict-engine/verdict/adapters/vault"
+	"github.com/verdict-engine/verdict/store"
+	"github.com/verdict-engine/verdict/store/sqlite"
+)
+
+func open(t *testing.T) *sqlite.Store {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func ring(t *testing.T, spec string) *vault.Ring {
+	t.Helper()
+	r, err := vault.ParseRing(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func b64(b byte) string { return base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{b}, 32)) }
+
+var secret = []byte(`[{"path":["subject","name"],"value":"Jane Canary-Doe"}]`)
+
+func TestSealOpenBoundToSubjectRecordAndField(t *testing.T) {
+	ctx := t.Context()
+	v := vault.New(ring(t, "k1:"+b64(1)), open(t))
+	a, err := v.Seal(ctx, "u1", vault.DecisionAD("dec-a"), secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(a, []byte("Canary")) {
+		t.Fatal("plaintext visible in the sealed value")
+	}
+	if got, err := v.Open(ctx, "u1", vault.DecisionAD("dec-a"), a); err != nil || !bytes.Equal(got, secret) {
+		t.Fatalf("Open = %q, %v", got, err)
+	}
+	if _, err := v.Seal(ctx, "u2", vault.DecisionAD("dec-b"), []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	// Row A's value copied into row B, another field, or another subject's row: refused.
+	for name, c := range map[string]struct {
+		user string
+		ad   vault.AD
+	}{
+		"other record":  {"u1", vault.DecisionAD("dec-b")},
+		"other field":   {"u1", vault.AD{Record: "decision", ID: "dec-a", Field: "body"}},
+		"other kind":    {"u1", vault.AD{Record: "raw_payload", ID: "dec-a", Field: "pii"}},
+		"other subject": {"u2", vault.DecisionAD("dec-a")},
+	} {
+		if _, err := v.Open(ctx, c.user, c.ad, a); !errors.Is(err, vault.ErrDecrypt) {
+			t.Errorf("%s: Open = %v, want ErrDecrypt", name, err)
+		}
+	}
+	flipped := bytes.Clone(a)
+	flipped[len(flipped)-1] ^= 1
+	if _, err := v.Open(ctx, "u1", vault.DecisionAD("dec-a"), flipped); !errors.Is(err, vault.ErrDecrypt) {
+		t.Errorf("tampered: %v", err)
+	}
+	if _, err := v.Open(ctx, "u1", vault.DecisionAD("dec-a"), a[:5]); !errors.Is(err, vault.ErrDecrypt) {
+		t.Errorf("truncated: %v", err)
+	}
+	if _, err := v.Open(ctx, "nobody", vault.DecisionAD("dec-a"), a); !errors.Is(err, vault.ErrShredded) {
+		t.Errorf("subject without a key: %v", err)
+	}
+}
+
+func TestErasureShredsAndBackupsDieWithTheRetiredMasterKey(t *testing.T) {
+	ctx := t.Context()
+	st := open(t)
+	v1 := vault.New(ring(t, "k1:"+b64(1)), st)
+	sealed, err := v1.Seal(ctx, "u1", vault.DecisionAD("d1"), secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v1.Seal(ctx, "u2", vault.DecisionAD("d2"), secret); err != nil {
+		t.Fatal(err)
+	}
+	backup, err := st.GetSubjectKey(ctx, "u1") // what a backup taken now holds
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(backup.Wrapped, bytes.Repeat([]byte{1}, 32)) {
+		t.Fatal("data key stored unwrapped")
+	}
+
+	e, err := v1.Erase(ctx, "u1", "admin", "req-1", nil)
+	if err != nil || !e.KeyDestroyed {
+		t.Fatalf("Erase = %+v, %v", e, err)
+	}
+	if _, err := v1.Open(ctx, "u1", vault.DecisionAD("d1"), sealed); !errors.Is(err, vault.ErrShredded) {
+		t.Fatalf("Open after erasure = %v, want ErrShredded", err)
+	}
+	// New data for the subject gets a new key, under which the old value does not open.
+	if _, err := v1.Seal(ctx, "u1", vault.DecisionAD("d3"), []byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v1.Open(ctx, "u1", vault.DecisionAD("d1"), sealed); !errors.Is(err, vault.ErrDecrypt) {
+		t.Fatalf("old value under the new key = %v, want ErrDecrypt", err)
+	}
+
+	// Rotation: k2 becomes active, keys are rewrapped, k1 is retired.
+	v2 := vault.New(ring(t, "k2:"+b64(2)+",k1:"+b64(1)), st)
+	if n, err := v2.Rewrap(ctx); err != nil || n != 2 {
+		t.Fatalf("Rewrap = %d, %v; want 2 (u1's new key and u2's)", n, err)
+	}
+	if k, _ := st.GetSubjectKey(ctx, "u2"); k.KEKID != "k2" {
+		t.Fatalf("u2's key still under %q", k.KEKID)
+	}
+	v3 := vault.New(ring(t, "k2:"+b64(2)), st)
+	if _, err := v3.Open(ctx, "u2", vault.DecisionAD("d2b"), mustSeal(t, v1, "u2", "d2b")); err != nil {
+		t.Fatalf("u2's data after rotation: %v", err)
+	}
+
+	// A restored backup brings u1's old wrapped key back: with k1 retired it is useless.
+	restored := open(t)
+	if _, err := restored.EnsureSubjectKeys(ctx, []store.SubjectKey{backup}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = vault.New(ring(t, "k2:"+b64(2)), restored).Open(ctx, "u1", vault.DecisionAD("d1"), sealed)
+	if err == nil || !strings.Contains(err.Error(), `"k1"`) {
+		t.Fatalf("backup's key under a retired master key: %v, want a refusal naming k1", err)
+	}
+}
+
+func mustSeal(t *testing.T, v *vault.Vault, user, id string) []byte {
+	t.Helper()
+	b, err := v.Seal(t.Context(), user, vault.DecisionAD(id), secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestWriterSealsDecisionsAndStoresRefuseUnsealed(t *testing.T) {
+	ctx := t.Context()
+	st := open(t)
+	v := vault.New(ring(t, "k1:"+b64(1)), st)
+	rec := func(id, user string) store.DecisionRecord {
+		return store.DecisionRecord{ID: id, Action: "login", SubjectID: user, Outcome: "approve", PolicyVersion: "v", PolicyHash: "h",
+			Input: []byte(`{"subject":{"id":"` + user + `"}}`), PIIPlain: secret, Response: []byte(`{}`)}
+	}
+	results, err := v.Writer(st).WriteDecisions(ctx, []store.DecisionRecord{rec("d1", "u1"), rec("d2", "u2"), rec("d3", "u1")})
+	if err != nil || results[0] != nil || results[1] != nil || results[2] != nil {
+		t.Fatalf("WriteDecisions = %v, %v", results, err)
+	}
+	for _, id := range []string{"d1", "d2", "d3"} {
+		d, err := st.GetDecision(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.PIIPlain != nil || bytes.Contains(d.PII, []byte("Canary")) {
+			t.Fatalf("%s stored unsealed", id)
+		}
+		if got, err := v.Open(ctx, d.SubjectID, vault.DecisionAD(id), d.PII); err != nil || !bytes.Equal(got, secret) {
+			t.Fatalf("%s: Open = %q, %v", id, got, err)
+		}
+	}
+	// Without the vault's writer the store refuses personal data in the clear.
+	results, err = st.WriteDecisions(ctx, []store.DecisionRecord{rec("d4", "u1")})
+	if err != nil || !errors.Is(results[0], store.ErrInvalidRecord) {
+		t.Fatalf("unsealed write = %v, %v; want ErrInvalidRecord", results, err)
+	}
+}
+
+func TestConcurrentFirstSealsAgreeOnOneKey(t *testing.T) {
+	ctx := t.Context()
+	st := open(t)
+	r := ring(t, "k1:"+b64(1))
+	var wg sync.WaitGroup
+	sealed := make([][]byte, 8)
+	for i := range sealed {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// A vault per goroutine: as many replicas, none with a cached key.
+			b, err := vault.New(r, st).Seal(ctx, "u-race", vault.DecisionAD("d"), secret)
+			if err != nil {
+				t.Error(err)
+			}
+			sealed[i] = b
+		}()
+	}
+	wg.Wait()
+	v := vault.New(r, st)
+	for i, b := range sealed {
+		if _, err := v.Open(ctx, "u-race", vault.DecisionAD("d"), b); err != nil {
+			t.Errorf("value %d sealed under a key that lost the race: %v", i, err)
+		}
+	}
+}
+
+func TestParseRing(t *testing.T) {
+	if r, err := vault.ParseRing(b64(1)); err != nil || r.Active() != "1" {
+		t.Fatalf("lone key: %v", err)
+	}
+	if r, err := vault.ParseRing(" new:" + b64(2) + ", old:" + b64(1)); err != nil || r.Active() != "new" {
+		t.Fatalf("two keys: %v", err)
+	}
+	for _, bad := range []string{"", "k1:short", "k1:" + b64(1) + ",k1:" + b64(2), b64(1) + "," + b64(2), "bad id!:" + b64(1), "k1:" + b64(1)[:10]} {
+		if _, err := vault.ParseRing(bad); err == nil {
+			t.Errorf("ParseRing(%q) accepted", bad)
+		} else if strings.Contains(err.Error(), b64(1)) {
+			t.Errorf("error repeats the key: %v", err)
+		}
+	}
+}
