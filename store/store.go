@@ -19,6 +19,11 @@ var ErrNotFound = errors.New("not found")
 // stored by another decision. The caller reads the stored one with LookupIdempotency.
 var ErrDuplicateIdempotencyKey = errors.New("idempotency key already used")
 
+// ErrSubjectKeyExists is returned for a decision carrying a NewSubjectKey for a subject that
+// has a data key already (created meanwhile by another writer). The record is not written;
+// the caller seals its personal data again under the stored key.
+var ErrSubjectKeyExists = errors.New("subject already has a data key")
+
 // ErrUnavailable wraps errors that mean the backing database cannot be reached or did not
 // answer in time, as opposed to a rejected request. Callers apply their fail mode.
 var ErrUnavailable = errors.New("store unavailable")
@@ -43,7 +48,11 @@ type DecisionRecord struct {
 	PII []byte
 	// PIIPlain is the personal data before sealing. It is never stored: a writer that seals
 	// (adapters/vault) turns it into PII, and the stores refuse a record that still has it.
-	PIIPlain       json.RawMessage
+	PIIPlain json.RawMessage
+	// NewSubjectKey, when set, is the subject's data key PII was sealed under, to be stored
+	// in the same transaction as the record. If the subject has another key already, the
+	// record is not written and gets ErrSubjectKeyExists.
+	NewSubjectKey  *SubjectKey
 	Response       json.RawMessage // the answer returned to the caller
 	IdempotencyKey string          // optional
 	RequestHash    string          // SHA-256 hex of the request body, with IdempotencyKey

@@ -36,6 +36,9 @@ type SubjectKeys interface {
 	// stored key of each candidate's user, in the candidates' order: the existing key when
 	// there was one (a concurrent writer may have won), the candidate otherwise.
 	EnsureSubjectKeys(ctx context.Context, candidates []SubjectKey) ([]SubjectKey, error)
+	// LookupSubjectKeys returns the stored keys of those of the users that have one, in no
+	// particular order.
+	LookupSubjectKeys(ctx context.Context, userIDs []string) ([]SubjectKey, error)
 	// GetSubjectKey returns a user's stored key, or an error wrapping ErrNotFound (never
 	// had one, or erased).
 	GetSubjectKey(ctx context.Context, userID string) (SubjectKey, error)

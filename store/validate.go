@@ -44,6 +44,9 @@ func ValidateDecision(rec DecisionRecord) error {
 	if !validJSON(rec.Response) {
 		return fmt.Errorf("%w: decision %q: response is not valid JSON", ErrInvalidRecord, rec.ID)
 	}
+	if k := rec.NewSubjectKey; k != nil && (k.UserID != rec.SubjectID || k.UserID == "" || len(k.Wrapped) == 0 || !validText(k.KEKID)) {
+		return fmt.Errorf("%w: decision %q: new subject key is not the subject's, or empty", ErrInvalidRecord, rec.ID)
+	}
 	if rec.PIIPlain != nil {
 		return fmt.Errorf("%w: decision %q: personal data is not sealed", ErrInvalidRecord, rec.ID)
 	}

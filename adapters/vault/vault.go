@@ -207,12 +207,13 @@ func (v *Vault) Forget(userID string) {
 	v.mu.Unlock()
 }
 
-// sealers returns an AEAD for every distinct user, creating keys for users without one,
-// with at most one store call.
-func (v *Vault) sealers(ctx context.Context, userIDs []string) (map[string]cipher.AEAD, error) {
+// resolve returns an AEAD for every distinct user: from the cache, else from the store's
+// key (one lookup for all), else from a fresh key, returned in fresh and not stored: the
+// caller stores it (with the data, or with EnsureSubjectKeys) before caching it.
+func (v *Vault) resolve(ctx context.Context, userIDs []string) (map[string]cipher.AEAD, map[string]*store.SubjectKey, error) {
 	now := v.now()
 	out := make(map[string]cipher.AEAD, len(userIDs))
-	var candidates []store.SubjectKey
+	var missing []string
 	for _, u := range userIDs {
 		if _, done := out[u]; done {
 			continue
@@ -221,36 +222,77 @@ func (v *Vault) sealers(ctx context.Context, userIDs []string) (map[string]ciphe
 			out[u] = a
 			continue
 		}
-		k, _, err := v.ring.newKey(u, now.UTC())
-		if err != nil {
-			return nil, err
-		}
 		out[u] = nil
-		candidates = append(candidates, k)
+		missing = append(missing, u)
 	}
-	if len(candidates) == 0 {
-		return out, nil
+	if len(missing) == 0 {
+		return out, nil, nil
 	}
-	stored, err := v.keys.EnsureSubjectKeys(ctx, candidates)
+	stored, err := v.keys.LookupSubjectKeys(ctx, missing)
 	if err != nil {
-		return nil, fmt.Errorf("subject keys: %w", err)
-	}
-	if len(stored) != len(candidates) {
-		return nil, fmt.Errorf("subject keys: store returned %d keys for %d subjects", len(stored), len(candidates))
+		return nil, nil, fmt.Errorf("subject keys: %w", err)
 	}
 	for _, k := range stored {
-		dk, err := v.ring.unwrap(k)
+		a, err := v.open(k)
 		if err != nil {
-			return nil, err
-		}
-		a, err := newAEAD(dk)
-		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		out[k.UserID] = a
 		v.remember(k.UserID, a, now)
 	}
-	return out, nil
+	var fresh map[string]*store.SubjectKey
+	for _, u := range missing {
+		if out[u] != nil {
+			continue
+		}
+		k, dk, err := v.ring.newKey(u, now.UTC())
+		if err != nil {
+			return nil, nil, err
+		}
+		a, err := newAEAD(dk)
+		if err != nil {
+			return nil, nil, err
+		}
+		if fresh == nil {
+			fresh = map[string]*store.SubjectKey{}
+		}
+		out[u], fresh[u] = a, &k
+	}
+	return out, fresh, nil
+}
+
+// open unwraps a stored key into an AEAD.
+func (v *Vault) open(k store.SubjectKey) (cipher.AEAD, error) {
+	dk, err := v.ring.unwrap(k)
+	if err != nil {
+		return nil, err
+	}
+	return newAEAD(dk)
+}
+
+// sealer returns the AEAD of one user, storing a new key if the user has none.
+func (v *Vault) sealer(ctx context.Context, userID string) (cipher.AEAD, error) {
+	as, fresh, err := v.resolve(ctx, []string{userID})
+	if err != nil {
+		return nil, err
+	}
+	k, isNew := fresh[userID]
+	if !isNew {
+		return as[userID], nil
+	}
+	stored, err := v.keys.EnsureSubjectKeys(ctx, []store.SubjectKey{*k})
+	if err != nil {
+		return nil, fmt.Errorf("subject keys: %w", err)
+	}
+	if len(stored) != 1 {
+		return nil, fmt.Errorf("subject keys: store returned %d keys for 1 subject", len(stored))
+	}
+	a, err := v.open(stored[0]) // ours, or one a concurrent writer stored first
+	if err != nil {
+		return nil, err
+	}
+	v.remember(userID, a, v.now())
+	return a, nil
 }
 
 func seal(a cipher.AEAD, ad []byte, plaintext []byte) ([]byte, error) {
@@ -268,11 +310,11 @@ func (v *Vault) Seal(ctx context.Context, userID string, ad AD, plaintext []byte
 	if userID == "" {
 		return nil, errors.New("seal: empty user id")
 	}
-	as, err := v.sealers(ctx, []string{userID})
+	a, err := v.sealer(ctx, userID)
 	if err != nil {
 		return nil, err
 	}
-	return seal(as[userID], ad.bytes(userID), plaintext)
+	return seal(a, ad.bytes(userID), plaintext)
 }
 
 // Open decrypts what Seal returned for the same subject and ad. It returns an error
@@ -309,8 +351,10 @@ func (v *Vault) Open(ctx context.Context, userID string, ad AD, sealed []byte) (
 func DecisionAD(decisionID string) AD { return AD{Record: "decision", ID: decisionID, Field: "pii"} }
 
 // Writer wraps a DecisionWriter so that every record's PIIPlain is sealed into PII, under
-// its subject's key and bound to its decision, before the batch is written. Keys for the
-// batch's subjects not in the cache are fetched or created with one store call per batch.
+// its subject's key and bound to its decision, before the batch is written. Keys not in
+// the cache are looked up with one store call per batch; a subject without one gets a new
+// key, written in the batch's own transaction (DecisionRecord.NewSubjectKey), so a batch
+// costs one transaction whatever its subjects.
 func (v *Vault) Writer(w store.DecisionWriter) store.DecisionWriter {
 	return &sealingWriter{v: v, w: w}
 }
@@ -330,7 +374,7 @@ func (s *sealingWriter) WriteDecisions(ctx context.Context, recs []store.Decisio
 	if len(users) == 0 {
 		return s.w.WriteDecisions(ctx, recs)
 	}
-	as, err := s.v.sealers(ctx, users)
+	as, fresh, err := s.v.resolve(ctx, users)
 	if err != nil {
 		return nil, err
 	}
@@ -344,9 +388,84 @@ func (s *sealingWriter) WriteDecisions(ctx context.Context, recs []store.Decisio
 		if r.PII, err = seal(as[r.SubjectID], DecisionAD(r.ID).bytes(r.SubjectID), r.PIIPlain); err != nil {
 			return nil, err
 		}
-		r.PIIPlain = nil
+		r.PIIPlain, r.NewSubjectKey = nil, fresh[r.SubjectID]
 	}
-	return s.w.WriteDecisions(ctx, out)
+	results, err := s.w.WriteDecisions(ctx, out)
+	if err != nil {
+		return nil, err
+	}
+	var retry []int
+	now := s.v.now()
+	for i := range out {
+		if out[i].NewSubjectKey == nil {
+			continue
+		}
+		switch {
+		case results[i] == nil:
+			s.v.remember(out[i].SubjectID, as[out[i].SubjectID], now)
+		case errors.Is(results[i], store.ErrSubjectKeyExists):
+			retry = append(retry, i)
+		}
+	}
+	if len(retry) > 0 {
+		s.reseal(ctx, recs, retry, results)
+	}
+	return results, nil
+}
+
+// reseal writes again the records whose new key lost to a key another writer stored
+// meanwhile, sealed under that key; their slots in results get the outcome.
+func (s *sealingWriter) reseal(ctx context.Context, recs []store.DecisionRecord, retry []int, results []error) {
+	var users []string
+	for _, i := range retry {
+		users = append(users, recs[i].SubjectID)
+		s.v.Forget(recs[i].SubjectID)
+	}
+	fail := func(err error) {
+		for _, i := range retry {
+			results[i] = err
+		}
+	}
+	stored, err := s.v.keys.LookupSubjectKeys(ctx, users)
+	if err != nil {
+		fail(fmt.Errorf("subject keys: %w", err))
+		return
+	}
+	as := map[string]cipher.AEAD{}
+	for _, k := range stored {
+		a, err := s.v.open(k)
+		if err != nil {
+			fail(err)
+			return
+		}
+		as[k.UserID] = a
+	}
+	sub := make([]store.DecisionRecord, 0, len(retry))
+	idx := make([]int, 0, len(retry))
+	for _, i := range retry {
+		r := recs[i]
+		a := as[r.SubjectID]
+		if a == nil {
+			continue // the key vanished again (erased meanwhile): keep ErrSubjectKeyExists
+		}
+		if r.PII, err = seal(a, DecisionAD(r.ID).bytes(r.SubjectID), r.PIIPlain); err != nil {
+			fail(err)
+			return
+		}
+		r.PIIPlain = nil
+		sub, idx = append(sub, r), append(idx, i)
+	}
+	if len(sub) == 0 {
+		return
+	}
+	res, err := s.w.WriteDecisions(ctx, sub)
+	for j, i := range idx {
+		if err != nil {
+			results[i] = err
+		} else {
+			results[i] = res[j]
+		}
+	}
 }
 
 // Rewrap rewraps every subject key not under the active master key, so that the old

@@ -220,3 +220,50 @@ func TestParseRing(t *testing.T) {
 		}
 	}
 }
+
+// hookWriter runs before once, ahead of its first write.
+type hookWriter struct {
+	store.DecisionWriter
+	before func()
+}
+
+func (h *hookWriter) WriteDecisions(ctx context.Context, recs []store.DecisionRecord) ([]error, error) {
+	if h.before != nil {
+		f := h.before
+		h.before = nil
+		f()
+	}
+	return h.DecisionWriter.WriteDecisions(ctx, recs)
+}
+
+// Two replicas meet a new subject at once: the one whose key loses reseals under the
+// winner's, in the same WriteDecisions call, and every record opens.
+func TestWriterLosingTheKeyRaceReseals(t *testing.T) {
+	ctx := t.Context()
+	st := open(t)
+	r := ring(t, "k1:"+b64(1))
+	a, b := vault.New(r, st), vault.New(r, st)
+	rec := func(id string) store.DecisionRecord {
+		return store.DecisionRecord{ID: id, Action: "login", SubjectID: "u-new", Outcome: "approve", PolicyVersion: "v", PolicyHash: "h",
+			Input: []byte(`{}`), PIIPlain: secret, Response: []byte(`{}`)}
+	}
+	hook := &hookWriter{DecisionWriter: st, before: func() {
+		// Replica a stores its key for u-new after b decided to create one.
+		if res, err := a.Writer(st).WriteDecisions(ctx, []store.DecisionRecord{rec("from-a")}); err != nil || res[0] != nil {
+			t.Errorf("replica a: %v %v", res, err)
+		}
+	}}
+	res, err := b.Writer(hook).WriteDecisions(ctx, []store.DecisionRecord{rec("from-b-1"), rec("from-b-2")})
+	if err != nil || res[0] != nil || res[1] != nil {
+		t.Fatalf("replica b: %v %v", res, err)
+	}
+	for _, id := range []string{"from-a", "from-b-1", "from-b-2"} {
+		d, err := st.GetDecision(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := b.Open(ctx, "u-new", vault.DecisionAD(id), d.PII); err != nil || !bytes.Equal(got, secret) {
+			t.Errorf("%s: %q %v", id, got, err)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -41,8 +42,40 @@ func (s *Store) WriteDecisions(ctx context.Context, recs []store.DecisionRecord)
 		}
 		keys, keyHashes, keyIDs = append(keys, r.IdempotencyKey), append(keyHashes, r.RequestHash), append(keyIDs, r.ID)
 	}
+	// New subject keys travel with their records: one per subject, inserted unless the
+	// subject has one already.
+	newKeys := map[string]*store.SubjectKey{}
+	var kUsers, kKEKs []string
+	var kWrapped [][]byte
+	var kAt []time.Time
+	for i, r := range recs {
+		if results[i] != nil || r.NewSubjectKey == nil {
+			continue
+		}
+		if _, seen := newKeys[r.SubjectID]; seen {
+			continue
+		}
+		k := r.NewSubjectKey
+		newKeys[r.SubjectID] = k
+		kUsers, kKEKs, kWrapped, kAt = append(kUsers, k.UserID), append(kKEKs, k.KEKID), append(kWrapped, k.Wrapped), append(kAt, k.CreatedAt)
+	}
+	keysStored := make(map[string]struct{}, len(kUsers))
 	claimed := make(map[string]struct{}, len(keys))
 	w, err := s.begin(ctx, now, func(b *pgx.Batch) {
+		if len(kUsers) > 0 {
+			b.Queue(`INSERT INTO subject_keys (user_id, kek_id, wrapped, created_at)
+				SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::timestamptz[])
+				ON CONFLICT (user_id) DO NOTHING RETURNING user_id`, kUsers, kKEKs, kWrapped, kAt).Query(func(rows pgx.Rows) error {
+				for rows.Next() {
+					var u string
+					if err := rows.Scan(&u); err != nil {
+						return err
+					}
+					keysStored[u] = struct{}{}
+				}
+				return rows.Err()
+			})
+		}
 		if len(keys) == 0 {
 			return
 		}
@@ -65,9 +98,20 @@ func (s *Store) WriteDecisions(ctx context.Context, recs []store.DecisionRecord)
 	defer w.rollback(ctx)
 
 	var d decisionColumns
+	var unclaim []string // idempotency keys claimed for records refused for their subject key
 	for i, r := range recs {
 		if results[i] != nil {
 			continue
+		}
+		if k := r.NewSubjectKey; k != nil {
+			_, stored := keysStored[r.SubjectID]
+			if !stored || !bytes.Equal(newKeys[r.SubjectID].Wrapped, k.Wrapped) {
+				results[i] = store.ErrSubjectKeyExists
+				if _, ok := claimed[r.IdempotencyKey]; ok && r.IdempotencyKey != "" {
+					unclaim = append(unclaim, r.IdempotencyKey)
+				}
+				continue
+			}
 		}
 		if r.IdempotencyKey != "" {
 			if _, ok := claimed[r.IdempotencyKey]; !ok {
@@ -81,6 +125,9 @@ func (s *Store) WriteDecisions(ctx context.Context, recs []store.DecisionRecord)
 		}
 	}
 	err = w.commit(ctx, func(b *pgx.Batch) {
+		if len(unclaim) > 0 {
+			b.Queue(`DELETE FROM idempotency WHERE key = ANY($1)`, unclaim)
+		}
 		if len(d.id) == 0 {
 			return
 		}

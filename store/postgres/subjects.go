@@ -179,3 +179,24 @@ func (s *Store) EraseSubject(ctx context.Context, userID, actor, correlationID s
 	}
 	return e, nil
 }
+
+// LookupSubjectKeys implements store.SubjectKeys with one query.
+func (s *Store) LookupSubjectKeys(ctx context.Context, userIDs []string) ([]store.SubjectKey, error) {
+	if len(userIDs) == 0 {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT user_id, kek_id, wrapped, created_at FROM subject_keys WHERE user_id = ANY($1)`, userIDs)
+	if err != nil {
+		return nil, classify(ctx, "lookup subject keys", err)
+	}
+	keys, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.SubjectKey, error) {
+		var k store.SubjectKey
+		err := r.Scan(&k.UserID, &k.KEKID, &k.Wrapped, &k.CreatedAt)
+		k.CreatedAt = k.CreatedAt.UTC()
+		return k, err
+	})
+	if err != nil {
+		return nil, classify(ctx, "lookup subject keys", err)
+	}
+	return keys, nil
+}

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -30,9 +31,20 @@ func (s *Store) WriteDecisions(ctx context.Context, recs []store.DecisionRecord)
 	err = s.writeTx(ctx, "write decisions", func(tx *sql.Tx, c *chain) error {
 		insIdem := tx.StmtContext(ctx, s.insIdempotency)
 		insDec := tx.StmtContext(ctx, s.insDecision)
+		newKeys := map[string][]byte{} // subject → wrapped key stored by this transaction
 		for i, rec := range recs {
 			if results[i] != nil {
 				continue
+			}
+			if k := rec.NewSubjectKey; k != nil {
+				ok, err := s.storeNewKey(ctx, tx, newKeys, k)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					results[i] = store.ErrSubjectKeyExists
+					continue
+				}
 			}
 			if key := rec.IdempotencyKey; key != "" {
 				res, err := insIdem.ExecContext(ctx, key, rec.RequestHash, rec.ID)
@@ -113,4 +125,27 @@ func reasonCodesJSON(codes []string) string {
 	// Encoding a slice of strings cannot fail.
 	b, _ := json.Marshal(codes)
 	return string(b)
+}
+
+// storeNewKey stores a record's new subject key unless the subject has one; it reports
+// whether the record's key is the subject's key (stored now, or earlier in this
+// transaction for another record of the batch).
+func (s *Store) storeNewKey(ctx context.Context, tx *sql.Tx, stored map[string][]byte, k *store.SubjectKey) (bool, error) {
+	if w, ok := stored[k.UserID]; ok {
+		return bytes.Equal(w, k.Wrapped), nil
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO subject_keys (user_id, kek_id, wrapped, created_at)
+		VALUES (?, ?, ?, ?) ON CONFLICT (user_id) DO NOTHING`, k.UserID, k.KEKID, k.Wrapped, micros(k.CreatedAt))
+	if err != nil {
+		return false, fmt.Errorf("insert subject key: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("insert subject key: %w", err)
+	}
+	if n == 0 {
+		return false, nil
+	}
+	stored[k.UserID] = k.Wrapped
+	return true, nil
 }

@@ -172,3 +172,19 @@ func (s *Store) EraseSubject(ctx context.Context, userID, actor, correlationID s
 	}
 	return e, nil
 }
+
+// LookupSubjectKeys implements store.SubjectKeys.
+func (s *Store) LookupSubjectKeys(ctx context.Context, userIDs []string) ([]store.SubjectKey, error) {
+	var out []store.SubjectKey
+	for _, u := range userIDs {
+		k, err := s.GetSubjectKey(ctx, u)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, nil
+}

@@ -183,3 +183,63 @@ func auditAll(t *testing.T, s store.Store) []store.AuditEvent {
 		all = append(all, page...)
 	}
 }
+
+func testNewSubjectKeyWithDecision(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	withKey := func(r store.DecisionRecord, user string, b byte) store.DecisionRecord {
+		r.SubjectID = user
+		k := subjectKey(user, "k1", b)
+		r.NewSubjectKey = &k
+		r.PII = []byte{b}
+		return r
+	}
+	// Two records of a new subject carrying the same key, and one of another: all written,
+	// with their keys.
+	a, b, c := withKey(decision("nk", 1), "nk-u1", 1), withKey(decision("nk", 2), "nk-u1", 1), withKey(decision("nk", 3), "nk-u2", 2)
+	results, err := s.WriteDecisions(ctx, []store.DecisionRecord{a, b, c})
+	if err != nil || results[0] != nil || results[1] != nil || results[2] != nil {
+		t.Fatalf("WriteDecisions = %v, %v", results, err)
+	}
+	keys, err := s.LookupSubjectKeys(ctx, []string{"nk-u1", "nk-u2", "nk-none"})
+	if err != nil || len(keys) != 2 {
+		t.Fatalf("LookupSubjectKeys = %+v, %v", keys, err)
+	}
+	for _, k := range keys {
+		want := map[string]byte{"nk-u1": 1, "nk-u2": 2}[k.UserID]
+		if !sameKey(k, subjectKey(k.UserID, "k1", want)) {
+			t.Errorf("stored key %+v", k)
+		}
+	}
+	// A record with another new key for a subject that has one is refused and leaves no
+	// trace; its idempotency key stays free. The rest of the batch is written.
+	before := len(auditAll(t, s))
+	lost := withKey(decision("nk", 4), "nk-u1", 9)
+	lost.IdempotencyKey = "nk-idem"
+	ok := decision("nk", 5)
+	results, err = s.WriteDecisions(ctx, []store.DecisionRecord{lost, ok})
+	if err != nil || !errors.Is(results[0], store.ErrSubjectKeyExists) || results[1] != nil {
+		t.Fatalf("WriteDecisions(lost key) = %v, %v", results, err)
+	}
+	if _, err := s.GetDecision(ctx, lost.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("refused record stored: %v", err)
+	}
+	if _, err := s.LookupIdempotency(ctx, "nk-idem"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("refused record's idempotency key kept: %v", err)
+	}
+	if n := len(auditAll(t, s)); n != before+1 {
+		t.Errorf("audit events: %d, want %d (the written record's only)", n, before+1)
+	}
+	if k, _ := s.GetSubjectKey(ctx, "nk-u1"); !sameKey(k, subjectKey("nk-u1", "k1", 1)) {
+		t.Errorf("the losing key replaced the stored one: %+v", k)
+	}
+	lost.NewSubjectKey = nil
+	if results, err := s.WriteDecisions(ctx, []store.DecisionRecord{lost}); err != nil || results[0] != nil {
+		t.Fatalf("the record resealed under the stored key: %v %v", results, err)
+	}
+	// A key that is not the record's subject's is invalid.
+	bad := withKey(decision("nk", 6), "nk-u3", 3)
+	bad.NewSubjectKey.UserID = "someone-else"
+	if results, err := s.WriteDecisions(ctx, []store.DecisionRecord{bad}); err != nil || !errors.Is(results[0], store.ErrInvalidRecord) {
+		t.Fatalf("foreign key: %v %v", results, err)
+	}
+}
