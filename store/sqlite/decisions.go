@@ -134,8 +134,7 @@ func (s *Store) storeNewKey(ctx context.Context, tx *sql.Tx, stored map[string][
 	if w, ok := stored[k.UserID]; ok {
 		return bytes.Equal(w, k.Wrapped), nil
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO subject_keys (user_id, kek_id, wrapped, created_at)
-		VALUES (?, ?, ?, ?) ON CONFLICT (user_id) DO NOTHING`, k.UserID, k.KEKID, k.Wrapped, micros(k.CreatedAt))
+	res, err := tx.StmtContext(ctx, s.insSubjectKey).ExecContext(ctx, k.UserID, k.KEKID, k.Wrapped, micros(k.CreatedAt))
 	if err != nil {
 		return false, fmt.Errorf("insert subject key: %w", err)
 	}

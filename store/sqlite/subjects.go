@@ -44,8 +44,7 @@ func (s *Store) GetSubjectKey(ctx context.Context, userID string) (store.Subject
 		k  store.SubjectKey
 		at int64
 	)
-	err := s.r.QueryRowContext(ctx, `SELECT user_id, kek_id, wrapped, created_at FROM subject_keys WHERE user_id = ?`,
-		userID).Scan(&k.UserID, &k.KEKID, &k.Wrapped, &at)
+	err := s.selSubjectKey.QueryRowContext(ctx, userID).Scan(&k.UserID, &k.KEKID, &k.Wrapped, &at)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.SubjectKey{}, fmt.Errorf("subject key: %w", store.ErrNotFound)
 	}

@@ -202,7 +202,10 @@ func (s *Store) ListVerifications(ctx context.Context, userID string, limit int)
 // LatestVerification implements store.Verifications: the user's verification with the
 // latest UpdatedAt (ties broken by the greater ID), or an error wrapping store.ErrNotFound.
 func (s *Store) LatestVerification(ctx context.Context, userID string) (store.Verification, error) {
-	v, err := verificationWhere(ctx, s.r, `WHERE user_id = ? ORDER BY updated_at DESC, id DESC LIMIT 1`, userID)
+	v, err := scanVerification(s.selLatestVerification.QueryRowContext(ctx, userID))
+	if errors.Is(err, sql.ErrNoRows) {
+		err = store.ErrNotFound
+	}
 	if err != nil {
 		return store.Verification{}, classify(ctx, "latest verification", err)
 	}
