@@ -267,3 +267,21 @@ func TestWriterLosingTheKeyRaceReseals(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseRing: any VERDICT_MASTER_KEY value is accepted or refused with an error, never a
+// panic, and an accepted ring has an active key.
+func FuzzParseRing(f *testing.F) {
+	f.Add("k1:" + b64(1))
+	f.Add("new:" + b64(2) + ",old:" + b64(1))
+	f.Add(b64(3))
+	f.Add(",,:")
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := vault.ParseRing(s)
+		if err != nil {
+			return
+		}
+		if r.Active() == "" {
+			t.Fatal("ring without an active key")
+		}
+	})
+}
