@@ -86,8 +86,9 @@ func WithShadowRate(perSecond float64) ShadowOption {
 const DefaultShadowRate = 20
 
 // WithShadowBatch sets when results are written: every n results or every d, whichever
-// comes first (default 256 and 100 ms: small, frequent writes hold the embedded store's
-// one write connection for a short time each).
+// comes first (default 256 and 1 s). Each write holds the embedded store's one write
+// connection, which live decisions then wait for: the fewer writes, the fewer decisions
+// delayed. A second's delay does not matter to the shadow report, read over hours.
 func WithShadowBatch(n int, d time.Duration) ShadowOption {
 	return func(c *shadowConfig) { c.batch, c.flushEvery = n, d }
 }
@@ -106,13 +107,13 @@ func WithShadowLogger(l *slog.Logger) ShadowOption { return func(c *shadowConfig
 // NewShadow returns a Shadow evaluating src's versions with eng and writing their
 // outcomes to w. Start starts its goroutines; Close stops them.
 func NewShadow(eng *engine.Engine, src ShadowSource, w ShadowWriter, opts ...ShadowOption) *Shadow {
-	cfg := shadowConfig{workers: 1, queue: 1024, batch: 256, flushEvery: 100 * time.Millisecond, rate: DefaultShadowRate}
+	cfg := shadowConfig{workers: 1, queue: 1024, batch: 256, flushEvery: time.Second, rate: DefaultShadowRate}
 	for _, o := range opts {
 		o(&cfg)
 	}
 	cfg.workers, cfg.queue, cfg.batch = max(cfg.workers, 1), max(cfg.queue, 1), max(cfg.batch, 1)
 	if cfg.flushEvery <= 0 {
-		cfg.flushEvery = 100 * time.Millisecond
+		cfg.flushEvery = time.Second
 	}
 	if cfg.log == nil {
 		cfg.log = slog.New(slog.DiscardHandler)
