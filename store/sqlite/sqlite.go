@@ -50,6 +50,7 @@ type Store struct {
 	// a fifth of a decision's CPU.
 	selLatestVerification *sql.Stmt
 	selSubjectKey         *sql.Stmt
+	selSubjectKeys        *sql.Stmt
 
 	ckpt     *sql.DB // one connection that checkpoints the WAL off the commit path
 	stopCkpt chan struct{}
@@ -230,6 +231,8 @@ func (s *Store) prepare(ctx context.Context) error {
 		{&s.selLatestVerification, `SELECT ` + verificationColumns + ` FROM verifications
 			WHERE user_id = ? ORDER BY updated_at DESC, id DESC LIMIT 1`},
 		{&s.selSubjectKey, `SELECT user_id, kek_id, wrapped, created_at FROM subject_keys WHERE user_id = ?`},
+		{&s.selSubjectKeys, `SELECT user_id, kek_id, wrapped, created_at FROM subject_keys
+			WHERE user_id IN (SELECT value FROM json_each(?))`},
 	} {
 		stmt, err := s.r.PrepareContext(ctx, p.sql)
 		if err != nil {
@@ -264,7 +267,7 @@ func (s *Store) Close() error {
 			_, _ = s.ckpt.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
 			errs = append(errs, s.ckpt.Close())
 		}
-		for _, st := range []*sql.Stmt{s.insIdempotency, s.insDecision, s.insAudit, s.selHead, s.insSubjectKey, s.selLatestVerification, s.selSubjectKey} {
+		for _, st := range []*sql.Stmt{s.insIdempotency, s.insDecision, s.insAudit, s.selHead, s.insSubjectKey, s.selLatestVerification, s.selSubjectKey, s.selSubjectKeys} {
 			if st != nil {
 				errs = append(errs, st.Close())
 			}

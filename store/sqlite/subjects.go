@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -172,18 +173,35 @@ func (s *Store) EraseSubject(ctx context.Context, userID, actor, correlationID s
 	return e, nil
 }
 
-// LookupSubjectKeys implements store.SubjectKeys.
+// LookupSubjectKeys implements store.SubjectKeys with one prepared query for all the users
+// (passed as a JSON array).
 func (s *Store) LookupSubjectKeys(ctx context.Context, userIDs []string) ([]store.SubjectKey, error) {
+	if len(userIDs) == 0 {
+		return nil, nil
+	}
+	ids, err := json.Marshal(userIDs)
+	if err != nil {
+		return nil, fmt.Errorf("lookup subject keys: %w", err)
+	}
+	rows, err := s.selSubjectKeys.QueryContext(ctx, string(ids))
+	if err != nil {
+		return nil, classify(ctx, "lookup subject keys", err)
+	}
+	defer rows.Close()
 	var out []store.SubjectKey
-	for _, u := range userIDs {
-		k, err := s.GetSubjectKey(ctx, u)
-		if errors.Is(err, store.ErrNotFound) {
-			continue
+	for rows.Next() {
+		var (
+			k  store.SubjectKey
+			at int64
+		)
+		if err := rows.Scan(&k.UserID, &k.KEKID, &k.Wrapped, &at); err != nil {
+			return nil, classify(ctx, "lookup subject keys", err)
 		}
-		if err != nil {
-			return nil, err
-		}
+		k.CreatedAt = fromMicros(at)
 		out = append(out, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, classify(ctx, "lookup subject keys", err)
 	}
 	return out, nil
 }

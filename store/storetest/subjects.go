@@ -39,13 +39,28 @@ func testSubjectKeys(t *testing.T, s store.Store) {
 		t.Fatalf("GetSubjectKey = %+v, %v", k, err)
 	}
 
+	// Lookup finds exactly the users that have a key, whatever their ids hold.
+	odd := []store.SubjectKey{subjectKey(`sk-"q",\`, "k1", 4), subjectKey("sk-ü 🙂", "k1", 5)}
+	if _, err := s.EnsureSubjectKeys(ctx, odd); err != nil {
+		t.Fatal(err)
+	}
+	found, err := s.LookupSubjectKeys(ctx, []string{odd[0].UserID, "sk-none", odd[1].UserID, "sk-a"})
+	if err != nil || len(found) != 3 {
+		t.Fatalf("LookupSubjectKeys = %+v, %v; want 3 keys", found, err)
+	}
+	for _, k := range found {
+		if k.UserID != "sk-a" && !sameKey(k, odd[0]) && !sameKey(k, odd[1]) {
+			t.Errorf("LookupSubjectKeys returned %+v", k)
+		}
+	}
+
 	// Rewrap replaces every key not under the given master key, and only those.
 	n, err := s.RewrapSubjectKeys(ctx, "k2", func(k store.SubjectKey) (store.SubjectKey, error) {
 		k.KEKID, k.Wrapped = "k2", append([]byte{0xee}, k.Wrapped...)
 		return k, nil
 	})
-	if err != nil || n != 3 {
-		t.Fatalf("RewrapSubjectKeys = %d, %v; want 3", n, err)
+	if err != nil || n != 5 {
+		t.Fatalf("RewrapSubjectKeys = %d, %v; want 5", n, err)
 	}
 	if k, _ := s.GetSubjectKey(ctx, "sk-a"); k.KEKID != "k2" || k.Wrapped[0] != 0xee || len(k.Wrapped) != 61 {
 		t.Fatalf("rewrapped key = %+v", k)
