@@ -56,6 +56,8 @@ type Store struct {
 	stopCkpt chan struct{}
 	ckptDone chan struct{}
 
+	noSessions unverified // users with no verification session (LatestVerification)
+
 	closeOnce sync.Once
 	closeErr  error
 }
