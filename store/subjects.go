@@ -56,7 +56,7 @@ type SubjectKeys interface {
 }
 
 // EvidenceBlobKeys returns the blob keys of a verification's evidence as the stores keep it
-// (a JSON array of Evidence).
+// (a JSON array of Evidence), leaving out objects retention has deleted already.
 func EvidenceBlobKeys(raw []byte) ([]string, error) {
 	var ev []Evidence
 	if err := json.Unmarshal(raw, &ev); err != nil {
@@ -64,7 +64,7 @@ func EvidenceBlobKeys(raw []byte) ([]string, error) {
 	}
 	keys := make([]string, 0, len(ev))
 	for _, e := range ev {
-		if e.BlobKey != "" {
+		if e.BlobKey != "" && e.State != EvidenceDeleted {
 			keys = append(keys, e.BlobKey)
 		}
 	}

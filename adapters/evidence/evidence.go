@@ -1,11 +1,12 @@
 // Package evidence keeps verification evidence (document images, selfies) in blob storage
 // through gocloud.dev/blob, never in the store: it issues short-lived signed upload URLs,
-// checks an uploaded object against the SHA-256 the client declared, and deletes objects.
+// checks an uploaded object against the SHA-256 the client declared and seals it, and
+// deletes objects.
 //
 // The embedded default is a local directory (fileblob) whose signed URLs point back at
 // Verdict, which receives the upload itself (Receive). In production any bucket
 // gocloud.dev can open with a signed-URL capable driver (s3://, gs://) takes the uploads
-// directly and Verdict only reads the object back to check its hash.
+// directly and Verdict reads each object back to check its hash and seal it.
 package evidence
 
 import (
@@ -140,31 +141,8 @@ func (s *Store) Receive(ctx context.Context, u *url.URL, method, contentType str
 	return key, nil
 }
 
-// Check reads the object and compares its size and SHA-256 (hex) with the declared ones.
-func (s *Store) Check(ctx context.Context, key, sha256Hex string, size int64) error {
-	r, err := s.bucket.NewReader(ctx, key, nil)
-	if gcerrors.Code(err) == gcerrors.NotFound {
-		return ErrMissing
-	}
-	if err != nil {
-		return fmt.Errorf("evidence: read: %w", err)
-	}
-	defer r.Close()
-	if r.Size() != size {
-		return fmt.Errorf("%w: size %d, declared %s", ErrMismatch, r.Size(), strconv.FormatInt(size, 10))
-	}
-	h := sha256.New()
-	if _, err := io.Copy(h, r); err != nil {
-		return fmt.Errorf("evidence: read: %w", err)
-	}
-	if hex.EncodeToString(h.Sum(nil)) != sha256Hex {
-		return ErrMismatch
-	}
-	return nil
-}
-
-// CheckAndSeal checks the object like Check, then replaces it by seal(its bytes), so that
-// the bucket keeps only ciphertext. An object that was sealed already (open succeeds and
+// CheckAndSeal reads the object, compares its size and SHA-256 (hex) with the declared
+// ones, then replaces it by seal(its bytes), so that the bucket keeps only ciphertext. An object that was sealed already (open succeeds and
 // the result matches the declared size and hash) passes unchanged, so a submission that
 // failed after sealing can be retried.
 func (s *Store) CheckAndSeal(ctx context.Context, key, sha256Hex string, size int64,

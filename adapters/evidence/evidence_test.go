@@ -31,7 +31,18 @@ func TestLocalUploadRoundTrip(t *testing.T) {
 	u, _ := url.Parse(raw)
 	data := []byte("png bytes")
 	sum := sha256.Sum256(data)
-	if err := s.Check(ctx, "evidence/ver_1/evd_1", hex.EncodeToString(sum[:]), int64(len(data))); !errors.Is(err, evidence.ErrMissing) {
+	// A stand-in for the vault: sealing prefixes, opening checks and strips the prefix.
+	seal := func(b []byte) ([]byte, error) { return append([]byte("sealed:"), b...), nil }
+	open := func(b []byte) ([]byte, error) {
+		if !bytes.HasPrefix(b, []byte("sealed:")) {
+			return nil, errors.New("not sealed")
+		}
+		return b[len("sealed:"):], nil
+	}
+	check := func(sha string) error {
+		return s.CheckAndSeal(ctx, "evidence/ver_1/evd_1", sha, int64(len(data)), seal, open)
+	}
+	if err := check(hex.EncodeToString(sum[:])); !errors.Is(err, evidence.ErrMissing) {
 		t.Fatalf("check before upload: %v", err)
 	}
 	for name, tc := range map[string]struct {
@@ -53,10 +64,16 @@ func TestLocalUploadRoundTrip(t *testing.T) {
 	if key, err := s.Receive(ctx, u, "PUT", "image/png", int64(len(data)), bytes.NewReader(data)); err != nil || key != "evidence/ver_1/evd_1" {
 		t.Fatalf("receive: %q %v", key, err)
 	}
-	if err := s.Check(ctx, "evidence/ver_1/evd_1", hex.EncodeToString(sum[:]), int64(len(data))); err != nil {
+	if err := check(hex.EncodeToString(sum[:])); err != nil {
 		t.Fatalf("check: %v", err)
 	}
-	if err := s.Check(ctx, "evidence/ver_1/evd_1", strings.Repeat("0", 64), int64(len(data))); !errors.Is(err, evidence.ErrMismatch) {
+	if stored, err := s.ReadAll(ctx, "evidence/ver_1/evd_1"); err != nil || string(stored) != "sealed:png bytes" {
+		t.Fatalf("stored object after sealing: %q %v", stored, err)
+	}
+	if err := check(hex.EncodeToString(sum[:])); err != nil {
+		t.Fatalf("check of the object sealed already (a retried submission): %v", err)
+	}
+	if err := check(strings.Repeat("0", 64)); !errors.Is(err, evidence.ErrMismatch) {
 		t.Fatalf("check with another hash: %v", err)
 	}
 	if err := s.Delete(ctx, "evidence/ver_1/evd_1"); err != nil {

@@ -328,11 +328,7 @@ func (v *Vault) Open(ctx context.Context, userID string, ad AD, sealed []byte) (
 	if err != nil {
 		return nil, err
 	}
-	dk, err := v.ring.unwrap(k)
-	if err != nil {
-		return nil, err
-	}
-	a, err := newAEAD(dk)
+	a, err := v.open(k)
 	if err != nil {
 		return nil, err
 	}

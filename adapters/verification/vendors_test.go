@@ -3,7 +3,6 @@ package verification_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,7 +22,6 @@ import (
 	"github.com/verdict-engine/verdict/adapters/providers/persona"
 	"github.com/verdict-engine/verdict/adapters/providers/sumsub"
 	"github.com/verdict-engine/verdict/adapters/providers/veriff"
-	"github.com/verdict-engine/verdict/adapters/vault"
 	"github.com/verdict-engine/verdict/adapters/verification"
 	"github.com/verdict-engine/verdict/store"
 	"github.com/verdict-engine/verdict/store/sqlite"
@@ -330,13 +328,7 @@ func TestVendorWebhooksEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	ring, err := vault.NewRing("1", key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealer := vault.New(ring, st)
+	sealer := newVault(t, st)
 	svc := verification.New(verification.Config{CallbackBase: "http://verdict.test", Now: clock.Now}, st, ps, nil, sealer)
 
 	cases := []*vendorCase{
@@ -769,13 +761,7 @@ func TestVendorVeriffDecisionAfterDelayedProgressEvent(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	ring, err := vault.NewRing("1", key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealer := vault.New(ring, st)
+	sealer := newVault(t, st)
 	p := veriff.New(veriff.Config{APIKey: vVeriffAPIKey, SharedSecret: vVeriffSecret, WebhookSecrets: providers.Secrets{[]byte(vVeriffSecret)}})
 	svc := verification.New(verification.Config{Now: clock.Now}, st, []providers.Provider{p}, nil, sealer)
 	const ref, user = "7a1f3c22-5b0e-4d8a-9c61-0e2f4b6d8a10", "usr-veriff-delay-1"

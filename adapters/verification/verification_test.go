@@ -64,6 +64,18 @@ func (p *fakeProvider) deliver(ev providers.Event) (http.Header, []byte) {
 	return h, b
 }
 
+// newVault returns a vault over st under a fresh random master key.
+func newVault(t *testing.T, st store.SubjectKeys) *vault.Vault {
+	t.Helper()
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	ring, err := vault.NewRing("1", key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vault.New(ring, st)
+}
+
 func newService(t *testing.T) (*verification.Service, *fakeProvider, *sqlite.Store) {
 	t.Helper()
 	st, err := sqlite.Open(context.Background(), t.TempDir())
@@ -71,13 +83,7 @@ func newService(t *testing.T) (*verification.Service, *fakeProvider, *sqlite.Sto
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	ring, err := vault.NewRing("1", key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealer := vault.New(ring, st)
+	sealer := newVault(t, st)
 	p := &fakeProvider{secret: []byte("webhook-secret-for-tests")}
 	return verification.New(verification.Config{CallbackBase: "http://verdict.test"}, st, []providers.Provider{p}, nil, sealer), p, st
 }

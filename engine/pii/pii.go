@@ -13,10 +13,12 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/verdict-engine/verdict/engine"
 )
@@ -33,17 +35,6 @@ var keys = map[string]bool{
 // removed.
 const ipKey = "ip"
 
-// Keys returns the field names treated as personal data, sorted. Matching is
-// case-insensitive; "ip" is handled apart (see Split).
-func Keys() []string {
-	out := make([]string, 0, len(keys))
-	for k := range keys {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
-}
-
 // IsKey reports whether a field of this name holds personal data that Split removes.
 func IsKey(name string) bool { return keys[strings.ToLower(name)] }
 
@@ -58,14 +49,17 @@ type Field struct {
 // addresses (2001:db8::/32) carrying 96 bits of an HMAC-SHA-256 of the address under a
 // secret key. The same address always gives the same stand-in under the same key; without
 // the key it cannot be reversed by enumerating the address space.
-type Pseudonymizer struct{ key []byte }
+type Pseudonymizer struct {
+	macs sync.Pool // of HMAC-SHA-256 states under the key, reset before use
+}
 
 // NewPseudonymizer returns a Pseudonymizer for a key of at least 32 bytes.
 func NewPseudonymizer(key []byte) (*Pseudonymizer, error) {
 	if len(key) < 32 {
 		return nil, fmt.Errorf("pseudonym key: want at least 32 bytes, got %d", len(key))
 	}
-	return &Pseudonymizer{key: slices.Clone(key)}, nil
+	key = slices.Clone(key)
+	return &Pseudonymizer{macs: sync.Pool{New: func() any { return hmac.New(sha256.New, key) }}}, nil
 }
 
 // IP returns the stand-in for an address (any string; a valid address is canonicalised
@@ -74,9 +68,12 @@ func (p *Pseudonymizer) IP(s string) string {
 	if a, err := netip.ParseAddr(s); err == nil {
 		s = a.Unmap().String()
 	}
-	m := hmac.New(sha256.New, p.key)
+	m := p.macs.Get().(hash.Hash)
+	m.Reset()
 	m.Write([]byte(s))
-	sum := m.Sum(nil)
+	var buf [sha256.Size]byte
+	sum := m.Sum(buf[:0])
+	p.macs.Put(m)
 	a := [16]byte{0x20, 0x01, 0x0d, 0xb8}
 	copy(a[4:], sum[:12])
 	return netip.AddrFrom16(a).String()

@@ -42,18 +42,12 @@ func (s *Store) EnsureSubjectKeys(ctx context.Context, candidates []store.Subjec
 		if err != nil {
 			return nil, classify(ctx, "ensure subject keys", err)
 		}
-		for rows.Next() {
-			var k store.SubjectKey
-			if err := rows.Scan(&k.UserID, &k.KEKID, &k.Wrapped, &k.CreatedAt); err != nil {
-				rows.Close()
-				return nil, classify(ctx, "ensure subject keys", err)
-			}
-			k.CreatedAt = k.CreatedAt.UTC()
-			got[k.UserID] = k
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		keys, err := collectSubjectKeys(rows)
+		if err != nil {
 			return nil, classify(ctx, "ensure subject keys", err)
+		}
+		for _, k := range keys {
+			got[k.UserID] = k
 		}
 		var next []store.SubjectKey
 		for _, k := range pending {
@@ -72,17 +66,27 @@ func (s *Store) EnsureSubjectKeys(ctx context.Context, candidates []store.Subjec
 
 // GetSubjectKey implements store.SubjectKeys.
 func (s *Store) GetSubjectKey(ctx context.Context, userID string) (store.SubjectKey, error) {
-	var k store.SubjectKey
-	err := s.pool.QueryRow(ctx, `SELECT user_id, kek_id, wrapped, created_at FROM subject_keys WHERE user_id = $1`,
-		userID).Scan(&k.UserID, &k.KEKID, &k.Wrapped, &k.CreatedAt)
+	k, err := scanSubjectKey(s.pool.QueryRow(ctx, `SELECT user_id, kek_id, wrapped, created_at FROM subject_keys WHERE user_id = $1`, userID))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.SubjectKey{}, fmt.Errorf("subject key: %w", store.ErrNotFound)
 	}
 	if err != nil {
 		return store.SubjectKey{}, classify(ctx, "subject key", err)
 	}
-	k.CreatedAt = k.CreatedAt.UTC()
 	return k, nil
+}
+
+// scanSubjectKey reads user_id, kek_id, wrapped, created_at (in UTC).
+func scanSubjectKey(row pgx.Row) (store.SubjectKey, error) {
+	var k store.SubjectKey
+	err := row.Scan(&k.UserID, &k.KEKID, &k.Wrapped, &k.CreatedAt)
+	k.CreatedAt = k.CreatedAt.UTC()
+	return k, err
+}
+
+// collectSubjectKeys reads every row of rows with scanSubjectKey and closes rows.
+func collectSubjectKeys(rows pgx.Rows) ([]store.SubjectKey, error) {
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.SubjectKey, error) { return scanSubjectKey(r) })
 }
 
 // RewrapSubjectKeys implements store.SubjectKeys, 500 keys per transaction.
@@ -94,11 +98,7 @@ func (s *Store) RewrapSubjectKeys(ctx context.Context, kekID string, rewrap func
 		if err != nil {
 			return n, classify(ctx, "rewrap subject keys", err)
 		}
-		batch, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.SubjectKey, error) {
-			var k store.SubjectKey
-			err := r.Scan(&k.UserID, &k.KEKID, &k.Wrapped, &k.CreatedAt)
-			return k, err
-		})
+		batch, err := collectSubjectKeys(rows)
 		if err != nil {
 			return n, classify(ctx, "rewrap subject keys", err)
 		}
@@ -189,12 +189,7 @@ func (s *Store) LookupSubjectKeys(ctx context.Context, userIDs []string) ([]stor
 	if err != nil {
 		return nil, classify(ctx, "lookup subject keys", err)
 	}
-	keys, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.SubjectKey, error) {
-		var k store.SubjectKey
-		err := r.Scan(&k.UserID, &k.KEKID, &k.Wrapped, &k.CreatedAt)
-		k.CreatedAt = k.CreatedAt.UTC()
-		return k, err
-	})
+	keys, err := collectSubjectKeys(rows)
 	if err != nil {
 		return nil, classify(ctx, "lookup subject keys", err)
 	}

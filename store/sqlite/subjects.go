@@ -22,16 +22,13 @@ func (s *Store) EnsureSubjectKeys(ctx context.Context, candidates []store.Subjec
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
 	for i, k := range candidates {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO subject_keys (user_id, kek_id, wrapped, created_at)
-			VALUES (?, ?, ?, ?) ON CONFLICT (user_id) DO NOTHING`, k.UserID, k.KEKID, k.Wrapped, micros(k.CreatedAt)); err != nil {
+		if _, err := tx.StmtContext(ctx, s.insSubjectKey).ExecContext(ctx, k.UserID, k.KEKID, k.Wrapped, micros(k.CreatedAt)); err != nil {
 			return nil, classify(ctx, "ensure subject keys", err)
 		}
-		var at int64
-		if err := tx.QueryRowContext(ctx, `SELECT user_id, kek_id, wrapped, created_at FROM subject_keys WHERE user_id = ?`,
-			k.UserID).Scan(&out[i].UserID, &out[i].KEKID, &out[i].Wrapped, &at); err != nil {
+		if out[i], err = scanSubjectKey(tx.QueryRowContext(ctx, `SELECT user_id, kek_id, wrapped, created_at
+			FROM subject_keys WHERE user_id = ?`, k.UserID)); err != nil {
 			return nil, classify(ctx, "ensure subject keys", err)
 		}
-		out[i].CreatedAt = fromMicros(at)
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, classify(ctx, "ensure subject keys", err)
@@ -41,19 +38,41 @@ func (s *Store) EnsureSubjectKeys(ctx context.Context, candidates []store.Subjec
 
 // GetSubjectKey implements store.SubjectKeys.
 func (s *Store) GetSubjectKey(ctx context.Context, userID string) (store.SubjectKey, error) {
-	var (
-		k  store.SubjectKey
-		at int64
-	)
-	err := s.selSubjectKey.QueryRowContext(ctx, userID).Scan(&k.UserID, &k.KEKID, &k.Wrapped, &at)
+	k, err := scanSubjectKey(s.selSubjectKey.QueryRowContext(ctx, userID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.SubjectKey{}, fmt.Errorf("subject key: %w", store.ErrNotFound)
 	}
 	if err != nil {
 		return store.SubjectKey{}, classify(ctx, "subject key", err)
 	}
+	return k, nil
+}
+
+// scanSubjectKey reads user_id, kek_id, wrapped, created_at.
+func scanSubjectKey(row rowScanner) (store.SubjectKey, error) {
+	var (
+		k  store.SubjectKey
+		at int64
+	)
+	if err := row.Scan(&k.UserID, &k.KEKID, &k.Wrapped, &at); err != nil {
+		return store.SubjectKey{}, err
+	}
 	k.CreatedAt = fromMicros(at)
 	return k, nil
+}
+
+// subjectKeys reads every row of rows with scanSubjectKey and closes rows.
+func subjectKeys(rows *sql.Rows) ([]store.SubjectKey, error) {
+	defer rows.Close()
+	var out []store.SubjectKey
+	for rows.Next() {
+		k, err := scanSubjectKey(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, rows.Err()
 }
 
 // RewrapSubjectKeys implements store.SubjectKeys, 500 keys per transaction.
@@ -65,21 +84,8 @@ func (s *Store) RewrapSubjectKeys(ctx context.Context, kekID string, rewrap func
 		if err != nil {
 			return n, classify(ctx, "rewrap subject keys", err)
 		}
-		var batch []store.SubjectKey
-		for rows.Next() {
-			var (
-				k  store.SubjectKey
-				at int64
-			)
-			if err := rows.Scan(&k.UserID, &k.KEKID, &k.Wrapped, &at); err != nil {
-				rows.Close()
-				return n, classify(ctx, "rewrap subject keys", err)
-			}
-			k.CreatedAt = fromMicros(at)
-			batch = append(batch, k)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		batch, err := subjectKeys(rows)
+		if err != nil {
 			return n, classify(ctx, "rewrap subject keys", err)
 		}
 		if len(batch) == 0 {
@@ -113,7 +119,6 @@ func (s *Store) RewrapSubjectKeys(ctx context.Context, kekID string, rewrap func
 func (s *Store) EraseSubject(ctx context.Context, userID, actor, correlationID string) (store.Erasure, error) {
 	e := store.Erasure{UserID: userID, ErasedAt: s.now()}
 	err := s.writeTx(ctx, "erase subject", func(tx *sql.Tx, c *chain) error {
-		e.Evidence = nil
 		res, err := tx.ExecContext(ctx, `DELETE FROM subject_keys WHERE user_id = ?`, userID)
 		if err != nil {
 			return err
@@ -142,7 +147,6 @@ func (s *Store) EraseSubject(ctx context.Context, userID, actor, correlationID s
 		if err != nil {
 			return err
 		}
-		e.Verify = 0
 		for rows.Next() {
 			var raw []byte
 			if err := rows.Scan(&raw); err != nil {
@@ -187,21 +191,9 @@ func (s *Store) LookupSubjectKeys(ctx context.Context, userIDs []string) ([]stor
 	if err != nil {
 		return nil, classify(ctx, "lookup subject keys", err)
 	}
-	defer rows.Close()
-	var out []store.SubjectKey
-	for rows.Next() {
-		var (
-			k  store.SubjectKey
-			at int64
-		)
-		if err := rows.Scan(&k.UserID, &k.KEKID, &k.Wrapped, &at); err != nil {
-			return nil, classify(ctx, "lookup subject keys", err)
-		}
-		k.CreatedAt = fromMicros(at)
-		out = append(out, k)
-	}
-	if err := rows.Err(); err != nil {
+	keys, err := subjectKeys(rows)
+	if err != nil {
 		return nil, classify(ctx, "lookup subject keys", err)
 	}
-	return out, nil
+	return keys, nil
 }
