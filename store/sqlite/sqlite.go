@@ -128,7 +128,11 @@ func Open(ctx context.Context, dir string, opts ...Option) (*Store, error) {
 		// checkpointLoop copies WAL frames into the database file in the background, so
 		// the writer's own checkpoint (every 4096 pages, 16 MiB) finds little left to do;
 		// it is what lets the WAL restart from its beginning under continuous writes.
-		"_pragma":       {"busy_timeout(" + busy + ")", "wal_autocheckpoint(4096)", "cache_size(-65536)"},
+		// The page cache stays at SQLite's default (2 MiB): every commit scans the cache's
+		// hash table (pcache1TruncateUnsafe), and with a 64 MiB cache that scan was 4 % of
+		// the server's CPU under load while the pages it kept saved almost no reads (the
+		// operating system caches the file too); docs/perf-notes.md.
+		"_pragma":       {"busy_timeout(" + busy + ")", "wal_autocheckpoint(4096)"},
 		"_journal_mode": {"WAL"},
 		"_synchronous":  {"FULL"},
 		"_foreign_keys": {"1"},
