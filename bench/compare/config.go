@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -24,7 +26,7 @@ type config struct {
 	warmup  time.Duration // same load before each window, not measured
 	rounds  int           // repetitions of every measurement, merged in the report
 	settle  time.Duration // pause between measurements
-	conns   int           // saturation connections
+	conns   []int         // saturation: closed-loop connection counts, each measured
 	bodies  int           // distinct request bodies per target
 	probe   int           // requests of the outcome check
 }
@@ -39,13 +41,18 @@ func parseFlags(argv []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.keepTmp, "keep-tmp", false, "keep the temporary directory (binaries, server logs, data)")
 	measure := fs.Duration("measure", 0, "override the measured window of each measurement")
 	rounds := fs.Int("rounds", 0, "override the number of rounds")
-	if err := fs.Parse(argv[1:]); err != nil {
+	conns := fs.String("conns", "32,128", "saturation: closed-loop connection counts to measure, comma-separated; the peak is reported")
+	err := fs.Parse(argv[1:])
+	if err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
-	c.conns, c.bodies, c.probe, c.settle = 32, 1<<15, 200, 300*time.Millisecond
+	c.bodies, c.probe, c.settle = 1<<15, 200, 300*time.Millisecond
+	if c.conns, err = parseConns(*conns); err != nil {
+		return c, err
+	}
 	if c.short {
 		c.measure, c.warmup, c.rounds = 4*time.Second, time.Second, 1
 	} else {
@@ -65,6 +72,24 @@ func parseFlags(argv []string, stderr io.Writer) (config, error) {
 	}
 	c.command = commandLine(argv)
 	return c, nil
+}
+
+// parseConns reads -conns: distinct counts within [1, 1024], kept in the order given.
+func parseConns(s string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 1024 {
+			return nil, fmt.Errorf("-conns: %q is not a connection count within [1, 1024]", f)
+		}
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("-conns: give at least one connection count")
+	}
+	return out, nil
 }
 
 // commandLine reconstructs the command for the report: `go run` runs a binary from the

@@ -66,19 +66,20 @@ type measurement struct {
 	servicesCPU, loadgenCPU, otherCPU, idleCPU, wall float64
 }
 
-// kind is one measurement of the plan: saturation (rate 0) or a fixed rate.
-type kind struct{ rate int }
+// kind is one measurement of the plan: saturation with conns closed-loop connections
+// (rate 0), or a fixed rate.
+type kind struct{ rate, conns int }
 
 func (k kind) key() string {
 	if k.rate == 0 {
-		return "saturation"
+		return "saturation-" + strconv.Itoa(k.conns)
 	}
 	return "rate-" + strconv.Itoa(k.rate)
 }
 
 func (k kind) String() string {
 	if k.rate == 0 {
-		return "saturation"
+		return fmt.Sprintf("sat/%d", k.conns)
 	}
 	return fmt.Sprintf("%d/s", k.rate)
 }
@@ -169,13 +170,16 @@ func (h *harness) run(ctx context.Context) (*report, error) {
 		t.runs = map[string][]*measurement{}
 	}
 
-	kinds := []kind{{0}}
+	var kinds []kind
+	for _, c := range h.cfg.conns {
+		kinds = append(kinds, kind{conns: c})
+	}
 	seen := map[int]bool{}
 	for _, t := range h.targets {
 		for _, r := range t.rates {
 			if !seen[r] {
 				seen[r] = true
-				kinds = append(kinds, kind{r})
+				kinds = append(kinds, kind{rate: r})
 			}
 		}
 	}
@@ -380,7 +384,7 @@ func (h *harness) bringUp(ctx context.Context, t *target) {
 		fail("does not decide: %v", err)
 		return
 	}
-	_, err = load.ClosedLoop{Conns: h.cfg.conns, Duration: h.cfg.warmup}.Run(ctx, lt)
+	_, err = load.ClosedLoop{Conns: h.cfg.conns[0], Duration: h.cfg.warmup}.Run(ctx, lt)
 	if err != nil {
 		fail("warm-up: %v", err)
 		return
@@ -458,7 +462,7 @@ func (h *harness) measure(ctx context.Context, t *target, k kind, round int) err
 	var res *load.Result
 	var err error
 	if k.rate == 0 {
-		res, err = load.ClosedLoop{Conns: h.cfg.conns, Warmup: h.cfg.warmup, Duration: h.cfg.measure, Observe: observe}.Run(ctx, t.loadTarget())
+		res, err = load.ClosedLoop{Conns: k.conns, Warmup: h.cfg.warmup, Duration: h.cfg.measure, Observe: observe}.Run(ctx, t.loadTarget())
 	} else {
 		res, err = load.OpenLoop{Rate: k.rate, Warmup: h.cfg.warmup, Duration: h.cfg.measure, Observe: observe}.Run(ctx, t.loadTarget())
 	}

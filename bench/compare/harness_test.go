@@ -48,13 +48,13 @@ func TestBringUpReportsATargetThatExits(t *testing.T) {
 		t.Error("a target that exited is ok")
 	}
 	// The run goes on: measuring it is a no-op.
-	if err := h.measure(context.Background(), tg, kind{0}, 1); err != nil {
+	if err := h.measure(context.Background(), tg, kind{conns: 32}, 1); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestReportShowsFailedTarget(t *testing.T) {
-	h := &harness{log: io.Discard, cfg: config{short: true, conns: 32, command: "go run ./bench/compare -short"}}
+	h := &harness{log: io.Discard, cfg: config{short: true, conns: []int{32}, command: "go run ./bench/compare -short"}}
 	h.targets = []*target{
 		{name: "opa", rates: []int{500}, runs: map[string][]*measurement{}},
 		{name: "verdict-embedded", rates: []int{500}, runs: map[string][]*measurement{}},
@@ -62,10 +62,10 @@ func TestReportShowsFailedTarget(t *testing.T) {
 	h.targets[1].err = errorString("not ready: exited (exit status 1); log tail:\n    boom")
 	m := &measurement{Result: &load.Result{Mode: "closed", Conns: 32, Seconds: 4, Requests: 4000, OK: 4000, Throughput: 1000}}
 	m.finish()
-	h.targets[0].runs["saturation"] = []*measurement{m}
+	h.targets[0].runs["saturation-32"] = []*measurement{m}
 	r := h.report(&binaries{})
 	md := r.markdown()
-	for _, want := range []string{"| opa | 1,000 |", "| verdict-embedded | **failed**: not ready", "boom", "go run ./bench/compare -short"} {
+	for _, want := range []string{"| opa | 1,000 (32) |", "| verdict-embedded | **failed**: not ready", "boom", "go run ./bench/compare -short"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
 		}
@@ -78,3 +78,26 @@ func TestReportShowsFailedTarget(t *testing.T) {
 type errorString string
 
 func (e errorString) Error() string { return string(e) }
+
+func TestReportTakesThePeakSaturation(t *testing.T) {
+	h := &harness{log: io.Discard, cfg: config{conns: []int{32, 128}, command: "go run ./bench/compare"}}
+	sat := func(conns int, rps float64) []*measurement {
+		m := &measurement{Result: &load.Result{Mode: "closed", Conns: conns, Seconds: 10, Requests: int64(rps * 10), OK: int64(rps * 10), Throughput: rps}}
+		m.finish()
+		return []*measurement{m}
+	}
+	h.targets = []*target{
+		{name: "opa", runs: map[string][]*measurement{"saturation-32": sat(32, 1000), "saturation-128": sat(128, 900)}},
+		{name: "verdict-embedded", runs: map[string][]*measurement{"saturation-32": sat(32, 800), "saturation-128": sat(128, 1500)}},
+	}
+	r := h.report(&binaries{})
+	md := r.markdown()
+	for _, want := range []string{"| opa | 1,000 (32) |", "| verdict-embedded | 1,500 (128) |", "| verdict-embedded | 800; ", "32, 128 of them in turn"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+	if len(r.Ratios) == 0 || r.Ratios[0].Metric != "saturation throughput" || r.Ratios[0].Value != 1.5 {
+		t.Errorf("ratios = %+v, want saturation throughput 1.5 (peak over peak)", r.Ratios)
+	}
+}

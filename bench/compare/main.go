@@ -15,8 +15,8 @@
 //   - verdict-redis-postgres: the same against Postgres (database verdict_bench, dropped
 //     and recreated) and Redis (database 15, flushed).
 //
-// For each target it measures throughput at saturation (closed loop, 32 connections)
-// and p50/p99/p999 at fixed rates (open loop, latency from each request's scheduled
+// For each target it measures throughput at saturation (closed loop, at 32 and then 128
+// connections, -conns; the peak is the target's figure) and p50/p99/p999 at fixed rates (open loop, latency from each request's scheduled
 // time), with the server's CPU seconds per 1,000 requests and its peak RSS. The targets
 // are measured one at a time, interleaved measurement by measurement in a rotating
 // order, so drift in the machine's load spreads over all of them; ratios are computed

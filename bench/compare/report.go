@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -39,7 +40,7 @@ type settings struct {
 	MeasureSeconds  float64  `json:"measure_seconds"`
 	WarmupSeconds   float64  `json:"warmup_seconds"`
 	Rounds          int      `json:"rounds"`
-	SaturationConns int      `json:"saturation_conns"`
+	SaturationConns []int    `json:"saturation_conns"`
 	OpenLoopWorkers int      `json:"open_loop_workers"`
 	Interleaved     bool     `json:"interleaved"`
 	Mix             load.Mix `json:"mix"`
@@ -47,14 +48,17 @@ type settings struct {
 }
 
 type targetReport struct {
-	Name       string       `json:"name"`
-	Command    string       `json:"command"`
-	Status     string       `json:"status"` // ok or failed
-	Error      string       `json:"error,omitempty"`
-	Outcomes   []load.Share `json:"probe_outcomes,omitempty"`
-	Saturation *summary     `json:"saturation,omitempty"`
-	Rates      []*summary   `json:"rates,omitempty"`
-	PeakRSSMiB float64      `json:"peak_rss_mib,omitempty"`
+	Name     string       `json:"name"`
+	Command  string       `json:"command"`
+	Status   string       `json:"status"` // ok or failed
+	Error    string       `json:"error,omitempty"`
+	Outcomes []load.Share `json:"probe_outcomes,omitempty"`
+	// Saturation is the saturation measurement with the highest throughput: the
+	// target's capacity. SaturationByConns holds every connection count measured.
+	Saturation        *summary   `json:"saturation,omitempty"`
+	SaturationByConns []*summary `json:"saturation_by_conns,omitempty"`
+	Rates             []*summary `json:"rates,omitempty"`
+	PeakRSSMiB        float64    `json:"peak_rss_mib,omitempty"`
 }
 
 // summary is a measurement merged over its rounds, with the rounds when there are
@@ -106,15 +110,21 @@ func (h *harness) report(b *binaries) *report {
 		if t.err != nil {
 			tr.Status, tr.Error = "failed", t.err.Error()
 		}
-		if runs := t.runs[kind{0}.key()]; len(runs) > 0 {
-			tr.Saturation = summarize(runs)
+		for _, c := range h.cfg.conns {
+			if runs := t.runs[kind{conns: c}.key()]; len(runs) > 0 {
+				s := summarize(runs)
+				tr.SaturationByConns = append(tr.SaturationByConns, s)
+				if tr.Saturation == nil || s.Throughput > tr.Saturation.Throughput {
+					tr.Saturation = s
+				}
+			}
 		}
 		for _, rate := range t.rates {
 			if !seen[rate] {
 				seen[rate] = true
 				r.rates = append(r.rates, rate)
 			}
-			if runs := t.runs[kind{rate}.key()]; len(runs) > 0 {
+			if runs := t.runs[kind{rate: rate}.key()]; len(runs) > 0 {
 				tr.Rates = append(tr.Rates, summarize(runs))
 			}
 		}
@@ -177,12 +187,9 @@ func (r *report) observations() []string {
 		if t.Name == "opa" {
 			opa = t
 		}
-		all := t.Rates
-		if t.Saturation != nil {
-			all = append([]*summary{t.Saturation}, all...)
-		}
+		all := append(slices.Clone(t.SaturationByConns), t.Rates...)
 		for _, s := range all {
-			label := fmt.Sprintf("%s at %s", t.Name, kind{s.Rate})
+			label := fmt.Sprintf("%s at %s", t.Name, kind{rate: s.Rate, conns: s.Conns})
 			if s.Errors > 0 {
 				out = append(out, fmt.Sprintf("%s: %d errors of %d requests (%s); e.g. %s", label, s.Errors, s.Requests, statusSummary(s.Status), strings.Join(s.ErrorSamples, " | ")))
 			}
@@ -309,7 +316,7 @@ func (r *report) markdown() string {
 	p("- Command: `%s` (%s mode: %.0f s measured after %.0f s warm-up per measurement, %d round(s), measurements %s)\n\n",
 		r.Command, r.Mode, r.Settings.MeasureSeconds, r.Settings.WarmupSeconds, r.Settings.Rounds, map[bool]string{true: "interleaved across targets", false: "one target after another"}[r.Settings.Interleaved])
 
-	p("| target | saturation req/s (%d conns) |", r.Settings.SaturationConns)
+	p("| target | saturation req/s (peak; conns) |")
 	for _, rate := range r.rates {
 		p(" p50 / p99 / p999 ms at %d/s |", rate)
 	}
@@ -327,7 +334,7 @@ func (r *report) markdown() string {
 			p(" — | — | — |\n")
 			continue
 		}
-		p("| %s | %s |", t.Name, satCell(t.Saturation))
+		p("| %s | %s |", t.Name, peakCell(t.Saturation))
 		for _, rate := range r.rates {
 			p(" %s |", latCell(t.rate(rate)))
 		}
@@ -379,6 +386,31 @@ func (r *report) markdown() string {
 		}
 		p("\n")
 	}
+	if len(r.Settings.SaturationConns) > 1 {
+		p("Saturation by closed-loop connections (req/s; p99 ms):\n\n| target |")
+		for _, c := range r.Settings.SaturationConns {
+			p(" %d conns |", c)
+		}
+		p("\n|---|")
+		for range r.Settings.SaturationConns {
+			p("---:|")
+		}
+		p("\n")
+		for _, t := range r.Targets {
+			p("| %s |", t.Name)
+			for _, c := range r.Settings.SaturationConns {
+				cell := "—"
+				for _, s := range t.SaturationByConns {
+					if s.Conns == c {
+						cell = fmt.Sprintf("%s; %s", satCell(s), msCell(s.Latency.P99))
+					}
+				}
+				p(" %s |", cell)
+			}
+			p("\n")
+		}
+		p("\n")
+	}
 	p("Outcomes of the first requests (the same requests for every target): ")
 	var outs []string
 	for _, t := range r.Targets {
@@ -405,10 +437,11 @@ func (r *report) markdown() string {
 		"the same policy bundle Verdict embeds (a fresh store holds no identity verifications, so payouts end in step_up or block), "+
 		"while Verdict gathers signals, decides and durably records the decision before answering. ",
 		r.Settings.Mix.Users, 100*r.Settings.Mix.Risky)
-	p("Saturation: %d closed-loop keep-alive connections. Fixed rates: open loop, latency measured from each request's scheduled time "+
+	p("Saturation: closed-loop keep-alive connections, %s of them in turn; the table shows the highest throughput and its connection count "+
+		"(a server that answers only after a durable group commit needs more requests in flight to keep the CPU busy than one that only evaluates). Fixed rates: open loop, latency measured from each request's scheduled time "+
 		"(no coordinated omission), up to %d in flight. The load generator (fasthttp client, pre-built bodies) runs on the same machine. "+
 		"CPU: utime+stime of the server process from /proc over the measured window; peak RSS: VmHWM. Any non-200 answer is an error.\n",
-		r.Settings.SaturationConns, r.Settings.OpenLoopWorkers)
+		joinInts(r.Settings.SaturationConns, ", "), r.Settings.OpenLoopWorkers)
 	for _, t := range r.Targets {
 		p("\n- `%s`: `%s`", t.Name, t.Command)
 	}
@@ -421,6 +454,22 @@ func satCell(s *summary) string {
 		return "—"
 	}
 	return fmt.Sprintf("%s%s", thousands(s.Throughput), errSuffix(s))
+}
+
+// peakCell is the main table's saturation cell: the peak throughput and its connections.
+func peakCell(s *summary) string {
+	if s == nil {
+		return "—"
+	}
+	return fmt.Sprintf("%s (%d)", satCell(s), s.Conns)
+}
+
+func joinInts(xs []int, sep string) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = strconv.Itoa(x)
+	}
+	return strings.Join(parts, sep)
 }
 
 func latCell(s *summary) string {
