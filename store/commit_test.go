@@ -421,3 +421,43 @@ func TestGroupCommitterConcurrent(t *testing.T) {
 		t.Errorf("%d transactions for 500 concurrent records: no batching", calls)
 	}
 }
+
+func TestGroupCommitterObserver(t *testing.T) {
+	type obs struct {
+		records int
+		took    time.Duration
+		err     error
+	}
+	var mu sync.Mutex
+	var seen []obs
+	w := &fakeWriter{write: func(_ context.Context, recs []DecisionRecord) ([]error, error) {
+		if recs[0].ID == "down" {
+			return nil, fmt.Errorf("write decisions: %w", ErrUnavailable)
+		}
+		time.Sleep(5 * time.Millisecond)
+		return make([]error, len(recs)), nil
+	}}
+	g := newCommitter(t, w, WithObserver(func(n int, d time.Duration, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, obs{n, d, err})
+	}))
+	ctx := context.Background()
+	if err := g.Commit(ctx, rec("a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Commit(ctx, rec("down")); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Commit(down) = %v, want ErrUnavailable", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 2 {
+		t.Fatalf("observed %d batches, want 2: %+v", len(seen), seen)
+	}
+	if seen[0].records != 1 || seen[0].took < 5*time.Millisecond || seen[0].err != nil {
+		t.Errorf("first batch observed as %+v, want 1 record, ≥ 5 ms, no error", seen[0])
+	}
+	if seen[1].records != 1 || !errors.Is(seen[1].err, ErrUnavailable) {
+		t.Errorf("second batch observed as %+v, want 1 record and ErrUnavailable", seen[1])
+	}
+}

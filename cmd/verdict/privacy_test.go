@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -226,6 +227,11 @@ func TestCanaryPIIStaysOut(t *testing.T) {
 	if !bytes.Contains(metrics, []byte(`verdict_webhooks_total{provider="veriff",result="applied"} 1`)) ||
 		!bytes.Contains(metrics, []byte(`verdict_webhooks_total{provider="veriff",result="bad_signature"} 2`)) {
 		t.Errorf("webhook metrics missing:\n%s", grepLines(string(metrics), "verdict_webhooks_total"))
+	}
+	// The decision above went through the group commit, which reports its batches.
+	if !regexp.MustCompile(`(?m)^verdict_commit_batch_records_count [1-9]`).Match(metrics) ||
+		!regexp.MustCompile(`(?m)^verdict_commit_duration_seconds_count\{result="ok"\} [1-9]`).Match(metrics) {
+		t.Errorf("group commit metrics missing:\n%s", grepLines(string(metrics), "verdict_commit"))
 	}
 	cancel()
 	if err := <-done; err != nil {

@@ -144,8 +144,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Decisions' personal data is sealed under each subject's key as batches are written.
-	committer := store.NewGroupCommitter(vlt.Writer(st), store.WithLogger(log))
+	committer := store.NewGroupCommitter(vlt.Writer(st), store.WithLogger(log), store.WithObserver(commitMetrics(reg)))
 
 	lists, err := signals.NewLists(ctx, st)
 	if err != nil {
@@ -156,8 +158,6 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	go lists.Run(bg, 2*time.Second, func(err error) { log.Warn("lists refresh failed", "err", err) })
 
 	gatherer := signals.NewGatherer(vel, lists, st, signals.WithSourceTimeout(cfg.sourceTimeout))
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ver, err := setupVerifications(ctx, cfg, getenv, st, vlt, reg, log)
 	if err != nil {
 		return err
@@ -261,5 +261,30 @@ func serveDebug(ctx context.Context, addr string, log *slog.Logger) {
 	log.Info("pprof serving", "addr", addr)
 	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Error("pprof server", "err", err)
+	}
+}
+
+// commitMetrics registers the group commit's histograms on reg and returns the observer
+// that fills them: how many decisions each durable transaction carried and how long it
+// took. Together they tell whether /v1/decide's persist time is the write itself or the
+// wait for the write before it.
+func commitMetrics(reg prometheus.Registerer) func(int, time.Duration, error) {
+	records := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "verdict_commit_batch_records", Help: "Decisions per group-commit transaction.",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 9), // 1 .. 256, the largest batch
+	})
+	took := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "verdict_commit_duration_seconds", Help: "Time to write one group-commit transaction, by result (ok or error).",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	}, []string{"result"})
+	reg.MustRegister(records, took)
+	ok, failed := took.WithLabelValues("ok"), took.WithLabelValues("error")
+	return func(n int, d time.Duration, err error) {
+		records.Observe(float64(n))
+		if err != nil {
+			failed.Observe(d.Seconds())
+			return
+		}
+		ok.Observe(d.Seconds())
 	}
 }
