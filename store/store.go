@@ -116,6 +116,10 @@ type Verifications interface {
 	// LatestVerification returns the most recently updated verification of a user, or
 	// ErrNotFound.
 	LatestVerification(ctx context.Context, userID string) (Verification, error)
+	// LatestVerifications is LatestVerification for many users in one read: the latest
+	// verification of every user in userIDs that has one, keyed by user id. Users without
+	// a verification are absent; repeated ids are read once.
+	LatestVerifications(ctx context.Context, userIDs []string) (map[string]Verification, error)
 }
 
 // AuditEvent is one link of the hash chain. Payload holds ids and hashes only.

@@ -157,7 +157,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	defer stopBG()
 	go lists.Run(bg, 2*time.Second, func(err error) { log.Warn("lists refresh failed", "err", err) })
 
-	gatherer := signals.NewGatherer(vel, lists, st, signals.WithSourceTimeout(cfg.sourceTimeout))
+	// Against Postgres, concurrent decisions read their subjects' verifications together
+	// (one query per batch instead of one per decision); the embedded store reads in
+	// process, where batching would save nothing.
+	var verifications signals.VerificationSource = st
+	if cfg.databaseURL != "" {
+		verifications = signals.NewVerificationBatcher(st, cfg.sourceTimeout)
+	}
+	gatherer := signals.NewGatherer(vel, lists, verifications, signals.WithSourceTimeout(cfg.sourceTimeout))
 	ver, err := setupVerifications(ctx, cfg, getenv, st, vlt, reg, log)
 	if err != nil {
 		return err

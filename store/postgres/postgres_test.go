@@ -17,12 +17,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/verdict-engine/verdict/signals"
 	"github.com/verdict-engine/verdict/store"
 	"github.com/verdict-engine/verdict/store/postgres"
 	"github.com/verdict-engine/verdict/store/sqlite"
@@ -709,5 +711,69 @@ func TestStoresReturnEqualRecords(t *testing.T) {
 	}
 	if len(a.Events) != 11 || len(a.Queue) != 1 {
 		t.Errorf("%d events, %d queued items; want 11 and 1", len(a.Events), len(a.Queue))
+	}
+}
+
+// countingReads counts the batched reads that reach Postgres.
+type countingReads struct {
+	*postgres.Store
+	reads atomic.Int64
+}
+
+func (c *countingReads) LatestVerifications(ctx context.Context, users []string) (map[string]store.Verification, error) {
+	c.reads.Add(1)
+	return c.Store.LatestVerifications(ctx, users)
+}
+
+// The decision path's verification lookup, batched, against a real Postgres: 400
+// concurrent lookups answer exactly as LatestVerification does, in fewer queries, and a
+// change committed before a lookup starts is always seen.
+func TestVerificationBatcherOnPostgres(t *testing.T) {
+	ctx := t.Context()
+	s := openStore(t, newSchema(t))
+	at := time.Now().UTC().Add(-time.Hour).Truncate(time.Microsecond)
+	for i := range 40 {
+		v := store.Verification{ID: fmt.Sprintf("ver-%d", i), UserID: fmt.Sprintf("user-%d", i%20), Provider: "sandbox",
+			ProviderRef: fmt.Sprintf("ref-%d", i), Status: "submitted", CreatedAt: at.Add(time.Duration(i) * time.Second),
+			UpdatedAt: at.Add(time.Duration(i) * time.Second)}
+		if _, created, err := s.CreateVerification(ctx, store.NewVerification{Verification: v, Actor: "key_test", CorrelationID: "req"}); err != nil || !created {
+			t.Fatalf("create %s: %v", v.ID, err)
+		}
+	}
+	src := &countingReads{Store: s}
+	b := signals.NewVerificationBatcher(src, 5*time.Second)
+
+	var wg sync.WaitGroup
+	for i := range 400 {
+		wg.Go(func() {
+			user := fmt.Sprintf("user-%d", i%25) // users 20..24 have none
+			got, err := b.LatestVerification(ctx, user)
+			want, wantErr := s.LatestVerification(ctx, user)
+			if !errors.Is(err, store.ErrNotFound) || !errors.Is(wantErr, store.ErrNotFound) {
+				if err != nil || wantErr != nil || got.ID != want.ID || !got.UpdatedAt.Equal(want.UpdatedAt) {
+					t.Errorf("%s: batched %+v, %v; alone %+v, %v", user, got, err, want, wantErr)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("400 lookups in %d queries", src.reads.Load())
+	if n := src.reads.Load(); n >= 400 {
+		t.Errorf("%d queries for 400 concurrent lookups: nothing was batched", n)
+	}
+
+	// Read after write: the approval is committed before the lookup starts.
+	for i := range 20 {
+		user := fmt.Sprintf("user-%d", i)
+		want, err := s.UpdateVerification(ctx, fmt.Sprintf("ver-%d", i+20), store.VerificationChange{Actor: "key_test"}, func(v *store.Verification) error {
+			v.Status = store.StatusApproved
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := b.LatestVerification(ctx, user); err != nil || got.ID != want.ID || got.Status != store.StatusApproved {
+			t.Errorf("%s after approval: %+v, %v; want %s approved", user, got, err, want.ID)
+		}
 	}
 }

@@ -238,6 +238,42 @@ func (s *Store) LatestVerification(ctx context.Context, userID string) (store.Ve
 	return v, nil
 }
 
+// LatestVerifications implements store.Verifications in one query: for each distinct user,
+// the same index lookup LatestVerification makes (a LATERAL subquery per user).
+func (s *Store) LatestVerifications(ctx context.Context, userIDs []string) (map[string]store.Verification, error) {
+	out := make(map[string]store.Verification, len(userIDs))
+	if len(userIDs) == 0 {
+		return out, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT latest.* FROM unnest($1::text[]) AS u(user_id)
+		CROSS JOIN LATERAL (SELECT `+verificationColumns+` FROM verifications v
+			WHERE v.user_id = u.user_id ORDER BY v.updated_at DESC, v.id DESC LIMIT 1) latest`, distinct(userIDs))
+	if err != nil {
+		return nil, classify(ctx, "latest verifications", err)
+	}
+	vs, err := collectVerifications(rows)
+	if err != nil {
+		return nil, classify(ctx, "latest verifications", err)
+	}
+	for _, v := range vs {
+		out[v.UserID] = v
+	}
+	return out, nil
+}
+
+// distinct returns ids without repeats, in their first order.
+func distinct(ids []string) []string {
+	seen := make(map[string]struct{}, len(ids))
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if _, ok := seen[id]; !ok {
+			seen[id] = struct{}{}
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
 // UpdateVerification implements store.VerificationStore in one transaction: it locks the
 // audit head and the session's row (SELECT ... FOR UPDATE) and checks the event key in the
 // first round trip, and writes the row, the event key, the payload and the audit events

@@ -218,6 +218,26 @@ func (s *Store) LatestVerification(ctx context.Context, userID string) (store.Ve
 	return v, nil
 }
 
+// LatestVerifications implements store.Verifications with LatestVerification's prepared
+// lookup per distinct user: in process, a batched query would save nothing.
+func (s *Store) LatestVerifications(ctx context.Context, userIDs []string) (map[string]store.Verification, error) {
+	out := make(map[string]store.Verification, len(userIDs))
+	for _, id := range userIDs {
+		if _, done := out[id]; done {
+			continue
+		}
+		v, err := s.LatestVerification(ctx, id)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			return nil, fmt.Errorf("latest verifications: %w", err)
+		default:
+			out[id] = v
+		}
+	}
+	return out, nil
+}
+
 // UpdateVerification implements store.VerificationStore in one IMMEDIATE transaction (the
 // single writer is the write lock). Errors from fn and *store.IllegalTransitionError are
 // returned as they are; a change of ID, UserID, Provider or CreatedAt, or a result

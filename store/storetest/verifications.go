@@ -196,6 +196,19 @@ func testLatestVerification(t *testing.T, s store.Store) {
 		t.Errorf("LatestVerification(unknown) = %v, want ErrNotFound", err)
 	}
 
+	// LatestVerifications answers as LatestVerification does, user by user, in one read.
+	many, err := s.LatestVerifications(ctx, []string{"user-1", "nobody", "user-2", "user-1"})
+	if err != nil {
+		t.Fatalf("LatestVerifications: %v", err)
+	}
+	wantMany := map[string]store.Verification{"user-1": latest("user-1"), "user-2": latest("user-2")}
+	if diff := cmp.Diff(wantMany, many, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("LatestVerifications (-want +got):\n%s", diff)
+	}
+	if none, err := s.LatestVerifications(ctx, nil); err != nil || len(none) != 0 {
+		t.Errorf("LatestVerifications(nil) = %v, %v; want an empty map", none, err)
+	}
+
 	// ListVerifications: newest creation first.
 	list, err := s.ListVerifications(ctx, "user-1", 10)
 	if err != nil {
