@@ -237,6 +237,16 @@ func appendJSONStrings(b []byte, a []string) []byte {
 	return append(b, ']')
 }
 
+// AppendJSONString appends s as json.Marshal encodes a string (HTML escaping on).
+func AppendJSONString(dst []byte, s string) []byte { return appendJSONString(dst, s) }
+
+// AppendJSONStrings appends a as json.Marshal encodes a []string: null when a is nil.
+func AppendJSONStrings(dst []byte, a []string) []byte { return appendJSONStrings(dst, a) }
+
+// AppendJSONFloat appends f as json.Marshal encodes a float64. NaN and the infinities are
+// an error (*json.UnsupportedValueError), with dst returned unchanged.
+func AppendJSONFloat(dst []byte, f float64) ([]byte, error) { return appendJSONFloat(dst, f, 64) }
+
 // appendJSONFloat is encoding/json's floatEncoder: like %g, but with the exponent
 // cut-offs of ES6 number-to-string conversion and no zero-padded exponent.
 func appendJSONFloat(b []byte, f float64, bits int) ([]byte, error) {
