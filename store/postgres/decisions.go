@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/verdict-engine/verdict/store"
 )
@@ -59,6 +60,14 @@ func (s *Store) WriteDecisions(ctx context.Context, recs []store.DecisionRecord)
 		newKeys[r.SubjectID] = k
 		kUsers, kKEKs, kWrapped, kAt = append(kUsers, k.UserID), append(kKEKs, k.KEKID), append(kWrapped, k.Wrapped), append(kAt, k.CreatedAt)
 	}
+	if ok, err := s.writeDecisionsAtKnownHead(ctx, now, recs, events, results, newKeys, keys, keyHashes, keyIDs,
+		kUsers, kKEKs, kWrapped, kAt); err != nil {
+		return nil, classify(ctx, "write decisions", err)
+	} else if ok {
+		return results, nil
+	}
+
+	s.lockedCommits.Add(1)
 	keysStored := make(map[string]struct{}, len(kUsers))
 	claimed := make(map[string]struct{}, len(keys))
 	w, err := s.begin(ctx, now, func(b *pgx.Batch) {
@@ -131,22 +140,109 @@ func (s *Store) WriteDecisions(ctx context.Context, recs []store.DecisionRecord)
 		if len(d.id) == 0 {
 			return
 		}
-		b.Queue(`INSERT INTO decisions (id, action, subject_id, outcome, score, reason_codes, policy_version,
-			policy_hash, fail_mode, input, response, idempotency_key, request_hash, created_at, actor, correlation_id, pii)
-			SELECT id, action, subject_id, outcome, score, reason_codes::jsonb, policy_version, policy_hash,
-				fail_mode, input::json, response::json, idempotency_key, request_hash, created_at, actor, correlation_id, pii
-			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::text[], $7::text[],
-				$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::timestamptz[],
-				$15::text[], $16::text[], $17::bytea[])
-				AS d(id, action, subject_id, outcome, score, reason_codes, policy_version, policy_hash, fail_mode,
-					input, response, idempotency_key, request_hash, created_at, actor, correlation_id, pii)`,
-			d.id, d.action, d.subjectID, d.outcome, d.score, d.reasonCodes, d.policyVersion, d.policyHash,
-			d.failMode, d.input, d.response, d.idempotencyKey, d.requestHash, d.createdAt, d.actor, d.correlationID, d.pii)
+		queueDecisionInsert(b, &d)
 	})
 	if err != nil {
 		return nil, classify(ctx, "write decisions", err)
 	}
 	return results, nil
+}
+
+// errExpectation is the SQLSTATE verdict_expect raises (migrations/0008_expect.sql).
+const errExpectation = "VD001"
+
+// writeDecisionsAtKnownHead writes the records still to write (results[i] == nil) in one
+// round trip, as one implicit transaction, assuming what holds almost always for a single
+// writer: the audit head is where this process last saw it, no other writer appends
+// meanwhile, and every idempotency key and new subject key is new. The database checks each
+// assumption inside the transaction (verdict_expect); if one does not hold, nothing is
+// written and it returns false, nil, and the caller takes the locking path, which handles
+// those cases record by record. It returns false at once when the head is not known yet or a
+// subject has two different new keys in the batch. The head is updated first, so the row
+// lock serializes it with other writers: one that commits first makes the guard fail.
+func (s *Store) writeDecisionsAtKnownHead(ctx context.Context, now time.Time, recs []store.DecisionRecord,
+	events []store.AuditEvent, results []error, newKeys map[string]*store.SubjectKey,
+	keys, keyHashes, keyIDs, kUsers, kKEKs []string, kWrapped [][]byte, kAt []time.Time,
+) (bool, error) {
+	seq, hash, known := s.head.get()
+	if !known {
+		return false, nil
+	}
+	for i, r := range recs {
+		if results[i] == nil && r.NewSubjectKey != nil && !bytes.Equal(newKeys[r.SubjectID].Wrapped, r.NewSubjectKey.Wrapped) {
+			return false, nil
+		}
+	}
+	if err := s.ensurePartitions(ctx, now); err != nil {
+		return false, err
+	}
+	var d decisionColumns
+	linked := make([]store.AuditEvent, 0, len(recs))
+	headSeq, headHash := seq, hash
+	for i, r := range recs {
+		if results[i] != nil {
+			continue
+		}
+		ev := events[i]
+		if err := store.LinkEvent(&ev, headSeq, headHash); err != nil {
+			return false, fmt.Errorf("write decisions: %w", err)
+		}
+		linked = append(linked, ev)
+		headSeq, headHash = ev.Seq, ev.Hash
+		d.add(r)
+	}
+	if len(linked) == 0 {
+		return true, nil // every record was refused before reaching the database
+	}
+	if hash == nil {
+		hash = []byte{}
+	}
+	b := &pgx.Batch{}
+	b.Queue(`WITH h AS (UPDATE audit_head SET seq = $3, hash = $4 WHERE seq = $1 AND hash = $2 RETURNING 1)
+		SELECT verdict_expect(EXISTS (SELECT 1 FROM h), 'audit head moved')`, seq, hash, headSeq, headHash)
+	if len(kUsers) > 0 {
+		b.Queue(`WITH k AS (INSERT INTO subject_keys (user_id, kek_id, wrapped, created_at)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::timestamptz[])
+			ON CONFLICT (user_id) DO NOTHING RETURNING 1)
+			SELECT verdict_expect((SELECT count(*) FROM k) = $5, 'subject key exists')`,
+			kUsers, kKEKs, kWrapped, kAt, int64(len(kUsers)))
+	}
+	if len(keys) > 0 {
+		b.Queue(`WITH k AS (INSERT INTO idempotency (key, request_hash, decision_id)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
+			ON CONFLICT (key) DO NOTHING RETURNING 1)
+			SELECT verdict_expect((SELECT count(*) FROM k) = $4, 'idempotency key taken')`,
+			keys, keyHashes, keyIDs, int64(len(keys)))
+	}
+	queueDecisionInsert(b, &d)
+	queueAuditEvents(b, linked)
+	// No BEGIN and COMMIT: a batch runs as one implicit transaction, committed at its end
+	// or rolled back whole by the first error.
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == errExpectation {
+			return false, nil
+		}
+		return false, err
+	}
+	s.head.saw(headSeq, headHash)
+	s.fastCommits.Add(1)
+	return true, nil
+}
+
+// queueDecisionInsert queues one multi-row insert of the decisions in d.
+func queueDecisionInsert(b *pgx.Batch, d *decisionColumns) {
+	b.Queue(`INSERT INTO decisions (id, action, subject_id, outcome, score, reason_codes, policy_version,
+		policy_hash, fail_mode, input, response, idempotency_key, request_hash, created_at, actor, correlation_id, pii)
+		SELECT id, action, subject_id, outcome, score, reason_codes::jsonb, policy_version, policy_hash,
+			fail_mode, input::json, response::json, idempotency_key, request_hash, created_at, actor, correlation_id, pii
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::text[], $7::text[],
+			$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::timestamptz[],
+			$15::text[], $16::text[], $17::bytea[])
+			AS d(id, action, subject_id, outcome, score, reason_codes, policy_version, policy_hash, fail_mode,
+				input, response, idempotency_key, request_hash, created_at, actor, correlation_id, pii)`,
+		d.id, d.action, d.subjectID, d.outcome, d.score, d.reasonCodes, d.policyVersion, d.policyHash,
+		d.failMode, d.input, d.response, d.idempotencyKey, d.requestHash, d.createdAt, d.actor, d.correlationID, d.pii)
 }
 
 // decisionColumns holds a batch of decisions column by column, for one unnest insert.

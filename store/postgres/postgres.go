@@ -12,6 +12,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sync"
@@ -36,6 +37,38 @@ type Store struct {
 	// partitionedUntil is the end (Unix µs) of the months this process has ensured audit
 	// partitions for.
 	partitionedUntil atomic.Int64
+
+	// head is the audit chain head as this process last saw it, for WriteDecisions' one
+	// round-trip commit; the database checks it.
+	head headCache
+	// fastCommits and lockedCommits count decision batches written in one round trip and
+	// batches that took the locking path (first write, or the head had moved).
+	fastCommits, lockedCommits atomic.Int64
+}
+
+// headCache holds the audit chain head last seen by this process: read under the head's
+// lock or written by a commit. It only moves forward.
+type headCache struct {
+	mu    sync.Mutex
+	known bool
+	seq   int64
+	hash  []byte
+}
+
+func (h *headCache) get() (seq int64, hash []byte, known bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.seq, h.hash, h.known
+}
+
+// saw records a head read under its lock or committed; an older one is ignored.
+func (h *headCache) saw(seq int64, hash []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.known && seq <= h.seq {
+		return
+	}
+	h.known, h.seq, h.hash = true, seq, bytes.Clone(hash)
 }
 
 type options struct {
@@ -95,6 +128,15 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres store: %w", err)
+	}
+	// The store's statements are short keyed reads and multi-row inserts whose best plan does
+	// not depend on their parameters, so plan each prepared statement once. With the server's
+	// default (auto), an insert from unnest($1::text[], ...) was planned again on every
+	// execution (its custom plans looked cheaper than the generic one): 19 % of the Postgres
+	// backends' CPU under /v1/decide load (docs/perf-notes.md). A DSN that sets
+	// plan_cache_mode keeps its own.
+	if _, set := cfg.ConnConfig.RuntimeParams["plan_cache_mode"]; !set {
+		cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
 	}
 	if o.schema != "" {
 		cfg.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{o.schema}.Sanitize()
@@ -165,6 +207,7 @@ func (s *Store) ensurePartitions(ctx context.Context, t time.Time) error {
 
 // writeTx is a transaction that holds the audit chain head.
 type writeTx struct {
+	s      *Store
 	tx     pgx.Tx
 	seq    int64
 	hash   []byte
@@ -178,7 +221,7 @@ func (s *Store) begin(ctx context.Context, at time.Time, queue func(b *pgx.Batch
 	if err := s.ensurePartitions(ctx, at); err != nil {
 		return nil, err
 	}
-	w := &writeTx{}
+	w := &writeTx{s: s}
 	b := &pgx.Batch{}
 	b.BeginTx(pgx.TxOptions{})
 	b.Queue(`SELECT seq, hash FROM audit_head FOR UPDATE`).QueryRow(func(row pgx.Row) error {
@@ -193,6 +236,7 @@ func (s *Store) begin(ctx context.Context, at time.Time, queue func(b *pgx.Batch
 		_ = w.tx.Rollback(ctx)
 		return nil, err
 	}
+	s.head.saw(w.seq, w.hash) // read under the lock: the current head
 	return w, nil
 }
 
@@ -213,24 +257,8 @@ func (w *writeTx) commit(ctx context.Context, queue func(b *pgx.Batch)) error {
 	if queue != nil {
 		queue(b)
 	}
-	if n := len(w.events); n > 0 {
-		seqs := make([]int64, n)
-		times := make([]time.Time, n)
-		types, actors, corrs, subjects, payloads := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		prevs, hashes := make([][]byte, n), make([][]byte, n)
-		for i, ev := range w.events {
-			seqs[i], times[i], types[i], actors[i], corrs[i], subjects[i] = ev.Seq, ev.Time, ev.Type, ev.Actor, ev.CorrelationID, ev.SubjectRef
-			payloads[i], prevs[i], hashes[i] = string(ev.Payload), ev.PrevHash, ev.Hash
-			if prevs[i] == nil {
-				prevs[i] = []byte{}
-			}
-		}
-		b.Queue(`INSERT INTO audit_events (seq, time, type, actor, correlation_id, subject_ref, payload, prev_hash, hash)
-			SELECT seq, time, type, actor, correlation_id, subject_ref, payload::json, prev_hash, hash
-			FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-				$8::bytea[], $9::bytea[])
-				AS e(seq, time, type, actor, correlation_id, subject_ref, payload, prev_hash, hash)`,
-			seqs, times, types, actors, corrs, subjects, payloads, prevs, hashes)
+	if len(w.events) > 0 {
+		queueAuditEvents(b, w.events)
 		b.Queue(`UPDATE audit_head SET seq = $1, hash = $2`, w.seq, w.hash)
 	}
 	if b.Len() > 0 {
@@ -238,7 +266,33 @@ func (w *writeTx) commit(ctx context.Context, queue func(b *pgx.Batch)) error {
 			return err
 		}
 	}
-	return w.tx.Commit(ctx)
+	if err := w.tx.Commit(ctx); err != nil {
+		return err
+	}
+	w.s.head.saw(w.seq, w.hash)
+	return nil
+}
+
+// queueAuditEvents queues one multi-row insert of linked audit events.
+func queueAuditEvents(b *pgx.Batch, events []store.AuditEvent) {
+	n := len(events)
+	seqs := make([]int64, n)
+	times := make([]time.Time, n)
+	types, actors, corrs, subjects, payloads := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	prevs, hashes := make([][]byte, n), make([][]byte, n)
+	for i, ev := range events {
+		seqs[i], times[i], types[i], actors[i], corrs[i], subjects[i] = ev.Seq, ev.Time, ev.Type, ev.Actor, ev.CorrelationID, ev.SubjectRef
+		payloads[i], prevs[i], hashes[i] = string(ev.Payload), ev.PrevHash, ev.Hash
+		if prevs[i] == nil {
+			prevs[i] = []byte{}
+		}
+	}
+	b.Queue(`INSERT INTO audit_events (seq, time, type, actor, correlation_id, subject_ref, payload, prev_hash, hash)
+		SELECT seq, time, type, actor, correlation_id, subject_ref, payload::json, prev_hash, hash
+		FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+			$8::bytea[], $9::bytea[])
+			AS e(seq, time, type, actor, correlation_id, subject_ref, payload, prev_hash, hash)`,
+		seqs, times, types, actors, corrs, subjects, payloads, prevs, hashes)
 }
 
 // rollback ends w's transaction if it is still open. Its error is of no use: after a
