@@ -122,7 +122,7 @@ func TestConflictsInABatchFallBackRecordByRecord(t *testing.T) {
 	second[0].IdempotencyKey, second[0].RequestHash = "key-1", "h1" // taken
 	second[1].IdempotencyKey, second[1].RequestHash = "key-2", "h2" // new
 	second[1].SubjectID = first[1].SubjectID
-	second[1].NewSubjectKey = &store.SubjectKey{UserID: first[1].SubjectID, KEKID: "kek", Wrapped: []byte("key-b")} // subject has one
+	second[1].NewSubjectKey = &store.SubjectKey{UserID: first[1].SubjectID, KEKID: "kek", Wrapped: []byte("key-b")}  // subject has one
 	second[2].NewSubjectKey = &store.SubjectKey{UserID: second[2].SubjectID, KEKID: "kek", Wrapped: []byte("key-c")} // new
 	results, err := s.WriteDecisions(t.Context(), second)
 	if err != nil {
