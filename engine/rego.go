@@ -132,8 +132,14 @@ func loadRego(fsys fs.FS, files []string, cfg loadConfig) ([]*Policy, []Problem)
 // checker refuses), the policy evaluates its decision rule as written on the bundle's
 // compiler, so the error, if any, surfaces on evaluation like any other policy error.
 func prepareRego(compiler *ast.Compiler, modules map[string]*ast.Module, store storage.Store, ref PolicyRef) *regoEvaluator {
-	target, c := ast.MustParseRef("data.verdict."+ref.Action+".decision"), compiler
-	if residue, err := partialEval(compiler, store, ref.Action); err == nil {
+	// With the standard library's decide, OPA evaluates the set of reasons and libDecide
+	// combines them (libdecide.go).
+	rule, native := "decision", usesStdlibDecide(compiler, modules, ref.Action)
+	if native {
+		rule = "reasons"
+	}
+	target, c := ast.MustParseRef("data.verdict."+ref.Action+"."+rule), compiler
+	if residue, err := partialEval(compiler, store, ref.Action, target); err == nil {
 		if pc := compileWith(modules, residue); pc != nil {
 			target, c = ast.MustParseRef("data."+partialNamespace+ref.Action+".__result__"), pc
 		}
@@ -159,6 +165,7 @@ func prepareRego(compiler *ast.Compiler, modules map[string]*ast.Module, store s
 		input:    newInputPlan(readInputShape(c, target)),
 		ref:      ref,
 		bind:     bind,
+		native:   native,
 		base: topdown.NewQuery(query).
 			WithCompiler(c).
 			WithStore(store).
@@ -217,11 +224,11 @@ const partialEvalBudget = 500 * time.Millisecond
 // can clash with it.
 const partialNamespace = "verdict_partial_"
 
-// partialEval partially evaluates one action's decision on compiler c, which it does not
-// change, and returns the modules holding what is left: a rule __result__ in package
-// verdict_partial_<action>, and the rules it needs.
-func partialEval(c *ast.Compiler, store storage.Store, action string) (map[string]*ast.Module, error) {
-	decision := ast.MustParseRef("data.verdict." + action + ".decision")
+// partialEval partially evaluates one action's decision (or its reasons), target, on
+// compiler c, which it does not change, and returns the modules holding what is left: a
+// rule __result__ in package verdict_partial_<action>, and the rules it needs.
+func partialEval(c *ast.Compiler, store storage.Store, action string, target ast.Ref) (map[string]*ast.Module, error) {
+	decision := target
 	ctx, cancel := context.WithTimeout(context.Background(), partialEvalBudget)
 	defer cancel()
 	ns := partialNamespace + action
@@ -418,6 +425,9 @@ type regoEvaluator struct {
 	input    *inputPlan
 	ref      PolicyRef
 	bind     bool // the query binds resultVar to the decision
+	// native: the query evaluates the policy's set of reasons, which libDecide combines
+	// into the decision as the standard library's decide does.
+	native bool
 	// base is the query with everything but the request's state set: each evaluation
 	// copies it.
 	base *topdown.Query
@@ -453,6 +463,15 @@ func (r *regoEvaluator) eval(ec evalContext, in *Input) (Decision, error) {
 	}
 	if err != nil {
 		return Decision{}, err
+	}
+	if result != nil && r.native {
+		set, ok := result.Value.(ast.Set)
+		if !ok {
+			return Decision{}, fmt.Errorf("data.verdict.%s.reasons is %s, want a set", r.ref.Action, ast.ValueName(result.Value))
+		}
+		if result, err = libDecide(set); err != nil {
+			return Decision{}, err
+		}
 	}
 	if result == nil {
 		return Decision{}, errors.New("policy produced no decision (data.verdict." + r.ref.Action + ".decision is undefined)")
