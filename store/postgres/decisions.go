@@ -14,10 +14,11 @@ import (
 	"github.com/verdict-engine/verdict/store"
 )
 
-// WriteDecisions implements store.DecisionWriter in one transaction and three round trips
-// whatever the batch size: it locks the audit head and claims the batch's idempotency keys
-// (INSERT ... ON CONFLICT DO NOTHING RETURNING), inserts the decisions and their audit
-// events with one multi-row statement each, and commits. A record whose idempotency key is
+// WriteDecisions implements store.DecisionWriter in one transaction whatever the batch
+// size: in one round trip when the audit head is where this process last saw it and every
+// key is new (writeDecisionsAtKnownHead), else in three: it locks the audit head and claims
+// the batch's idempotency keys (INSERT ... ON CONFLICT DO NOTHING RETURNING), inserts the
+// decisions and their audit events with one multi-row statement each, and commits. A record whose idempotency key is
 // already stored, or repeated earlier in recs, gets store.ErrDuplicateIdempotencyKey in its
 // slot and leaves no trace: no decision row, no audit event. A record that fails
 // store.ValidateDecision gets that error (wrapping store.ErrInvalidRecord). Every other

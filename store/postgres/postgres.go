@@ -1,10 +1,11 @@
 // Package postgres is Verdict's production store, on PostgreSQL through pgx (pgxpool).
 //
 // Any number of replicas may share one database. Every write that appends to the audit
-// chain locks the one-row audit_head first, which serializes appends across replicas and
-// keeps the chain gapless; a batch of decisions costs three round trips (begin, lock and
-// claim idempotency keys; insert decisions, events and head; commit) and one fsync however
-// many records it holds. Batch decisions through store.GroupCommitter.
+// chain moves the one-row audit_head under its row lock, which serializes appends across
+// replicas and keeps the chain gapless. A batch of decisions costs one round trip and one
+// fsync however many records it holds when the head is where this process last saw it
+// (the database checks), and three otherwise (begin, lock and claim idempotency keys;
+// insert decisions, events and head; commit). Batch decisions through store.GroupCommitter.
 //
 // The schema is applied by Migrate (embedded, versioned migrations). audit_events is
 // partitioned by month; the store creates the partitions it needs, and the database refuses
