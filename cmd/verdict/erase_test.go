@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -141,6 +142,18 @@ func TestEraseSubjectEndToEnd(t *testing.T) {
 	}
 	if len(decisionIDs) != 1000 {
 		t.Fatalf("%d decisions stored, want 1000", len(decisionIDs))
+	}
+	// One replica writes alone: once it has seen the audit head (any write does), every
+	// batch takes one round trip.
+	_, metrics := call("GET", "/metrics", adm, nil)
+	for _, want := range []string{
+		`(?m)^verdict_postgres_decision_batches_total\{path="locking"\} [01]$`,
+		`(?m)^verdict_postgres_decision_batches_total\{path="one_round_trip"\} [1-9][0-9]*$`,
+		`(?m)^verdict_postgres_decision_batch_misses_total 0$`,
+	} {
+		if !regexp.MustCompile(want).Match(metrics) {
+			t.Errorf("/metrics does not match %s", want)
+		}
 	}
 
 	// 10 verification sessions with an uploaded document each; the sandbox approves them

@@ -25,6 +25,7 @@ import (
 	"github.com/verdict-engine/verdict/engine"
 	"github.com/verdict-engine/verdict/signals"
 	"github.com/verdict-engine/verdict/store"
+	"github.com/verdict-engine/verdict/store/postgres"
 )
 
 type serveConfig struct {
@@ -148,6 +149,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Decisions' personal data is sealed under each subject's key as batches are written.
 	committer := store.NewGroupCommitter(vlt.Writer(st), store.WithLogger(log), store.WithObserver(commitMetrics(reg)))
+	if pg, ok := st.Store.(*postgres.Store); ok {
+		postgresCommitMetrics(reg, pg)
+	}
 
 	lists, err := signals.NewLists(ctx, st)
 	if err != nil {
@@ -269,6 +273,28 @@ func serveDebug(ctx context.Context, addr string, log *slog.Logger) {
 	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Error("pprof server", "err", err)
 	}
+}
+
+// postgresCommitMetrics exports how the Postgres store wrote decision batches: in one round
+// trip or the locking way, and how many one-round-trip attempts another replica's write
+// made it waste. Misses that keep rising mean replicas share the database's write load
+// (each backs off from the attempt; see postgres.Store.CommitStats).
+func postgresCommitMetrics(reg prometheus.Registerer, pg *postgres.Store) {
+	batches := func(path string, pick func(fast, locked, missed int64) int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "verdict_postgres_decision_batches_total",
+			Help:        "Decision batches written to Postgres, by path: one_round_trip, or locking (first write, a key already taken, or another writer moved the audit head).",
+			ConstLabels: prometheus.Labels{"path": path},
+		}, func() float64 { return float64(pick(pg.CommitStats())) })
+	}
+	reg.MustRegister(
+		batches("one_round_trip", func(f, _, _ int64) int64 { return f }),
+		batches("locking", func(_, l, _ int64) int64 { return l }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "verdict_postgres_decision_batch_misses_total",
+			Help: "One-round-trip decision batch commits refused because another writer had moved the audit head (then written the locking way).",
+		}, func() float64 { _, _, m := pg.CommitStats(); return float64(m) }),
+	)
 }
 
 // commitMetrics registers the group commit's histograms on reg and returns the observer

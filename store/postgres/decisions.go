@@ -149,8 +149,12 @@ func (s *Store) WriteDecisions(ctx context.Context, recs []store.DecisionRecord)
 	return results, nil
 }
 
-// errExpectation is the SQLSTATE verdict_expect raises (migrations/0008_expect.sql).
-const errExpectation = "VD001"
+// errExpectation is the SQLSTATE verdict_expect raises (migrations/0008_expect.sql), and
+// headMoved its message when the audit head was not where this process last saw it.
+const (
+	errExpectation = "VD001"
+	headMoved      = "audit head moved"
+)
 
 // writeDecisionsAtKnownHead writes the records still to write (results[i] == nil) in one
 // round trip, as one implicit transaction, assuming what holds almost always for a single
@@ -166,7 +170,7 @@ func (s *Store) writeDecisionsAtKnownHead(ctx context.Context, now time.Time, re
 	keys, keyHashes, keyIDs, kUsers, kKEKs []string, kWrapped [][]byte, kAt []time.Time,
 ) (bool, error) {
 	seq, hash, known := s.head.get()
-	if !known {
+	if !known || s.fastSkip.Add(-1) >= 0 {
 		return false, nil
 	}
 	for i, r := range recs {
@@ -200,7 +204,7 @@ func (s *Store) writeDecisionsAtKnownHead(ctx context.Context, now time.Time, re
 	}
 	b := &pgx.Batch{}
 	b.Queue(`WITH h AS (UPDATE audit_head SET seq = $3, hash = $4 WHERE seq = $1 AND hash = $2 RETURNING 1)
-		SELECT verdict_expect(EXISTS (SELECT 1 FROM h), 'audit head moved')`, seq, hash, headSeq, headHash)
+		SELECT verdict_expect(EXISTS (SELECT 1 FROM h), '`+headMoved+`')`, seq, hash, headSeq, headHash)
 	if len(kUsers) > 0 {
 		b.Queue(`WITH k AS (INSERT INTO subject_keys (user_id, kek_id, wrapped, created_at)
 			SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::timestamptz[])
@@ -222,12 +226,22 @@ func (s *Store) writeDecisionsAtKnownHead(ctx context.Context, now time.Time, re
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == errExpectation {
+			if pgErr.Message == headMoved {
+				// Another writer appends too: skip the attempt for the next 1, 2, 4 ...
+				// batches, so that replicas sharing the database mostly pay the locking
+				// path only, plus an occasional probe.
+				s.fastMisses.Add(1)
+				b := min(max(2*s.fastBackoff.Load(), 1), maxFastBackoff)
+				s.fastBackoff.Store(b)
+				s.fastSkip.Store(b)
+			}
 			return false, nil
 		}
 		return false, err
 	}
 	s.head.saw(headSeq, headHash)
 	s.fastCommits.Add(1)
+	s.fastBackoff.Store(0)
 	return true, nil
 }
 

@@ -10,6 +10,11 @@ import (
 	"github.com/verdict-engine/verdict/store/postgres"
 )
 
+func commitCounts(s *postgres.Store) (fast, locked int64) {
+	fast, locked, _ = s.CommitStats()
+	return fast, locked
+}
+
 // verifyChain checks the whole audit chain of s and returns its length.
 func verifyChain(t *testing.T, s store.Store) int64 {
 	t.Helper()
@@ -35,13 +40,13 @@ func TestDecisionBatchesTakeOneRoundTripOnceTheHeadIsKnown(t *testing.T) {
 	schema := newSchema(t)
 	s := openStore(t, schema)
 	writeN(t, s, "first", 3)
-	if fast, locked := postgres.CommitCounts(s); fast != 0 || locked != 1 {
+	if fast, locked := commitCounts(s); fast != 0 || locked != 1 {
 		t.Fatalf("first batch: fast %d, locked %d; want 0 and 1 (the head is not known before)", fast, locked)
 	}
 	for i := range 5 {
 		writeN(t, s, fmt.Sprintf("next%d", i), 4)
 	}
-	if fast, locked := postgres.CommitCounts(s); fast != 5 || locked != 1 {
+	if fast, locked := commitCounts(s); fast != 5 || locked != 1 {
 		t.Fatalf("fast %d, locked %d; want 5 and 1", fast, locked)
 	}
 	if n := verifyChain(t, s); n != 23 {
@@ -66,10 +71,23 @@ func TestStaleHeadFallsBackToTheLockingPath(t *testing.T) {
 		writeN(t, a, fmt.Sprintf("a%d", i), 2)
 		writeN(t, b, fmt.Sprintf("b%d", i), 2)
 	}
-	fa, la := postgres.CommitCounts(a)
-	fb, lb := postgres.CommitCounts(b)
+	fa, la := commitCounts(a)
+	fb, lb := commitCounts(b)
 	if la != 6 || lb != 6 || fa != 0 || fb != 0 {
 		t.Fatalf("alternating replicas: a fast %d locked %d, b fast %d locked %d; want every batch locked", fa, la, fb, lb)
+	}
+	// Each miss doubles how many batches skip the attempt: of a's six batches, the first
+	// knows no head, the second and fourth try and miss, the others skip.
+	if _, _, ma := a.CommitStats(); ma != 2 {
+		t.Fatalf("a missed %d times, want 2", ma)
+	}
+	// Alone again, a gets back to one round trip within a few batches: its first attempt
+	// still misses (b wrote last), the next four skip, the one after succeeds.
+	for i := range 8 {
+		writeN(t, a, fmt.Sprintf("alone%d", i), 2)
+	}
+	if fa, _ := commitCounts(a); fa != 3 {
+		t.Fatalf("a wrote alone for 8 batches and %d times in one round trip, want 3 (the last three)", fa)
 	}
 	// Concurrent writers on both replicas.
 	var wg sync.WaitGroup
@@ -96,7 +114,7 @@ func TestStaleHeadFallsBackToTheLockingPath(t *testing.T) {
 	for err := range errs {
 		t.Fatalf("concurrent write: %v", err)
 	}
-	want := int64(6*2*2 + 8*5*3)
+	want := int64(6*2*2 + 8*2 + 8*5*3)
 	if n := verifyChain(t, a); n != want {
 		t.Fatalf("chain of %d events, want %d", n, want)
 	}
@@ -132,7 +150,7 @@ func TestConflictsInABatchFallBackRecordByRecord(t *testing.T) {
 		results[2] != nil || results[3] != nil {
 		t.Fatalf("results %v; want duplicate key, subject key exists, ok, ok", results)
 	}
-	if fast, locked := postgres.CommitCounts(s); fast != 0 || locked != 2 {
+	if fast, locked := commitCounts(s); fast != 0 || locked != 2 {
 		t.Fatalf("fast %d, locked %d; want 0 and 2", fast, locked)
 	}
 	// The refused record's key was not kept: it can be used again.
@@ -141,7 +159,7 @@ func TestConflictsInABatchFallBackRecordByRecord(t *testing.T) {
 	if results, err := s.WriteDecisions(t.Context(), third); err != nil || results[0] != nil {
 		t.Fatalf("key-2 again: %v %v", results, err)
 	}
-	if fast, _ := postgres.CommitCounts(s); fast != 1 {
+	if fast, _ := commitCounts(s); fast != 1 {
 		t.Fatalf("fast %d, want 1", fast)
 	}
 	if n := verifyChain(t, s); n != 5 {

@@ -43,9 +43,26 @@ type Store struct {
 	// round-trip commit; the database checks it.
 	head headCache
 	// fastCommits and lockedCommits count decision batches written in one round trip and
-	// batches that took the locking path (first write, or the head had moved).
-	fastCommits, lockedCommits atomic.Int64
+	// batches that took the locking path; fastMisses counts one-round-trip attempts the
+	// database refused because another writer had moved the head.
+	fastCommits, lockedCommits, fastMisses atomic.Int64
+	// fastSkip is how many more batches take the locking path at once, without trying the
+	// one-round-trip commit; fastBackoff is what it is set to after the next miss.
+	fastSkip, fastBackoff atomic.Int64
 }
+
+// CommitStats reports how WriteDecisions has written batches since Open: in one round trip
+// (fast), the locking way (locked), and how many one-round-trip attempts were wasted
+// because another replica had moved the audit head (missed). With several replicas writing
+// decisions to one database, misses make the store back off from the one-round-trip
+// commit for up to maxFastBackoff batches at a time.
+func (s *Store) CommitStats() (fast, locked, missed int64) {
+	return s.fastCommits.Load(), s.lockedCommits.Load(), s.fastMisses.Load()
+}
+
+// maxFastBackoff bounds how many batches in a row skip the one-round-trip commit after a
+// miss: a replica that became the only writer gets back to it soon.
+const maxFastBackoff = 64
 
 // headCache holds the audit chain head last seen by this process: read under the head's
 // lock or written by a commit. It only moves forward.
