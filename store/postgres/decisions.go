@@ -18,12 +18,12 @@ import (
 // size: in one round trip when the audit head is where this process last saw it and every
 // key is new (writeDecisionsAtKnownHead), else in three: it locks the audit head and claims
 // the batch's idempotency keys (INSERT ... ON CONFLICT DO NOTHING RETURNING), inserts the
-// decisions and their audit events with one multi-row statement each, and commits. A record whose idempotency key is
-// already stored, or repeated earlier in recs, gets store.ErrDuplicateIdempotencyKey in its
-// slot and leaves no trace: no decision row, no audit event. A record that fails
-// store.ValidateDecision gets that error (wrapping store.ErrInvalidRecord). Every other
-// record is written with one decision.created audit event; a zero CreatedAt is set to the
-// store's clock. Times are kept to the microsecond. A non-nil error (wrapping
+// decisions and their audit events with one multi-row statement each, and commits. A
+// record whose idempotency key is already stored, or repeated earlier in recs, gets
+// store.ErrDuplicateIdempotencyKey in its slot and leaves no trace: no decision row, no
+// audit event. A record that fails store.ValidateDecision gets that error (wrapping
+// store.ErrInvalidRecord). Every other record is written with one decision.created audit
+// event; a zero CreatedAt is set to the store's clock. Times are kept to the microsecond. A non-nil error (wrapping
 // store.ErrUnavailable for connection failures and timeouts) means nothing was written.
 func (s *Store) WriteDecisions(ctx context.Context, recs []store.DecisionRecord) ([]error, error) {
 	if len(recs) == 0 {
