@@ -195,8 +195,18 @@ func field(r, key *ast.Term) *ast.Term {
 	return nil
 }
 
+// isOneOf reports whether t is defined and equal to one of of.
 func isOneOf(t *ast.Term, of ...*ast.Term) bool {
 	return t != nil && slices.ContainsFunc(of, t.Equal)
+}
+
+// isString is is_string(t) for a possibly undefined t.
+func isString(t *ast.Term) bool {
+	if t == nil {
+		return false
+	}
+	_, ok := t.Value.(ast.String)
+	return ok
 }
 
 // inScore reports r.score >= 0; r.score <= 100 (OPA compares any two values).
@@ -214,24 +224,19 @@ func callBuiltin(f topdown.BuiltinFunc, args ...*ast.Term) (*ast.Term, error) {
 // libDecide is stdlibDecide's decide(rs) for a set rs. It returns nil, nil where the Rego is
 // undefined, and an error where a builtin would fail.
 func libDecide(rs ast.Set) (*ast.Term, error) {
-	kOutcome, kReasons, kScore, kStepUp := keyOutcome, keyReasons, keyScore, keyStepUp
 	switch rs.Len() {
 	case 0:
 		return ast.ObjectTerm(
-			ast.Item(kOutcome, termApprove), ast.Item(kReasons, ast.ArrayTerm()), ast.Item(kScore, termZero)), nil
+			ast.Item(keyOutcome, termApprove), ast.Item(keyReasons, ast.ArrayTerm()), ast.Item(keyScore, termZero)), nil
 	case 1:
 		r := rs.Slice()[0]
-		outcome, score := field(r, kOutcome), field(r, kScore)
-		if outcome != nil && outcome.Equal(termStepUp) && inScore(score) {
-			if m := field(r, kStepUp); m != nil {
-				if _, ok := m.Value.(ast.String); ok {
-					return ast.ObjectTerm(ast.Item(kOutcome, termStepUp), ast.Item(kReasons, ast.ArrayTerm(r)),
-						ast.Item(kScore, score), ast.Item(kStepUp, m)), nil
-				}
-			}
+		outcome, score := field(r, keyOutcome), field(r, keyScore)
+		if m := field(r, keyStepUp); isOneOf(outcome, termStepUp) && isString(m) && inScore(score) {
+			return ast.ObjectTerm(ast.Item(keyOutcome, termStepUp), ast.Item(keyReasons, ast.ArrayTerm(r)),
+				ast.Item(keyScore, score), ast.Item(keyStepUp, m)), nil
 		}
 		if isOneOf(outcome, termApprove, termReview, termBlock) && inScore(score) {
-			return ast.ObjectTerm(ast.Item(kOutcome, outcome), ast.Item(kReasons, ast.ArrayTerm(r)), ast.Item(kScore, score)), nil
+			return ast.ObjectTerm(ast.Item(keyOutcome, outcome), ast.Item(keyReasons, ast.ArrayTerm(r)), ast.Item(keyScore, score)), nil
 		}
 	}
 	return decideAll(rs)
@@ -243,7 +248,7 @@ func decideAll(rs ast.Set) (*ast.Term, error) {
 	ordered := make([]*ast.Term, 0, sorted.Len())
 	for _, o := range bySeverity {
 		sorted.Foreach(func(r *ast.Term) {
-			if oc := field(r, keyOutcome); oc != nil && oc.Equal(o) {
+			if isOneOf(field(r, keyOutcome), o) {
 				ordered = append(ordered, r)
 			}
 		})
@@ -285,13 +290,8 @@ func decideAll(rs ast.Set) (*ast.Term, error) {
 func strongestStepUp(ordered []*ast.Term) *ast.Term {
 	methods := ast.NewSet()
 	for _, r := range ordered {
-		if oc := field(r, keyOutcome); oc == nil || !oc.Equal(termStepUp) {
-			continue
-		}
-		if m := field(r, keyStepUp); m != nil {
-			if _, ok := m.Value.(ast.String); ok {
-				methods.Add(m)
-			}
+		if m := field(r, keyStepUp); isOneOf(field(r, keyOutcome), termStepUp) && isString(m) {
+			methods.Add(m)
 		}
 	}
 	for _, m := range []*ast.Term{termDocument, termWebauthn, termOTP} {

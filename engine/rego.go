@@ -228,13 +228,12 @@ const partialNamespace = "verdict_partial_"
 // compiler c, which it does not change, and returns the modules holding what is left: a
 // rule __result__ in package verdict_partial_<action>, and the rules it needs.
 func partialEval(c *ast.Compiler, store storage.Store, action string, target ast.Ref) (map[string]*ast.Module, error) {
-	decision := target
 	ctx, cancel := context.WithTimeout(context.Background(), partialEvalBudget)
 	defer cancel()
 	ns := partialNamespace + action
 	result := ast.NewTerm(resultVar)
 	pq, err := rego.New(
-		rego.ParsedQuery(ast.NewBody(ast.Equality.Expr(result, ast.NewTerm(decision)))),
+		rego.ParsedQuery(ast.NewBody(ast.Equality.Expr(result, ast.NewTerm(target)))),
 		rego.Compiler(c),
 		rego.Store(store),
 		rego.StrictBuiltinErrors(true),

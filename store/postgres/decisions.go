@@ -181,30 +181,24 @@ func (s *Store) writeDecisionsAtKnownHead(ctx context.Context, now time.Time, re
 	if err := s.ensurePartitions(ctx, now); err != nil {
 		return false, err
 	}
+	// Link the events onto the remembered head, as the locking path does onto the locked one.
+	w := &writeTx{s: s, seq: seq, hash: hash}
 	var d decisionColumns
-	linked := make([]store.AuditEvent, 0, len(recs))
-	headSeq, headHash := seq, hash
 	for i, r := range recs {
 		if results[i] != nil {
 			continue
 		}
-		ev := events[i]
-		if err := store.LinkEvent(&ev, headSeq, headHash); err != nil {
+		if err := w.append(events[i]); err != nil {
 			return false, fmt.Errorf("write decisions: %w", err)
 		}
-		linked = append(linked, ev)
-		headSeq, headHash = ev.Seq, ev.Hash
 		d.add(r)
 	}
-	if len(linked) == 0 {
+	if len(w.events) == 0 {
 		return true, nil // every record was refused before reaching the database
-	}
-	if hash == nil {
-		hash = []byte{}
 	}
 	b := &pgx.Batch{}
 	b.Queue(`WITH h AS (UPDATE audit_head SET seq = $3, hash = $4 WHERE seq = $1 AND hash = $2 RETURNING 1)
-		SELECT verdict_expect(EXISTS (SELECT 1 FROM h), '`+headMoved+`')`, seq, hash, headSeq, headHash)
+		SELECT verdict_expect(EXISTS (SELECT 1 FROM h), '`+headMoved+`')`, seq, hash, w.seq, w.hash)
 	if len(kUsers) > 0 {
 		b.Queue(`WITH k AS (INSERT INTO subject_keys (user_id, kek_id, wrapped, created_at)
 			SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::timestamptz[])
@@ -220,7 +214,7 @@ func (s *Store) writeDecisionsAtKnownHead(ctx context.Context, now time.Time, re
 			keys, keyHashes, keyIDs, int64(len(keys)))
 	}
 	queueDecisionInsert(b, &d)
-	queueAuditEvents(b, linked)
+	queueAuditEvents(b, w.events)
 	// No BEGIN and COMMIT: a batch runs as one implicit transaction, committed at its end
 	// or rolled back whole by the first error.
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
@@ -239,7 +233,7 @@ func (s *Store) writeDecisionsAtKnownHead(ctx context.Context, now time.Time, re
 		}
 		return false, err
 	}
-	s.head.saw(headSeq, headHash)
+	s.head.saw(w.seq, w.hash)
 	s.fastCommits.Add(1)
 	s.fastBackoff.Store(0)
 	return true, nil

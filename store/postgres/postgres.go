@@ -13,7 +13,6 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"sync"
@@ -79,14 +78,15 @@ func (h *headCache) get() (seq int64, hash []byte, known bool) {
 	return h.seq, h.hash, h.known
 }
 
-// saw records a head read under its lock or committed; an older one is ignored.
+// saw records a head read under its lock or committed; an older one is ignored. The hash
+// is kept non-nil (the empty chain's head is '\x', which a nil parameter would not match).
 func (h *headCache) saw(seq int64, hash []byte) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.known && seq <= h.seq {
 		return
 	}
-	h.known, h.seq, h.hash = true, seq, bytes.Clone(hash)
+	h.known, h.seq, h.hash = true, seq, append([]byte{}, hash...)
 }
 
 type options struct {
