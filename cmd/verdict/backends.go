@@ -45,7 +45,7 @@ func openStore(ctx context.Context, cfg backendConfig) (*openedStore, error) {
 	}
 	st, err := postgres.Open(ctx, cfg.databaseURL, postgres.WithConnectTimeout(5*time.Second), postgres.WithMaxConns(16))
 	if err != nil {
-		return nil, fmt.Errorf("open postgres store: %w", err)
+		return nil, err // it says "open postgres store: ..."
 	}
 	o := &openedStore{Store: st, kind: "postgres", migrate: st.Migrate}
 	if cfg.migrate {
