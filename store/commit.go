@@ -215,7 +215,9 @@ func (g *GroupCommitter) run() {
 			g.drain(nil)
 			return
 		}
-		batch := make([]*commitRequest, 0, g.maxBatch)
+		// Sized for what is queued now, not for maxBatch: at low load a batch holds one
+		// record, and a 256-slot slice per batch was 2 KB of garbage per decision.
+		batch := make([]*commitRequest, 0, min(g.maxBatch, 1+len(g.queue)))
 		select {
 		case req := <-g.queue:
 			batch = g.take(batch, req)

@@ -1,6 +1,7 @@
 package sqlite_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -180,6 +181,68 @@ func TestDeadlineIsUnavailable(t *testing.T) {
 		Input: json.RawMessage(`{}`), Response: json.RawMessage(`{}`)}})
 	if !errors.Is(err, store.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("WriteDecisions past its deadline = %v, want ErrUnavailable and DeadlineExceeded", err)
+	}
+}
+
+// A batch whose deadline passes while it is being written is written whole or not at all,
+// wherever the deadline falls: before the transaction, between two of its statements, or
+// at the commit. (Postgres has the one ambiguous case of every client, a commit sent whose
+// answer is lost, so this stays a test of the embedded store.)
+func TestDeadlineDuringABatchWritesAllOrNothing(t *testing.T) {
+	s := openDir(t, t.TempDir())
+	const n = 1500
+	var failed, written int
+	for round, timeout := range []time.Duration{time.Millisecond, 3 * time.Millisecond, 10 * time.Millisecond,
+		30 * time.Millisecond, 100 * time.Millisecond, 10 * time.Second} {
+		seq0, head0, err := s.AuditHead(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs := make([]store.DecisionRecord, n)
+		for i := range recs {
+			recs[i] = store.DecisionRecord{ID: fmt.Sprintf("r%d-d%d", round, i), Action: "login",
+				SubjectID: fmt.Sprintf("u%d", i), Outcome: "approve",
+				Input: json.RawMessage(`{"a":1}`), Response: json.RawMessage(`{}`)}
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), timeout)
+		_, err = s.WriteDecisions(ctx, recs)
+		cancel()
+		seq, head, herr := s.AuditHead(t.Context())
+		if herr != nil {
+			t.Fatal(herr)
+		}
+		found := 0
+		for _, i := range []int{0, n / 2, n - 1} {
+			switch _, gerr := s.GetDecision(t.Context(), recs[i].ID); {
+			case gerr == nil:
+				found++
+			case !errors.Is(gerr, store.ErrNotFound):
+				t.Fatal(gerr)
+			}
+		}
+		t.Logf("timeout %v: %v", timeout, err)
+		if err != nil {
+			failed++
+			if !errors.Is(err, store.ErrUnavailable) {
+				t.Errorf("timeout %v: WriteDecisions = %v, want ErrUnavailable", timeout, err)
+			}
+			if found != 0 || seq != seq0 || !bytes.Equal(head, head0) {
+				t.Errorf("timeout %v: failed batch left %d of 3 sampled decisions and moved the audit head %d → %d",
+					timeout, found, seq0, seq)
+			}
+			continue
+		}
+		written++
+		if found != 3 || seq != seq0+n {
+			t.Errorf("timeout %v: committed batch shows %d of 3 sampled decisions and audit head %d → %d, want all and +%d",
+				timeout, found, seq0, seq, n)
+		}
+	}
+	if _, _, err := store.VerifyChain(t.Context(), s); err != nil {
+		t.Errorf("VerifyChain: %v", err)
+	}
+	if failed == 0 || written == 0 {
+		t.Errorf("%d batches failed and %d were written; the timeouts should give both", failed, written)
 	}
 }
 
