@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -154,6 +155,25 @@ func TestEraseSubjectEndToEnd(t *testing.T) {
 		if !regexp.MustCompile(want).Match(metrics) {
 			t.Errorf("/metrics does not match %s", want)
 		}
+	}
+	// The subject has no verification session yet: once the store listens for new sessions,
+	// its decisions' lookups are answered from memory.
+	metric := func(name string) float64 {
+		m := regexp.MustCompile(`(?m)^` + name + ` (\S+)$`).FindSubmatch(metrics)
+		if m == nil {
+			t.Fatalf("/metrics has no %s", name)
+		}
+		v, err := strconv.ParseFloat(string(m[1]), 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	lookups, hits := metric("verdict_postgres_verification_lookups_total"), metric("verdict_postgres_verification_cache_hits_total")
+	// (Concurrent lookups of one user share a query, so there are fewer lookups than
+	// decisions; the misses are those before the listener started.)
+	if live := metric("verdict_postgres_verification_cache_live"); live != 1 || lookups < 100 || lookups-hits > 50 {
+		t.Errorf("verification cache: live %v, %v lookups, %v hits; want live, at least 100 lookups, at most 50 missed", live, lookups, hits)
 	}
 
 	// 10 verification sessions with an uploaded document each; the sandbox approves them

@@ -278,7 +278,9 @@ func serveDebug(ctx context.Context, addr string, log *slog.Logger) {
 // postgresCommitMetrics exports how the Postgres store wrote decision batches: in one round
 // trip or the locking way, and how many one-round-trip attempts another replica's write
 // made it waste. Misses that keep rising mean replicas share the database's write load
-// (each backs off from the attempt; see postgres.Store.CommitStats).
+// (each backs off from the attempt; see postgres.Store.CommitStats). It also exports
+// whether verification lookups of users without a session are served from memory, and how
+// many were.
 func postgresCommitMetrics(reg prometheus.Registerer, pg *postgres.Store) {
 	batches := func(path string, pick func(fast, locked, missed int64) int64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{
@@ -294,6 +296,23 @@ func postgresCommitMetrics(reg prometheus.Registerer, pg *postgres.Store) {
 			Name: "verdict_postgres_decision_batch_misses_total",
 			Help: "One-round-trip decision batch commits refused because another writer had moved the audit head (then written the locking way).",
 		}, func() float64 { _, _, m := pg.CommitStats(); return float64(m) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "verdict_postgres_verification_cache_live",
+			Help: "1 while this process listens for new verification sessions and answers lookups of users known to have none from memory; 0 before the first lookup, while the listener reconnects, or on a database without migration 0009.",
+		}, func() float64 {
+			if live, _, _ := pg.VerificationCacheStats(); live {
+				return 1
+			}
+			return 0
+		}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "verdict_postgres_verification_lookups_total",
+			Help: "Users whose latest verification session a decision looked up.",
+		}, func() float64 { _, _, n := pg.VerificationCacheStats(); return float64(n) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "verdict_postgres_verification_cache_hits_total",
+			Help: "Verification lookups answered from memory: users known to have no session.",
+		}, func() float64 { _, h, _ := pg.VerificationCacheStats(); return float64(h) }),
 	)
 }
 

@@ -48,6 +48,15 @@ type Store struct {
 	// fastSkip is how many more batches take the locking path at once, without trying the
 	// one-round-trip commit; fastBackoff is what it is set to after the next miss.
 	fastSkip, fastBackoff atomic.Int64
+
+	// unverified caches users without a verification session while listenConfig's
+	// connection listens for new ones; the listener starts with the first lookup.
+	unverified   unverified
+	listenConfig *pgx.ConnConfig
+	listenOnce   sync.Once
+	listenWG     sync.WaitGroup
+	listenCtx    context.Context
+	listenStop   context.CancelFunc
 }
 
 // CommitStats reports how WriteDecisions has written batches since Open: in one round trip
@@ -176,7 +185,9 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		pool.Close()
 		return nil, classify(ctx, "open postgres store", err)
 	}
-	return &Store{pool: pool, schema: o.schema, now: o.now}, nil
+	s := &Store{pool: pool, schema: o.schema, now: o.now, listenConfig: listenerConfig(cfg.ConnConfig, o.schema)}
+	s.listenCtx, s.listenStop = context.WithCancel(context.Background())
+	return s, nil
 }
 
 // Schema returns the schema set with WithSchema, or "" for the server's default search_path.
@@ -191,9 +202,11 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the pool, waiting for connections in use to be returned. It always returns
-// nil and may be called more than once.
+// Close stops the verification listener and closes the pool, waiting for connections in
+// use to be returned. It always returns nil and may be called more than once.
 func (s *Store) Close() error {
+	s.listenStop()
+	s.listenWG.Wait()
 	s.pool.Close()
 	return nil
 }

@@ -186,6 +186,9 @@ func (s *Store) CreateVerification(ctx context.Context, nv store.NewVerification
 	if err != nil {
 		return store.Verification{}, false, classify(ctx, "create verification", err)
 	}
+	if created {
+		s.unverified.forget(out.UserID) // the database announces it too, a round trip later
+	}
 	return out, created, nil
 }
 
@@ -231,9 +234,18 @@ func (s *Store) ListVerifications(ctx context.Context, userID string, limit int)
 // LatestVerification implements store.Verifications: the user's verification with the
 // latest UpdatedAt (ties broken by the greater ID), or an error wrapping store.ErrNotFound.
 func (s *Store) LatestVerification(ctx context.Context, userID string) (store.Verification, error) {
+	s.startListener()
+	none, gen := s.unverified.has(userID, s.now())
+	if none {
+		return store.Verification{}, fmt.Errorf("latest verification: %w", store.ErrNotFound)
+	}
 	v, err := verificationWhere(ctx, s.pool, `WHERE user_id = $1 ORDER BY updated_at DESC, id DESC LIMIT 1`, userID)
 	if err != nil {
-		return store.Verification{}, classify(ctx, "latest verification", err)
+		err = classify(ctx, "latest verification", err)
+		if errors.Is(err, store.ErrNotFound) {
+			s.unverified.add(userID, gen)
+		}
+		return store.Verification{}, err
 	}
 	return v, nil
 }
@@ -245,9 +257,25 @@ func (s *Store) LatestVerifications(ctx context.Context, userIDs []string) (map[
 	if len(userIDs) == 0 {
 		return out, nil
 	}
+	s.startListener()
+	now := s.now()
+	ask := distinct(userIDs)
+	var gen uint64
+	n := 0
+	for _, id := range ask {
+		none, g := s.unverified.has(id, now)
+		gen = g
+		if !none {
+			ask[n] = id
+			n++
+		}
+	}
+	if ask = ask[:n]; len(ask) == 0 {
+		return out, nil
+	}
 	rows, err := s.pool.Query(ctx, `SELECT latest.* FROM unnest($1::text[]) AS u(user_id)
 		CROSS JOIN LATERAL (SELECT `+verificationColumns+` FROM verifications v
-			WHERE v.user_id = u.user_id ORDER BY v.updated_at DESC, v.id DESC LIMIT 1) latest`, distinct(userIDs))
+			WHERE v.user_id = u.user_id ORDER BY v.updated_at DESC, v.id DESC LIMIT 1) latest`, ask)
 	if err != nil {
 		return nil, classify(ctx, "latest verifications", err)
 	}
@@ -257,6 +285,11 @@ func (s *Store) LatestVerifications(ctx context.Context, userIDs []string) (map[
 	}
 	for _, v := range vs {
 		out[v.UserID] = v
+	}
+	for _, id := range ask {
+		if _, ok := out[id]; !ok {
+			s.unverified.add(id, gen)
+		}
 	}
 	return out, nil
 }
