@@ -57,6 +57,7 @@ type Store struct {
 	listenWG     sync.WaitGroup
 	listenCtx    context.Context
 	listenStop   context.CancelFunc
+	probe        probeConfig
 }
 
 // CommitStats reports how WriteDecisions has written batches since Open: in one round trip
@@ -185,7 +186,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		pool.Close()
 		return nil, classify(ctx, "open postgres store", err)
 	}
-	s := &Store{pool: pool, schema: o.schema, now: o.now, listenConfig: listenerConfig(cfg.ConnConfig, o.schema)}
+	s := &Store{pool: pool, schema: o.schema, now: o.now, listenConfig: listenerConfig(cfg.ConnConfig, o.schema), probe: defaultProbe}
 	s.listenCtx, s.listenStop = context.WithCancel(context.Background())
 	return s, nil
 }

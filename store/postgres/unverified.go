@@ -2,8 +2,11 @@ package postgres
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,13 +26,14 @@ import (
 //     user as soon as its transaction is over, without waiting for the round trip;
 //   - gen orders a lookup against a creation that raced with it: a lookup that began
 //     before a notification or a local creation never caches the absence afterwards;
-//   - while the listener is down, or before it has checked that the trigger exists (a
-//     database not yet migrated), nothing is cached or served, and the cache is emptied
-//     whenever listening (re)starts, since creations in between went unheard;
-//   - whatever happens to the listener, the cache is emptied every maxAge, which bounds how
-//     long a failure nobody noticed (a connection that died silently) can leave a user
-//     looking unverified. A stale entry gives the signal "no session", the stricter
-//     answer, never a session that does not exist.
+//   - the listener proves it hears the channel with a probe every few seconds (see
+//     probeEvery); until the first probe is heard, after any failure, and on a database
+//     without the trigger (not migrated), nothing is cached or served, and the cache is
+//     emptied whenever listening (re)starts, since announcements in between went unheard;
+//   - whatever happens, the cache is emptied every unverifiedMaxAge.
+//
+// A stale entry gives the signal "no session", the stricter answer, never a session that
+// does not exist.
 type unverified struct {
 	mu      sync.Mutex
 	gen     uint64
@@ -43,8 +47,8 @@ type unverified struct {
 const (
 	// unverifiedMax bounds the cache; it is emptied when full.
 	unverifiedMax = 1 << 20
-	// unverifiedMaxAge bounds how long any entry is trusted.
-	unverifiedMaxAge = time.Minute
+	// unverifiedMaxAge bounds how long any entry is trusted, whatever happens.
+	unverifiedMaxAge = 10 * time.Minute
 )
 
 // has reports whether user is known to have no session, and the generation a lookup made
@@ -117,6 +121,25 @@ func (s *Store) VerificationCacheStats() (live bool, hits, lookups int64) {
 // notifyChannel is where migration 0009's trigger announces new sessions.
 const notifyChannel = "verdict_verification"
 
+// The listener proves every probeEvery that announcements reach it: it sends a probe on
+// notifyChannel through the pool and must hear it within probeWait. A listener that does
+// not (a connection that died silently, a pooler in transaction mode that does not pass
+// notifications on) turns the cache off and reconnects, so an unheard announcement can
+// leave a user looking unverified for about probeEvery + probeWait at most.
+const (
+	probeEvery  = 5 * time.Second
+	probeWait   = 5 * time.Second
+	probePrefix = "verdict-probe:"
+)
+
+// probeConfig is when and where the heartbeat probes (tests shorten and misdirect it).
+type probeConfig struct {
+	every, wait time.Duration
+	channel     string
+}
+
+var defaultProbe = probeConfig{every: probeEvery, wait: probeWait, channel: notifyChannel}
+
 // errNoTrigger stops the listener from enabling the cache on a database whose
 // verifications table does not announce new sessions (not migrated yet).
 var errNoTrigger = errors.New("verifications_notify trigger missing: run verdict migrate")
@@ -140,7 +163,7 @@ func (s *Store) listen(ctx context.Context) {
 	const minBackoff, maxBackoff = 100 * time.Millisecond, 5 * time.Second
 	backoff := minBackoff
 	for {
-		started, _ := s.listenUntilFailure(ctx)
+		started := s.listenUntilFailure(ctx)
 		s.unverified.setLive(false, s.now())
 		if started {
 			backoff = minBackoff
@@ -154,13 +177,13 @@ func (s *Store) listen(ctx context.Context) {
 	}
 }
 
-// listenUntilFailure connects, listens, checks the trigger exists, turns the cache on and
-// forgets each announced user until the connection fails or ctx ends. started reports
-// whether the cache was turned on.
-func (s *Store) listenUntilFailure(ctx context.Context) (started bool, err error) {
+// listenUntilFailure connects, listens, checks the trigger exists and forgets each
+// announced user until the connection fails, a probe goes unheard or ctx ends; its
+// heartbeat turns the cache on once the first probe is heard. It reports whether it did.
+func (s *Store) listenUntilFailure(ctx context.Context) (started bool) {
 	conn, err := pgx.ConnectConfig(ctx, s.listenConfig)
 	if err != nil {
-		return false, err
+		return false
 	}
 	defer func() {
 		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
@@ -168,33 +191,95 @@ func (s *Store) listenUntilFailure(ctx context.Context) (started bool, err error
 		conn.Close(closeCtx) //nolint:errcheck // the connection is being dropped either way
 	}()
 	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
-		return false, err
+		return false
 	}
 	var hasTrigger bool
 	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_trigger
-		WHERE tgname = 'verifications_notify' AND tgrelid = to_regclass('verifications'))`).Scan(&hasTrigger); err != nil {
-		return false, err
+		WHERE tgname = 'verifications_notify' AND tgrelid = to_regclass('verifications'))`).Scan(&hasTrigger); err != nil || !hasTrigger {
+		return false
 	}
-	if !hasTrigger {
-		return false, errNoTrigger
-	}
-	// Listening from here on: sessions created before now are read by the next lookup of
-	// their user, since the cache starts empty.
-	s.unverified.setLive(true, s.now())
+	hbCtx, stop := context.WithCancel(ctx)
+	p := probe{heard: make(chan struct{}, 1)}
+	var hb sync.WaitGroup
+	hb.Add(1)
+	go func() {
+		defer hb.Done()
+		if !s.heartbeat(hbCtx, &p) {
+			// Unblock WaitForNotification: the connection is no use any more.
+			s.unverified.setLive(false, s.now())
+			conn.PgConn().Conn().Close() //nolint:errcheck // closing to end the wait
+		}
+	}()
+	defer hb.Wait()
+	defer stop()
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
-			return true, err
+			return p.live.Load()
+		}
+		if token, ok := strings.CutPrefix(n.Payload, probePrefix); ok {
+			p.hear(token) // other replicas' probes are ignored
+			continue
 		}
 		s.unverified.forget(n.Payload)
 	}
 }
 
+// probe is what the heartbeat and the listening loop share.
+type probe struct {
+	want  atomic.Pointer[string] // the token of the probe in flight
+	heard chan struct{}          // signalled when it is heard
+	live  atomic.Bool            // the heartbeat turned the cache on
+}
+
+func (p *probe) hear(token string) {
+	if w := p.want.Load(); w != nil && *w == token {
+		select {
+		case p.heard <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// heartbeat sends a probe every probeEvery and waits for the listener to hear it. After
+// the first one heard it turns the cache on (sessions created before then are read by the
+// next lookup of their user, since the cache starts empty). It returns false when a probe
+// could not be sent or went unheard, true when ctx ended.
+func (s *Store) heartbeat(ctx context.Context, p *probe) bool {
+	for {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		token := hex.EncodeToString(b[:])
+		p.want.Store(&token)
+		if _, err := s.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, s.probe.channel, probePrefix+token); err != nil {
+			return ctx.Err() != nil
+		}
+		timer := time.NewTimer(s.probe.wait)
+		select {
+		case <-p.heard:
+			timer.Stop()
+		case <-timer.C:
+			return false
+		case <-ctx.Done():
+			timer.Stop()
+			return true
+		}
+		if !p.live.Load() {
+			s.unverified.setLive(true, s.now())
+			p.live.Store(true)
+		}
+		select {
+		case <-ctx.Done():
+			return true
+		case <-time.After(s.probe.every):
+		}
+	}
+}
+
 // listenerConfig is the pool's connection configuration for the listening connection,
 // named (with the store's schema, if set) so that operators can tell it apart in
-// pg_stat_activity, with TCP keepalives
-// short enough that a connection which died silently is noticed within about 20 s
-// (the cache's maxAge bounds the rest).
+// pg_stat_activity, with TCP keepalives short enough that the connection of a server that
+// went away is dropped within about 20 s.
 func listenerConfig(pool *pgx.ConnConfig, schema string) *pgx.ConnConfig {
 	cfg := pool.Copy()
 	name := "verdict verification listener"
