@@ -91,6 +91,13 @@ func (u *unverified) forget(user string) {
 	delete(u.users, user)
 }
 
+// forgetAll drops every user (see forgetEveryone).
+func (u *unverified) forgetAll(now time.Time) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.reset(now)
+}
+
 // setLive empties the cache and starts (live) or stops serving from it.
 func (u *unverified) setLive(live bool, now time.Time) {
 	u.mu.Lock()
@@ -221,9 +228,16 @@ func (s *Store) listenUntilFailure(ctx context.Context) (started bool) {
 			p.hear(token) // other replicas' probes are ignored
 			continue
 		}
+		if n.Payload == forgetEveryone {
+			s.unverified.forgetAll(s.now())
+			continue
+		}
 		s.unverified.forget(n.Payload)
 	}
 }
+
+// forgetEveryone is announced for a user id too long for a notification's payload.
+const forgetEveryone = "*"
 
 // probe is what the heartbeat and the listening loop share.
 type probe struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -110,6 +111,28 @@ func TestVerificationCacheSeesSessionsOtherReplicasCreate(t *testing.T) {
 		}
 		return len(got) == 2 && got["batch-7"].ID == "ver-3" && got["u1"].ID == "ver-1"
 	})
+}
+
+// A user id too long for a notification's payload does not fail the insert: every
+// listener forgets everyone instead.
+func TestVerificationCacheWithAnOverlongUserID(t *testing.T) {
+	schema := newSchema(t)
+	a, b := openStore(t, schema), openStore(t, schema)
+	long := strings.Repeat("x", 9000)
+	for _, u := range []string{"u1", long} {
+		hasSession(t, a, u)
+	}
+	waitFor(t, "the listener to start", func() bool { return live(a) })
+	for _, u := range []string{"u1", long} {
+		if hasSession(t, a, u) {
+			t.Fatalf("%.10s… has a session", u)
+		}
+	}
+	createSession(t, b, "ver-long", long)
+	waitFor(t, "replica a to see the overlong id's session", func() bool { return hasSession(t, a, long) })
+	if hasSession(t, a, "u1") {
+		t.Error("u1 has a session")
+	}
 }
 
 // While the listener is down nothing is served from the cache, and when it listens again
