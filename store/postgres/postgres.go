@@ -23,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/verdict-engine/verdict/store"
+	"github.com/verdict-engine/verdict/store/internal/nosession"
 )
 
 var _ store.Store = (*Store)(nil)
@@ -51,7 +52,7 @@ type Store struct {
 
 	// unverified caches users without a verification session while listenConfig's
 	// connection listens for new ones; the listener starts with the first lookup.
-	unverified   unverified
+	unverified   *nosession.Cache
 	listenConfig *pgx.ConnConfig
 	listenOnce   sync.Once
 	listenWG     sync.WaitGroup
@@ -186,7 +187,8 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		pool.Close()
 		return nil, classify(ctx, "open postgres store", err)
 	}
-	s := &Store{pool: pool, schema: o.schema, now: o.now, listenConfig: listenerConfig(cfg.ConnConfig, o.schema), probe: defaultProbe}
+	s := &Store{pool: pool, schema: o.schema, now: o.now, listenConfig: listenerConfig(cfg.ConnConfig, o.schema), probe: defaultProbe,
+		unverified: nosession.NewOff(unverifiedMaxAge)}
 	s.listenCtx, s.listenStop = context.WithCancel(context.Background())
 	return s, nil
 }

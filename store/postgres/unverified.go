@@ -14,18 +14,19 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// unverified remembers users known to have no verification session, so that the
-// verification signal of a decision for such a user (most logins, and every decision of a
-// user who never went through KYC) costs no query. It caches only absence: a user with a
-// session is read every time.
+// The Postgres store remembers users known to have no verification session
+// (nosession.Cache), so that the verification signal of a decision for such a user (most
+// logins, and every decision of a user who never went through KYC) costs no query. It
+// caches only absence: a user with a session is read every time.
 //
 // Sessions can be created by any replica, so the cache is only used while this process
 // is listening on channel verdict_verification, where the database announces every new
 // session's user when its transaction commits (migration 0009's trigger):
 //   - a notification forgets that user; CreateVerification in this process forgets its
 //     user as soon as its transaction is over, without waiting for the round trip;
-//   - gen orders a lookup against a creation that raced with it: a lookup that began
-//     before a notification or a local creation never caches the absence afterwards;
+//   - the cache's generation number orders a lookup against a creation that raced with
+//     it: a lookup that began before a notification or a local creation never caches the
+//     absence afterwards;
 //   - the listener proves it hears the channel with a probe every few seconds (see
 //     probeEvery); until the first probe is heard, after any failure, and on a database
 //     without the trigger (not migrated), nothing is cached or served, and the cache is
@@ -34,95 +35,16 @@ import (
 //
 // A stale entry gives the signal "no session", the stricter answer, never a session that
 // does not exist.
-type unverified struct {
-	mu      sync.Mutex
-	gen     uint64
-	live    bool
-	born    time.Time // when users was last emptied
-	users   map[string]struct{}
-	hits    atomic.Int64
-	lookups atomic.Int64
-}
 
-const (
-	// unverifiedMax bounds the cache; it is emptied when full.
-	unverifiedMax = 1 << 20
-	// unverifiedMaxAge bounds how long any entry is trusted, whatever happens.
-	unverifiedMaxAge = 10 * time.Minute
-)
-
-// has reports whether user is known to have no session, and the generation a lookup made
-// now should pass to add.
-func (u *unverified) has(user string, now time.Time) (bool, uint64) {
-	u.lookups.Add(1)
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if !u.live {
-		return false, u.gen
-	}
-	if now.Sub(u.born) >= unverifiedMaxAge {
-		u.reset(now)
-	}
-	_, ok := u.users[user]
-	if ok {
-		u.hits.Add(1)
-	}
-	return ok, u.gen
-}
-
-// add caches user's absence as seen by a lookup that started at generation gen.
-func (u *unverified) add(user string, gen uint64) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if !u.live || gen != u.gen {
-		return // not listening, or a session may have been created meanwhile
-	}
-	if len(u.users) >= unverifiedMax {
-		u.users = make(map[string]struct{})
-	}
-	u.users[user] = struct{}{}
-}
-
-// forget drops user after a session of theirs may have been created.
-func (u *unverified) forget(user string) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.gen++
-	delete(u.users, user)
-}
-
-// forgetAll drops every user (see forgetEveryone).
-func (u *unverified) forgetAll(now time.Time) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.reset(now)
-}
-
-// setLive empties the cache and starts (live) or stops serving from it.
-func (u *unverified) setLive(live bool, now time.Time) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.live = live
-	u.reset(now)
-}
-
-func (u *unverified) reset(now time.Time) {
-	u.gen++
-	u.born = now
-	u.users = make(map[string]struct{})
-}
-
-func (u *unverified) isLive() bool {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.live
-}
+// unverifiedMaxAge bounds how long any entry is trusted, whatever happens.
+const unverifiedMaxAge = 10 * time.Minute
 
 // VerificationCacheStats reports whether the cache of users without a verification session
 // is in use (this process is listening for new sessions), and how many verification
 // lookups it has answered since Open out of how many were made.
 func (s *Store) VerificationCacheStats() (live bool, hits, lookups int64) {
-	return s.unverified.isLive(), s.unverified.hits.Load(), s.unverified.lookups.Load()
+	hits, lookups = s.unverified.Stats()
+	return s.unverified.Live(), hits, lookups
 }
 
 // notifyChannel is where migration 0009's trigger announces new sessions.
@@ -171,7 +93,7 @@ func (s *Store) listen(ctx context.Context) {
 	backoff := minBackoff
 	for {
 		started := s.listenUntilFailure(ctx)
-		s.unverified.setLive(false, s.now())
+		s.unverified.SetLive(false, s.now())
 		if started {
 			backoff = minBackoff
 		}
@@ -213,7 +135,7 @@ func (s *Store) listenUntilFailure(ctx context.Context) (started bool) {
 		defer hb.Done()
 		if !s.heartbeat(hbCtx, &p) {
 			// Unblock WaitForNotification: the connection is no use any more.
-			s.unverified.setLive(false, s.now())
+			s.unverified.SetLive(false, s.now())
 			conn.PgConn().Conn().Close() //nolint:errcheck // closing to end the wait
 		}
 	}()
@@ -229,10 +151,10 @@ func (s *Store) listenUntilFailure(ctx context.Context) (started bool) {
 			continue
 		}
 		if n.Payload == forgetEveryone {
-			s.unverified.forgetAll(s.now())
+			s.unverified.ForgetAll(s.now())
 			continue
 		}
-		s.unverified.forget(n.Payload)
+		s.unverified.Forget(n.Payload)
 	}
 }
 
@@ -279,7 +201,7 @@ func (s *Store) heartbeat(ctx context.Context, p *probe) bool {
 			return true
 		}
 		if !p.live.Load() {
-			s.unverified.setLive(true, s.now())
+			s.unverified.SetLive(true, s.now())
 			p.live.Store(true)
 		}
 		select {

@@ -187,7 +187,7 @@ func (s *Store) CreateVerification(ctx context.Context, nv store.NewVerification
 		return store.Verification{}, false, classify(ctx, "create verification", err)
 	}
 	if created {
-		s.unverified.forget(out.UserID) // the database announces it too, a round trip later
+		s.unverified.Forget(out.UserID) // the database announces it too, a round trip later
 	}
 	return out, created, nil
 }
@@ -235,7 +235,7 @@ func (s *Store) ListVerifications(ctx context.Context, userID string, limit int)
 // latest UpdatedAt (ties broken by the greater ID), or an error wrapping store.ErrNotFound.
 func (s *Store) LatestVerification(ctx context.Context, userID string) (store.Verification, error) {
 	s.startListener()
-	none, gen := s.unverified.has(userID, s.now())
+	none, gen := s.unverified.Has(userID, s.now())
 	if none {
 		return store.Verification{}, fmt.Errorf("latest verification: %w", store.ErrNotFound)
 	}
@@ -243,7 +243,7 @@ func (s *Store) LatestVerification(ctx context.Context, userID string) (store.Ve
 	if err != nil {
 		err = classify(ctx, "latest verification", err)
 		if errors.Is(err, store.ErrNotFound) {
-			s.unverified.add(userID, gen)
+			s.unverified.Add(userID, gen)
 		}
 		return store.Verification{}, err
 	}
@@ -263,7 +263,7 @@ func (s *Store) LatestVerifications(ctx context.Context, userIDs []string) (map[
 	var gen uint64
 	n := 0
 	for _, id := range ask {
-		none, g := s.unverified.has(id, now)
+		none, g := s.unverified.Has(id, now)
 		gen = g
 		if !none {
 			ask[n] = id
@@ -288,7 +288,7 @@ func (s *Store) LatestVerifications(ctx context.Context, userIDs []string) (map[
 	}
 	for _, id := range ask {
 		if _, ok := out[id]; !ok {
-			s.unverified.add(id, gen)
+			s.unverified.Add(id, gen)
 		}
 	}
 	return out, nil

@@ -95,7 +95,7 @@ func verificationArgs(v store.Verification) ([]any, error) {
 // evidence or consent that is not valid text, and one wrapping store.ErrConflict when a
 // session with the same ID exists.
 func (s *Store) CreateVerification(ctx context.Context, nv store.NewVerification) (store.Verification, bool, error) {
-	defer s.noSessions.forget(nv.Verification.UserID) // after the transaction, whatever its outcome
+	defer s.noSessions.Forget(nv.Verification.UserID) // after the transaction, whatever its outcome
 	now := s.now()
 	v, err := store.PrepareNewVerification(nv, now)
 	if err != nil {
@@ -203,13 +203,13 @@ func (s *Store) ListVerifications(ctx context.Context, userID string, limit int)
 // LatestVerification implements store.Verifications: the user's verification with the
 // latest UpdatedAt (ties broken by the greater ID), or an error wrapping store.ErrNotFound.
 func (s *Store) LatestVerification(ctx context.Context, userID string) (store.Verification, error) {
-	known, gen := s.noSessions.has(userID)
+	known, gen := s.noSessions.Has(userID, time.Time{})
 	if known {
 		return store.Verification{}, fmt.Errorf("latest verification: %w", store.ErrNotFound)
 	}
 	v, err := scanVerification(s.selLatestVerification.QueryRowContext(ctx, userID))
 	if errors.Is(err, sql.ErrNoRows) {
-		s.noSessions.add(userID, gen)
+		s.noSessions.Add(userID, gen)
 		err = store.ErrNotFound
 	}
 	if err != nil {
