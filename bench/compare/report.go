@@ -90,7 +90,7 @@ func (h *harness) report(b *binaries) *report {
 		mode = "short"
 	}
 	r := &report{
-		Date:    time.Now().UTC().Format("2006-01-02 15:04 UTC"),
+		Date:    h.started.UTC().Format("2006-01-02 15:04 UTC"), // when the run began
 		Command: h.cfg.command,
 		Mode:    mode,
 		Settings: settings{
@@ -310,7 +310,7 @@ func (r *report) markdown() string {
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	p("# Verdict and OPA: decision throughput and latency\n\n")
-	p("- Date: %s (run took %s)\n", r.Date, time.Duration(r.RunSeconds)*time.Second)
+	p("- Date: %s (start; the run took %s)\n", r.Date, time.Duration(r.RunSeconds)*time.Second)
 	p("- Machine: %d × %s (nproc %d), %.1f GiB RAM, Linux %s; load average %s at start, %s at end\n",
 		r.Machine.NProc, r.Machine.CPUModel, r.Machine.NProc, r.Machine.MemTotalGiB, r.Machine.Kernel, r.Machine.LoadAvg, r.LoadAvgEnd)
 	p("- Go %s; OPA %s; %s (git %s)\n", r.GoVersion, r.Versions["opa"], r.Versions["verdict"], r.Versions["git"])
