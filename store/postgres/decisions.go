@@ -23,8 +23,9 @@ import (
 // store.ErrDuplicateIdempotencyKey in its slot and leaves no trace: no decision row, no
 // audit event. A record that fails store.ValidateDecision gets that error (wrapping
 // store.ErrInvalidRecord). Every other record is written with one decision.created audit
-// event; a zero CreatedAt is set to the store's clock. Times are kept to the microsecond. A non-nil error (wrapping
-// store.ErrUnavailable for connection failures and timeouts) means nothing was written.
+// event; a zero CreatedAt is set to the store's clock. Times are kept to the microsecond.
+// A non-nil error (wrapping store.ErrUnavailable for connection failures and timeouts)
+// means nothing was written.
 func (s *Store) WriteDecisions(ctx context.Context, recs []store.DecisionRecord) ([]error, error) {
 	if len(recs) == 0 {
 		return []error{}, nil

@@ -50,15 +50,10 @@ type Store struct {
 	// one-round-trip commit; fastBackoff is what it is set to after the next miss.
 	fastSkip, fastBackoff atomic.Int64
 
-	// unverified caches users without a verification session while listenConfig's
+	// unverified caches users without a verification session while the listener's
 	// connection listens for new ones; the listener starts with the first lookup.
-	unverified   *nosession.Cache
-	listenConfig *pgx.ConnConfig
-	listenOnce   sync.Once
-	listenWG     sync.WaitGroup
-	listenCtx    context.Context
-	listenStop   context.CancelFunc
-	probe        probeConfig
+	unverified *nosession.Cache
+	listener   listener
 }
 
 // CommitStats reports how WriteDecisions has written batches since Open: in one round trip
@@ -187,9 +182,9 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		pool.Close()
 		return nil, classify(ctx, "open postgres store", err)
 	}
-	s := &Store{pool: pool, schema: o.schema, now: o.now, listenConfig: listenerConfig(cfg.ConnConfig, o.schema), probe: defaultProbe,
-		unverified: nosession.NewOff(unverifiedMaxAge)}
-	s.listenCtx, s.listenStop = context.WithCancel(context.Background())
+	s := &Store{pool: pool, schema: o.schema, now: o.now, unverified: nosession.NewOff(unverifiedMaxAge)}
+	s.listener.cfg, s.listener.probe = listenerConfig(cfg.ConnConfig, o.schema), defaultProbe
+	s.listener.ctx, s.listener.stop = context.WithCancel(context.Background())
 	return s, nil
 }
 
@@ -208,8 +203,8 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close stops the verification listener and closes the pool, waiting for connections in
 // use to be returned. It always returns nil and may be called more than once.
 func (s *Store) Close() error {
-	s.listenStop()
-	s.listenWG.Wait()
+	s.listener.stop()
+	s.listener.wg.Wait()
 	s.pool.Close()
 	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"net"
 	"strings"
 	"sync"
@@ -28,7 +27,7 @@ import (
 //     it: a lookup that began before a notification or a local creation never caches the
 //     absence afterwards;
 //   - the listener proves it hears the channel with a probe every few seconds (see
-//     probeEvery); until the first probe is heard, after any failure, and on a database
+//     defaultProbe); until the first probe is heard, after any failure, and on a database
 //     without the trigger (not migrated), nothing is cached or served, and the cache is
 //     emptied whenever listening (re)starts, since announcements in between went unheard;
 //   - whatever happens, the cache is emptied every unverifiedMaxAge.
@@ -50,37 +49,41 @@ func (s *Store) VerificationCacheStats() (live bool, hits, lookups int64) {
 // notifyChannel is where migration 0009's trigger announces new sessions.
 const notifyChannel = "verdict_verification"
 
-// The listener proves every probeEvery that announcements reach it: it sends a probe on
-// notifyChannel through the pool and must hear it within probeWait. A listener that does
-// not (a connection that died silently, a pooler in transaction mode that does not pass
-// notifications on) turns the cache off and reconnects, so an unheard announcement can
-// leave a user looking unverified for about probeEvery + probeWait at most.
-const (
-	probeEvery  = 5 * time.Second
-	probeWait   = 5 * time.Second
-	probePrefix = "verdict-probe:"
-)
-
-// probeConfig is when and where the heartbeat probes (tests shorten and misdirect it).
+// probeConfig is when and where the listener's heartbeat probes (tests shorten and
+// misdirect it).
 type probeConfig struct {
 	every, wait time.Duration
 	channel     string
 }
 
-var defaultProbe = probeConfig{every: probeEvery, wait: probeWait, channel: notifyChannel}
+// The listener proves every 5 s that announcements reach it: it sends a probe on
+// notifyChannel through the pool and must hear it within 5 s. A listener that does not (a
+// connection that died silently, a pooler in transaction mode that does not pass
+// notifications on) turns the cache off and reconnects, so an unheard announcement can
+// leave a user looking unverified for about 10 s at most.
+var defaultProbe = probeConfig{every: 5 * time.Second, wait: 5 * time.Second, channel: notifyChannel}
 
-// errNoTrigger stops the listener from enabling the cache on a database whose
-// verifications table does not announce new sessions (not migrated yet).
-var errNoTrigger = errors.New("verifications_notify trigger missing: run verdict migrate")
+// probePrefix marks a probe's payload; user ids announced by the trigger never need it.
+const probePrefix = "verdict-probe:"
+
+// listener is the state of the goroutine that keeps the cache's listening connection.
+type listener struct {
+	cfg   *pgx.ConnConfig // see listenerConfig
+	probe probeConfig
+	once  sync.Once
+	wg    sync.WaitGroup
+	ctx   context.Context // ended by Close
+	stop  context.CancelFunc
+}
 
 // startListener starts, once, the goroutine that keeps the cache's listening connection.
 // It runs until Close.
 func (s *Store) startListener() {
-	s.listenOnce.Do(func() {
-		s.listenWG.Add(1)
+	s.listener.once.Do(func() {
+		s.listener.wg.Add(1)
 		go func() {
-			defer s.listenWG.Done()
-			s.listen(s.listenCtx)
+			defer s.listener.wg.Done()
+			s.listen(s.listener.ctx)
 		}()
 	})
 }
@@ -110,7 +113,7 @@ func (s *Store) listen(ctx context.Context) {
 // announced user until the connection fails, a probe goes unheard or ctx ends; its
 // heartbeat turns the cache on once the first probe is heard. It reports whether it did.
 func (s *Store) listenUntilFailure(ctx context.Context) (started bool) {
-	conn, err := pgx.ConnectConfig(ctx, s.listenConfig)
+	conn, err := pgx.ConnectConfig(ctx, s.listener.cfg)
 	if err != nil {
 		return false
 	}
@@ -177,7 +180,7 @@ func (p *probe) hear(token string) {
 	}
 }
 
-// heartbeat sends a probe every probeEvery and waits for the listener to hear it. After
+// heartbeat sends a probe every probe.every and waits for the listener to hear it. After
 // the first one heard it turns the cache on (sessions created before then are read by the
 // next lookup of their user, since the cache starts empty). It returns false when a probe
 // could not be sent or went unheard, true when ctx ended.
@@ -187,10 +190,10 @@ func (s *Store) heartbeat(ctx context.Context, p *probe) bool {
 		_, _ = rand.Read(b[:])
 		token := hex.EncodeToString(b[:])
 		p.want.Store(&token)
-		if _, err := s.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, s.probe.channel, probePrefix+token); err != nil {
+		if _, err := s.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, s.listener.probe.channel, probePrefix+token); err != nil {
 			return ctx.Err() != nil
 		}
-		timer := time.NewTimer(s.probe.wait)
+		timer := time.NewTimer(s.listener.probe.wait)
 		select {
 		case <-p.heard:
 			timer.Stop()
@@ -207,7 +210,7 @@ func (s *Store) heartbeat(ctx context.Context, p *probe) bool {
 		select {
 		case <-ctx.Done():
 			return true
-		case <-time.After(s.probe.every):
+		case <-time.After(s.listener.probe.every):
 		}
 	}
 }

@@ -35,7 +35,7 @@ func TestHeartbeatGatesTheCache(t *testing.T) {
 		if err := s.Migrate(ctx); err != nil {
 			t.Fatal(err)
 		}
-		s.probe = p
+		s.listener.probe = p
 		return s
 	}
 	deaf := open(probeConfig{every: 20 * time.Millisecond, wait: 100 * time.Millisecond, channel: "verdict_nowhere"})
