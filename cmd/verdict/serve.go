@@ -20,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	goredis "github.com/redis/go-redis/v9"
 
 	httpapi "github.com/verdict-engine/verdict/adapters/http"
 	"github.com/verdict-engine/verdict/engine"
@@ -136,6 +137,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer st.Close()
+	// go-redis reports dial failures through its own logger, as plain text on stderr;
+	// they go into the server's structured log instead.
+	goredis.SetLogger(redisLogger{log})
 	vel, velKind, closeVel, err := openVelocity(ctx, cfg.backendConfig)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/verdict-engine/verdict/signals"
+	"github.com/verdict-engine/verdict/signals/redis"
+)
+
+// TestRedisDownFailsFast checks the client the server builds for velocity against a port
+// that refuses connections: an Observe fails after its one retry, without backoff, long
+// before its deadline. With go-redis's defaults (three retries with backoff, five dials
+// per connection with backoff) the same Observe dialed 12 times and used up its whole
+// one-second deadline.
+func TestRedisDownFailsFast(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now: dials are refused
+
+	opts, err := redisOptions("redis://" + addr + "/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dials atomic.Int32
+	opts.Dialer = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		dials.Add(1)
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}
+	client := goredis.NewClient(opts)
+	t.Cleanup(func() { _ = client.Close() })
+	v, err := redis.New(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err = v.Observe(ctx, signals.Event{ID: "e1", Action: "login", UserID: "u1", At: time.Now()})
+	took := time.Since(start)
+	if err == nil {
+		t.Fatal("Observe against a refused port = nil error")
+	}
+	// A pipeline dials twice per attempt in go-redis v9.23: 4 for one retry.
+	if n := dials.Load(); n > 4 {
+		t.Errorf("Observe dialed %d times, want at most 4 (one retry, one dial per connection)", n)
+	}
+	if took > 500*time.Millisecond {
+		t.Errorf("Observe took %v to fail", took)
+	}
+	t.Logf("failed after %v: %v", took, err)
+}
+
+// TestRedisOptionsKeepTheURLs checks that retry settings given in VERDICT_REDIS_URL win.
+func TestRedisOptionsKeepTheURLs(t *testing.T) {
+	opts, err := redisOptions("redis://127.0.0.1:6379/0?max_retries=3&min_retry_backoff=5ms&protocol=3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts.MaxRetries != 3 || opts.MinRetryBackoff != 5*time.Millisecond || opts.Protocol != 3 {
+		t.Errorf("options = max_retries %d, min_retry_backoff %v, protocol %d; want the URL's 3, 5ms, 3",
+			opts.MaxRetries, opts.MinRetryBackoff, opts.Protocol)
+	}
+	if _, err := redisOptions("http://x"); err == nil {
+		t.Error("redisOptions accepted an http URL")
+	}
+}
