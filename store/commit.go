@@ -29,6 +29,7 @@ type GroupCommitter struct {
 	observe      func(records int, took time.Duration, err error)
 	pipeline     chan struct{}  // one token per batch allowed in flight
 	inflight     sync.WaitGroup // batches being written
+	failures     failureLog     // failed batches, logged as an outage rather than one by one
 
 	queue    chan *commitRequest
 	stopping chan struct{} // closed by Close: accept nothing more, flush and exit
@@ -328,15 +329,67 @@ func (g *GroupCommitter) flush(batch []*commitRequest) {
 		return
 	}
 	if err != nil {
-		g.log.Error("decision batch failed", "records", len(batch), "err", err)
+		g.failures.failed(g.log, len(batch), err, time.Now())
 		for _, req := range batch {
 			req.result <- err
 		}
 		return
 	}
+	g.failures.committed(g.log)
 	for i, req := range batch {
 		req.result <- results[i]
 	}
+}
+
+// failureLogInterval is how often a run of failing batches is logged again.
+const failureLogInterval = 10 * time.Second
+
+// failureLog logs failing batches the way an operator reads an outage: the first failure
+// at once, then at most one line per interval with the count since the last, and one line
+// when a batch commits again. With the database down every batch fails, and at thousands
+// of decisions a second one line per batch would flood the log when it matters most.
+// verdict_commit_duration_seconds{result="error"} counts every failed batch.
+type failureLog struct {
+	failing atomic.Bool // read without the lock by every committed batch
+
+	mu      sync.Mutex
+	last    time.Time // when the last line was written
+	batches int64     // failed batches since the last line
+	records int64     // their records
+	total   int64     // failed batches since the run began
+}
+
+func (f *failureLog) failed(log *slog.Logger, records int, err error, now time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.batches++
+	f.records += int64(records)
+	f.total++
+	failing := f.failing.Load()
+	if failing && now.Sub(f.last) < failureLogInterval {
+		return
+	}
+	if !failing {
+		log.Error("decision batch failed", "records", records, "err", err)
+	} else {
+		log.Error("decision batches still failing", "batches", f.batches, "records", f.records, "err", err)
+	}
+	f.failing.Store(true)
+	f.last, f.batches, f.records = now, 0, 0
+}
+
+func (f *failureLog) committed(log *slog.Logger) {
+	if !f.failing.Load() {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.failing.Load() {
+		return // another batch logged the recovery
+	}
+	log.Info("decision batches commit again", "failed_batches", f.total)
+	f.failing.Store(false)
+	f.last, f.batches, f.records, f.total = time.Time{}, 0, 0, 0
 }
 
 func (g *GroupCommitter) writeOne(ctx context.Context, rec DecisionRecord) error {

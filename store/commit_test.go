@@ -1,13 +1,17 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -459,5 +463,123 @@ func TestGroupCommitterObserver(t *testing.T) {
 	}
 	if seen[1].records != 1 || !errors.Is(seen[1].err, ErrUnavailable) {
 		t.Errorf("second batch observed as %+v, want 1 record and ErrUnavailable", seen[1])
+	}
+}
+
+// lines returns the messages a JSON handler wrote to buf, one per line.
+func lines(t *testing.T, buf *syncBuffer) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		if l == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// syncBuffer is a bytes.Buffer safe for the committer's goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestGroupCommitterLogsAnOutageNotEveryBatch checks that while the store is down the
+// committer logs the first failed batch, not each one, and one line when batches commit
+// again, with how many failed.
+func TestGroupCommitterLogsAnOutageNotEveryBatch(t *testing.T) {
+	var down atomic.Bool
+	down.Store(true)
+	w := &fakeWriter{write: func(ctx context.Context, recs []DecisionRecord) ([]error, error) {
+		if down.Load() {
+			return nil, fmt.Errorf("connect: %w", ErrUnavailable)
+		}
+		return make([]error, len(recs)), nil
+	}}
+	var buf syncBuffer
+	g := newCommitter(t, w, WithLogger(slog.New(slog.NewJSONHandler(&buf, nil))))
+	const n = 200
+	for i := range n {
+		if err := g.Commit(t.Context(), rec(fmt.Sprint("r", i))); !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("commit %d while down = %v, want ErrUnavailable", i, err)
+		}
+	}
+	down.Store(false)
+	for i := range 3 {
+		if err := g.Commit(t.Context(), rec(fmt.Sprint("ok", i))); err != nil {
+			t.Fatalf("commit after recovery = %v", err)
+		}
+	}
+	got := lines(t, &buf)
+	if len(got) != 2 {
+		t.Fatalf("logged %d lines for %d failed batches and a recovery, want 2:\n%s", len(got), n, buf.String())
+	}
+	if got[0]["msg"] != "decision batch failed" || got[0]["level"] != "ERROR" {
+		t.Errorf("first line = %v", got[0])
+	}
+	if got[1]["msg"] != "decision batches commit again" || got[1]["failed_batches"] != float64(n) {
+		t.Errorf("recovery line = %v, want failed_batches %d", got[1], n)
+	}
+}
+
+// TestFailureLogInterval checks the lines of a long outage: the first failure, then one
+// line per interval counting the batches and records since the previous line.
+func TestFailureLogInterval(t *testing.T) {
+	var buf syncBuffer
+	log := slog.New(slog.NewJSONHandler(&buf, nil))
+	var f failureLog
+	t0 := time.Date(2026, 12, 7, 5, 0, 0, 0, time.UTC)
+	boom := errors.New("boom")
+	for i := range 25 { // one failed batch of 2 records a second for 25 s
+		f.failed(log, 2, boom, t0.Add(time.Duration(i)*time.Second))
+	}
+	f.committed(log)
+	f.committed(log) // no second recovery line
+	f.failed(log, 1, boom, t0.Add(time.Minute))
+	got := lines(t, &buf)
+	want := []struct {
+		msg              string
+		batches, records float64
+	}{
+		{"decision batch failed", 0, 2},
+		{"decision batches still failing", 10, 20}, // at 10 s: the failures at 1..10 s
+		{"decision batches still failing", 10, 20}, // at 20 s
+		{"decision batches commit again", 0, 0},
+		{"decision batch failed", 0, 1}, // a new outage starts over
+	}
+	if len(got) != len(want) {
+		t.Fatalf("logged %d lines, want %d:\n%s", len(got), len(want), buf.String())
+	}
+	for i, w := range want {
+		g := got[i]
+		if g["msg"] != w.msg {
+			t.Errorf("line %d = %v, want %q", i, g, w.msg)
+		}
+		if w.msg == "decision batches still failing" && (g["batches"] != w.batches || g["records"] != w.records) {
+			t.Errorf("line %d = %v, want batches %v records %v", i, g, w.batches, w.records)
+		}
+		if w.msg == "decision batch failed" && g["records"] != w.records {
+			t.Errorf("line %d = %v, want records %v", i, g, w.records)
+		}
+	}
+	if got[3]["failed_batches"] != float64(25) {
+		t.Errorf("recovery line = %v, want failed_batches 25", got[3])
 	}
 }

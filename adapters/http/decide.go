@@ -252,7 +252,10 @@ func (s *Server) decide(c *fiber.Ctx) error {
 	gathered := time.Now()
 	for src, e := range g.Errors {
 		s.metrics.sourceErrors.WithLabelValues(src).Inc()
-		s.log.Warn("signal source unavailable", "request_id", requestID(c), "source", src, "err", e)
+		if ok, left := s.failLogs.allow("source "+src, gathered); ok {
+			s.log.Warn("signal source unavailable", "request_id", requestID(c), "source", src, "err", e,
+				"suppressed", left)
+		}
 	}
 
 	in := &engine.Input{
@@ -263,7 +266,10 @@ func (s *Server) decide(c *fiber.Ctx) error {
 	d, evalErr := s.deps.Engine.Evaluate(ctx, policy, in)
 	var deg *degraded
 	if evalErr != nil {
-		s.log.Error("policy evaluation failed", "request_id", requestID(c), "action", req.Action, "policy_version", policy.Version, "err", evalErr)
+		if ok, left := s.failLogs.allow("evaluate "+req.Action, time.Now()); ok {
+			s.log.Error("policy evaluation failed", "request_id", requestID(c), "action", req.Action,
+				"policy_version", policy.Version, "err", evalErr, "suppressed", left)
+		}
 		d = engine.ApplyFailMode(d, policy.FailMode, engine.CausePolicyError, true)
 		deg = &degraded{FailMode: policy.FailMode.String(), Causes: []string{engine.CausePolicyError}}
 	}
@@ -331,7 +337,10 @@ func (s *Server) decide(c *fiber.Ctx) error {
 		return fmt.Errorf("idempotency key vanished after conflict")
 	default:
 		// Not stored: the answer follows the fail mode and says it was not stored.
-		s.log.Error("decision not stored", "request_id", requestID(c), "decision_id", decisionID, "action", req.Action, "err", err)
+		if ok, left := s.failLogs.allow("store", time.Now()); ok {
+			s.log.Error("decision not stored", "request_id", requestID(c), "decision_id", decisionID,
+				"action", req.Action, "err", err, "suppressed", left)
+		}
 		d = engine.ApplyFailMode(d, policy.FailMode, engine.CauseStoreUnavailable, false)
 		if deg == nil {
 			deg = &degraded{FailMode: policy.FailMode.String()}

@@ -81,6 +81,7 @@ type Server struct {
 	app      *fiber.App
 	log      *slog.Logger
 	metrics  *metrics
+	failLogs *logLimiter // failures repeated on every decision, logged once per interval
 	draining atomic.Bool
 
 	idPrefix  string
@@ -104,7 +105,8 @@ func New(cfg Config, deps Deps) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, deps: deps, log: cfg.Logger, metrics: newMetrics(deps.Registry)}
+	s := &Server{cfg: cfg, deps: deps, log: cfg.Logger, metrics: newMetrics(deps.Registry),
+		failLogs: newLogLimiter(failureLogInterval)}
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	s.idPrefix = hex.EncodeToString(b[:])

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -48,6 +49,8 @@ type options struct {
 	dir       string
 	// verify wires the verification subsystem with the sandbox provider.
 	verify bool
+	// log receives the server's log (default: discarded).
+	log *slog.Logger
 }
 
 func newEnv(t *testing.T, o options) *env {
@@ -98,7 +101,7 @@ func newEnv(t *testing.T, o options) *env {
 	if o.verify {
 		ver = newVerificationService(t, st, o.dir, vlt)
 	}
-	srv := httpapi.New(httpapi.Config{Dev: o.dev || o.keys == "", APIKeys: keys},
+	srv := httpapi.New(httpapi.Config{Dev: o.dev || o.keys == "", APIKeys: keys, Logger: o.log},
 		httpapi.Deps{
 			Engine: engine.New(set), Gatherer: signals.NewGatherer(o.velocity, lists, st), Lists: lists,
 			Store: st, Committer: committer, Registry: prometheus.NewRegistry(), Verifications: ver,
@@ -422,6 +425,37 @@ func TestFailModes(t *testing.T) {
 		}
 		if deg := d["degraded"].(map[string]any); deg["fail_mode"] != "closed" || deg["stored"] != true {
 			t.Fatalf("degraded = %v", deg)
+		}
+	})
+	t.Run("source down, logged once, not per decision", func(t *testing.T) {
+		var buf bytes.Buffer
+		e := newEnv(t, options{velocity: failingVelocity{errors.New("connection refused")},
+			log: slog.New(slog.NewJSONHandler(&buf, nil))})
+		for i := range 50 {
+			if r := e.do(t, "POST", "/v1/decide", payout); r.status != 200 {
+				t.Fatalf("decision %d: %d %s", i, r.status, r.body)
+			}
+		}
+		// Velocity down takes the device reputation built on it down too: one line each.
+		warned := map[any]int{}
+		for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(l), &m); err != nil {
+				t.Fatalf("log line %q: %v", l, err)
+			}
+			if m["msg"] == "signal source unavailable" {
+				warned[m["source"]]++
+				if m["err"] != "connection refused" {
+					t.Errorf("log line = %v", m)
+				}
+			}
+		}
+		if len(warned) != 2 || warned["velocity"] != 1 || warned["device"] != 1 {
+			t.Fatalf("lines per source for 50 decisions with velocity down = %v, want velocity and device once each:\n%s", warned, buf.String())
+		}
+		// Every failure is still counted.
+		if m := e.do(t, "GET", "/metrics", ""); !bytes.Contains(m.body, []byte(`verdict_signal_source_errors_total{source="velocity"} 50`+"\n")) {
+			t.Errorf("metrics do not count the 50 failures:\n%s", m.body)
 		}
 	})
 	t.Run("source timeout, login fails to review within the deadline", func(t *testing.T) {
