@@ -17,7 +17,7 @@ const failureLogInterval = 10 * time.Second
 // (verdict_signal_source_errors_total, verdict_degraded_decisions_total).
 //
 // Kinds are few and fixed by the deployment (a source name, an action of the loaded
-// policy set), so the map does not grow with traffic.
+// policy set, a route pattern and status), so the map does not grow with traffic.
 type logLimiter struct {
 	every time.Duration
 

@@ -256,7 +256,13 @@ func (s *Server) recoverer(c *fiber.Ctx) (err error) {
 func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	ae := toProblem(err)
 	if ae.status >= 500 {
-		s.log.Error("request failed", "request_id", requestID(c), "route", c.Route().Path, "status", ae.status, "err", err)
+		// The same failure on every request of a route (the store down under /readyz
+		// polls or reads) is logged once per interval, with the count left out.
+		route := c.Route().Path
+		if ok, left := s.failLogs.allow("http "+strconv.Itoa(ae.status)+" "+route, time.Now()); ok {
+			s.log.Error("request failed", "request_id", requestID(c), "route", route, "status", ae.status, "err", err,
+				"suppressed", left)
+		}
 	}
 	return writeProblem(c, ae)
 }

@@ -567,3 +567,25 @@ func TestDebugTimings(t *testing.T) {
 		}
 	}
 }
+
+// TestServerErrorsLoggedOncePerInterval polls /readyz with the store closed, as a load
+// balancer would during an outage: every poll answers 503, one line is logged.
+func TestServerErrorsLoggedOncePerInterval(t *testing.T) {
+	var buf bytes.Buffer
+	e := newEnv(t, options{log: slog.New(slog.NewJSONHandler(&buf, nil))})
+	if r := e.do(t, "GET", "/readyz", ""); r.status != 200 {
+		t.Fatalf("readyz = %d %s", r.status, r.body)
+	}
+	e.store.Close()
+	for i := range 20 {
+		if r := e.do(t, "GET", "/readyz", ""); r.status != 503 {
+			t.Fatalf("readyz %d with the store closed = %d %s", i, r.status, r.body)
+		}
+	}
+	if n := strings.Count(buf.String(), `"msg":"request failed"`); n != 1 {
+		t.Fatalf("%d lines for 20 failed polls, want 1:\n%s", n, buf.String())
+	}
+	if !strings.Contains(buf.String(), `"route":"/readyz","status":503`) {
+		t.Errorf("the line does not name the route and status:\n%s", buf.String())
+	}
+}
