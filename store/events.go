@@ -161,6 +161,7 @@ type webhookRejectedPayload struct {
 	BodySHA256 string `json:"body_sha256"`
 	Provider   string `json:"provider"`
 	Reason     string `json:"reason"`
+	Suppressed int64  `json:"suppressed,omitempty"`
 }
 
 // WebhookRejectedEvent returns the unlinked audit event for a webhook delivery that was
@@ -169,8 +170,15 @@ type webhookRejectedPayload struct {
 // {body_sha256, provider, reason} where reason is a short fixed code such as
 // "bad_signature". The body is not kept.
 func WebhookRejectedEvent(provider, reason string, body []byte, correlationID string, at time.Time) (AuditEvent, error) {
+	return WebhookRejectionsEvent(provider, reason, body, 0, correlationID, at)
+}
+
+// WebhookRejectionsEvent is WebhookRejectedEvent for a refusal that also stands for
+// suppressed earlier refusals of the same provider and reason that were not audited one by
+// one; the payload then carries "suppressed": that count (omitted when 0).
+func WebhookRejectionsEvent(provider, reason string, body []byte, suppressed int64, correlationID string, at time.Time) (AuditEvent, error) {
 	return newEvent(EventWebhookRejected, "webhook", correlationID, "", at,
-		webhookRejectedPayload{BodySHA256: sha256Hex(body), Provider: provider, Reason: reason})
+		webhookRejectedPayload{BodySHA256: sha256Hex(body), Provider: provider, Reason: reason, Suppressed: suppressed})
 }
 
 type reviewPayload struct {

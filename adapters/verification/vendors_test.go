@@ -329,7 +329,9 @@ func TestVendorWebhooksEndToEnd(t *testing.T) {
 	}
 	t.Cleanup(func() { st.Close() })
 	sealer := newVault(t, st)
-	svc := verification.New(verification.Config{CallbackBase: "http://verdict.test", Now: clock.Now}, st, ps, nil, sealer)
+	// Every refusal audited, so that each refused delivery's event can be checked.
+	svc := verification.New(verification.Config{CallbackBase: "http://verdict.test", Now: clock.Now, RejectedAuditEvery: -1},
+		st, ps, nil, sealer)
 
 	cases := []*vendorCase{
 		{

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -56,6 +57,13 @@ type Config struct {
 	// change the service makes.
 	ObserveWebhook    func(provider, result string)
 	ObserveTransition func(provider, status string)
+	// RejectedAuditEvery is how often refused webhooks of one provider and reason are
+	// audited (default 1 min; negative: every one). Webhook endpoints take unauthenticated
+	// requests and the audit log keeps everything forever, so a flood of forged deliveries
+	// must not become a flood of audit events: the first refusal of a kind in an interval is
+	// audited at once, and the next audited one counts those in between ("suppressed").
+	// The metrics count every refusal.
+	RejectedAuditEvery time.Duration
 }
 
 // Service is the verification subsystem. Its methods are safe for concurrent use.
@@ -65,6 +73,9 @@ type Service struct {
 	providers map[string]providers.Provider
 	evidence  *evidence.Store
 	vault     *vault.Vault
+
+	rejectMu   sync.Mutex
+	rejections map[rejectionKind]*rejections // refused webhooks by kind, for their audit
 }
 
 // New returns a service over st with the given providers (by Name), evidence bucket (nil:
@@ -95,11 +106,15 @@ func New(cfg Config, st Store, ps []providers.Provider, ev *evidence.Store, v *v
 	if cfg.ObserveTransition == nil {
 		cfg.ObserveTransition = func(string, string) {}
 	}
+	if cfg.RejectedAuditEvery == 0 {
+		cfg.RejectedAuditEvery = time.Minute
+	}
 	m := map[string]providers.Provider{}
 	for _, p := range ps {
 		m[p.Name()] = p
 	}
-	return &Service{cfg: cfg, store: st, providers: m, evidence: ev, vault: v}
+	return &Service{cfg: cfg, store: st, providers: m, evidence: ev, vault: v,
+		rejections: map[rejectionKind]*rejections{}}
 }
 
 // Providers returns the configured providers' names, sorted.

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -311,5 +312,77 @@ func TestCreateAfterPlaceholder(t *testing.T) {
 	// Another user's create with the same reference is refused, not merged.
 	if _, err := svc.Create(ctx, verification.CreateRequest{UserID: "u10", Provider: "fake", Actor: "t"}); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("another user's create on a taken reference: %v", err)
+	}
+}
+
+// TestForgedWebhookFloodIsAuditedOncePerInterval sends a flood of forged deliveries: the
+// audit log, which keeps everything forever, gets one event per provider and reason per
+// minute, the next one counting those in between; every refusal is still answered and
+// counted in the metrics.
+func TestForgedWebhookFloodIsAuditedOncePerInterval(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	p := &fakeProvider{secret: []byte("webhook-secret-for-tests")}
+	now := time.Date(2026, 12, 7, 6, 0, 0, 0, time.UTC)
+	observed := map[string]int{}
+	svc := verification.New(verification.Config{
+		Now:            func() time.Time { return now },
+		ObserveWebhook: func(provider, result string) { observed[provider+" "+result]++ },
+	}, st, []providers.Provider{p}, nil, newVault(t, st))
+
+	h, b := p.deliver(providers.Event{ID: "x", ProviderRef: "ref", Status: store.StatusApproved})
+	forged := bytes.Replace(b, []byte("approved"), []byte("approvee"), 1)
+	refuse := func(n int, h http.Header, body []byte, reason string) {
+		t.Helper()
+		for range n {
+			_, err := svc.HandleWebhook(ctx, "fake", h, body, "corr")
+			var we *verification.WebhookError
+			if !errors.As(err, &we) || we.Reason != reason {
+				t.Fatalf("forged delivery: %v, want %s", err, reason)
+			}
+			now = now.Add(100 * time.Millisecond)
+		}
+	}
+	refuse(300, h, forged, verification.WebhookBadSignature)          // 30 s
+	refuse(5, http.Header{}, b, verification.WebhookMissingSignature) // its own kind
+	now = now.Add(time.Minute)                                        // a minute later
+	refuse(1, h, forged, verification.WebhookBadSignature)
+
+	evs, err := st.AuditEvents(ctx, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type payload struct {
+		Provider, Reason string
+		Suppressed       int64
+	}
+	var got []payload
+	for _, ev := range evs {
+		if ev.Type != store.EventWebhookRejected {
+			t.Fatalf("unexpected audit event %s", ev.Type)
+		}
+		var p payload
+		if err := json.Unmarshal(ev.Payload, &p); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, p)
+	}
+	want := []payload{
+		{"fake", verification.WebhookBadSignature, 0},
+		{"fake", verification.WebhookMissingSignature, 0},
+		{"fake", verification.WebhookBadSignature, 299}, // the 299 after the first
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("audit events for 306 refusals = %+v, want %+v", got, want)
+	}
+	if observed["fake "+verification.WebhookBadSignature] != 301 || observed["fake "+verification.WebhookMissingSignature] != 5 {
+		t.Errorf("observed refusals = %v, want every one", observed)
+	}
+	if _, _, err := store.VerifyChain(ctx, st); err != nil {
+		t.Errorf("audit chain: %v", err)
 	}
 }

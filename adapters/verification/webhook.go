@@ -38,8 +38,9 @@ type WebhookResult struct {
 	Status         string // the session's status after the delivery
 }
 
-// WebhookError is a refused delivery. Nothing was changed; a webhook.rejected audit event
-// was appended for authentication and payload failures.
+// WebhookError is a refused delivery. Nothing was changed; authentication and payload
+// failures are audited as webhook.rejected events, at most one per provider and reason per
+// Config.RejectedAuditEvery (the next one counts those in between).
 type WebhookError struct {
 	Reason string
 	Err    error
@@ -193,14 +194,63 @@ func backwards(from, to string) bool {
 
 func (s *Service) reject(ctx context.Context, provider, reason string, body []byte, corr string, cause error) error {
 	s.cfg.ObserveWebhook(provider, reason)
-	ev, err := store.WebhookRejectedEvent(provider, reason, body, corr, s.cfg.Now().UTC())
-	if err == nil {
-		err = s.store.AppendAudit(ctx, ev)
-	}
-	if err != nil {
-		s.cfg.Logger.Warn("could not audit a rejected webhook", "provider", provider, "reason", reason, "err", err)
+	now := s.cfg.Now().UTC()
+	kind := rejectionKind{provider, reason} // provider is "unknown" for one not configured
+	if audit, suppressed := s.auditRejection(kind, now); audit {
+		ev, err := store.WebhookRejectionsEvent(provider, reason, body, suppressed, corr, now)
+		if err == nil {
+			err = s.store.AppendAudit(ctx, ev)
+		}
+		if err != nil {
+			s.unaudited(kind, suppressed+1) // counted in the next one instead
+			s.cfg.Logger.Warn("could not audit a rejected webhook", "provider", provider, "reason", reason, "err", err)
+		}
 	}
 	return &WebhookError{Reason: reason, Err: cause}
+}
+
+// rejectionKind is what refused webhooks are counted by: few and fixed (the configured
+// providers and "unknown", the Webhook* reasons).
+type rejectionKind struct{ provider, reason string }
+
+type rejections struct {
+	audited    time.Time // when the last one of the kind was audited
+	suppressed int64     // refused since, not audited
+}
+
+// auditRejection reports whether a refusal of kind at now is audited (see
+// Config.RejectedAuditEvery) and, if so, how many of the kind went unaudited before it.
+func (s *Service) auditRejection(kind rejectionKind, now time.Time) (bool, int64) {
+	if s.cfg.RejectedAuditEvery < 0 {
+		return true, 0
+	}
+	s.rejectMu.Lock()
+	defer s.rejectMu.Unlock()
+	r, ok := s.rejections[kind]
+	if !ok {
+		s.rejections[kind] = &rejections{audited: now}
+		return true, 0
+	}
+	if now.Sub(r.audited) < s.cfg.RejectedAuditEvery {
+		r.suppressed++
+		return false, 0
+	}
+	n := r.suppressed
+	r.audited, r.suppressed = now, 0
+	return true, n
+}
+
+// unaudited gives back n refusals of kind whose audit event could not be written.
+func (s *Service) unaudited(kind rejectionKind, n int64) {
+	if s.cfg.RejectedAuditEvery < 0 {
+		return
+	}
+	s.rejectMu.Lock()
+	defer s.rejectMu.Unlock()
+	if r, ok := s.rejections[kind]; ok {
+		r.suppressed += n
+		r.audited = time.Time{} // the next refusal of the kind is audited at once
+	}
 }
 
 func compact(id uuid.UUID) string {
