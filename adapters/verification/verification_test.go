@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"sync"
@@ -384,5 +385,52 @@ func TestForgedWebhookFloodIsAuditedOncePerInterval(t *testing.T) {
 	}
 	if _, _, err := store.VerifyChain(ctx, st); err != nil {
 		t.Errorf("audit chain: %v", err)
+	}
+}
+
+// failingAudit is a store whose audit appends fail while down is set.
+type failingAudit struct {
+	*sqlite.Store
+	down    bool
+	appends int
+}
+
+func (f *failingAudit) AppendAudit(ctx context.Context, ev store.AuditEvent) error {
+	f.appends++
+	if f.down {
+		return fmt.Errorf("append: %w", store.ErrUnavailable)
+	}
+	return f.Store.AppendAudit(ctx, ev)
+}
+
+// TestRejectedWebhookAuditSurvivesAStoreOutage: refusals whose event could not be written
+// are counted in the next one, and the store is not asked again until the interval is over.
+func TestRejectedWebhookAuditSurvivesAStoreOutage(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	fa := &failingAudit{Store: st, down: true}
+	now := time.Date(2026, 12, 7, 6, 0, 0, 0, time.UTC)
+	svc := verification.New(verification.Config{Now: func() time.Time { return now }},
+		fa, []providers.Provider{&fakeProvider{secret: []byte("s")}}, nil, newVault(t, st))
+	for range 10 {
+		_, _ = svc.HandleWebhook(ctx, "fake", http.Header{}, []byte(`{}`), "corr")
+	}
+	if fa.appends != 1 {
+		t.Fatalf("%d audit appends for 10 refusals with the store down, want 1", fa.appends)
+	}
+	fa.down = false
+	now = now.Add(time.Minute)
+	_, _ = svc.HandleWebhook(ctx, "fake", http.Header{}, []byte(`{}`), "corr")
+	evs, err := st.AuditEvents(ctx, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p struct{ Suppressed int64 }
+	if len(evs) != 1 || json.Unmarshal(evs[0].Payload, &p) != nil || p.Suppressed != 10 {
+		t.Fatalf("audit events after the outage = %+v, want one counting the 10 before it", evs)
 	}
 }

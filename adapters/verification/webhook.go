@@ -240,7 +240,9 @@ func (s *Service) auditRejection(kind rejectionKind, now time.Time) (bool, int64
 	return true, n
 }
 
-// unaudited gives back n refusals of kind whose audit event could not be written.
+// unaudited gives back n refusals of kind whose audit event could not be written: the
+// next event of the kind, an interval later (not at once, which with the store down would
+// try, and log, on every forged delivery), counts them.
 func (s *Service) unaudited(kind rejectionKind, n int64) {
 	if s.cfg.RejectedAuditEvery < 0 {
 		return
@@ -249,7 +251,6 @@ func (s *Service) unaudited(kind rejectionKind, n int64) {
 	defer s.rejectMu.Unlock()
 	if r, ok := s.rejections[kind]; ok {
 		r.suppressed += n
-		r.audited = time.Time{} // the next refusal of the kind is audited at once
 	}
 }
 
