@@ -124,8 +124,8 @@ func redisOptions(url string) (*goredis.Options, error) {
 	return opts, nil
 }
 
-// redisLogger writes go-redis's own messages (dial failures, at most about one a second
-// while Redis is down) to the server's log.
+// redisLogger writes go-redis's own messages to the server's log: dial failures while Redis
+// is down, a burst as its pool gives up and then a few a second.
 type redisLogger struct{ log *slog.Logger }
 
 func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
