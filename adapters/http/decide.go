@@ -252,7 +252,7 @@ func (s *Server) decide(c *fiber.Ctx) error {
 	gathered := time.Now()
 	for src, e := range g.Errors {
 		s.metrics.sourceErrors.WithLabelValues(src).Inc()
-		if ok, left := s.failLogs.allow("source "+src, gathered); ok {
+		if ok, left := s.failLogs.Allow("source "+src, gathered); ok {
 			s.log.Warn("signal source unavailable", "request_id", requestID(c), "source", src, "err", e,
 				"suppressed", left)
 		}
@@ -266,7 +266,7 @@ func (s *Server) decide(c *fiber.Ctx) error {
 	d, evalErr := s.deps.Engine.Evaluate(ctx, policy, in)
 	var deg *degraded
 	if evalErr != nil {
-		if ok, left := s.failLogs.allow("evaluate "+req.Action, time.Now()); ok {
+		if ok, left := s.failLogs.Allow("evaluate "+req.Action, time.Now()); ok {
 			s.log.Error("policy evaluation failed", "request_id", requestID(c), "action", req.Action,
 				"policy_version", policy.Version, "err", evalErr, "suppressed", left)
 		}
@@ -337,7 +337,7 @@ func (s *Server) decide(c *fiber.Ctx) error {
 		return fmt.Errorf("idempotency key vanished after conflict")
 	default:
 		// Not stored: the answer follows the fail mode and says it was not stored.
-		if ok, left := s.failLogs.allow("store", time.Now()); ok {
+		if ok, left := s.failLogs.Allow("store", time.Now()); ok {
 			s.log.Error("decision not stored", "request_id", requestID(c), "decision_id", decisionID,
 				"action", req.Action, "err", err, "suppressed", left)
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/verdict-engine/verdict/adapters/internal/throttle"
 	"github.com/verdict-engine/verdict/adapters/vault"
 	"github.com/verdict-engine/verdict/adapters/verification"
 	"github.com/verdict-engine/verdict/engine"
@@ -76,12 +77,17 @@ type Deps struct {
 
 // Server serves Verdict's HTTP API.
 type Server struct {
-	cfg      Config
-	deps     Deps
-	app      *fiber.App
-	log      *slog.Logger
-	metrics  *metrics
-	failLogs *logLimiter // failures repeated on every decision, logged once per interval
+	cfg     Config
+	deps    Deps
+	app     *fiber.App
+	log     *slog.Logger
+	metrics *metrics
+	// failLogs lets a failure repeated on every request (a signal source or the store down,
+	// a policy that errors, a 5xx on one route) be logged once per failureLogInterval with
+	// the count left out, instead of once per request: at 3,000 decisions/s an outage would
+	// otherwise write 3,000 lines a second, costing CPU when the service is degraded and
+	// burying everything else. The metrics count every occurrence.
+	failLogs *throttle.Throttle[string]
 	draining atomic.Bool
 
 	idPrefix  string
@@ -106,7 +112,7 @@ func New(cfg Config, deps Deps) *Server {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, deps: deps, log: cfg.Logger, metrics: newMetrics(deps.Registry),
-		failLogs: newLogLimiter(failureLogInterval)}
+		failLogs: throttle.New[string](failureLogInterval)}
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	s.idPrefix = hex.EncodeToString(b[:])
@@ -253,13 +259,16 @@ func (s *Server) recoverer(c *fiber.Ctx) (err error) {
 	return c.Next()
 }
 
+// failureLogInterval is how often a failure that repeats on every request is logged.
+const failureLogInterval = 10 * time.Second
+
 func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	ae := toProblem(err)
 	if ae.status >= 500 {
 		// The same failure on every request of a route (the store down under /readyz
 		// polls or reads) is logged once per interval, with the count left out.
 		route := c.Route().Path
-		if ok, left := s.failLogs.allow("http "+strconv.Itoa(ae.status)+" "+route, time.Now()); ok {
+		if ok, left := s.failLogs.Allow("http "+strconv.Itoa(ae.status)+" "+route, time.Now()); ok {
 			s.log.Error("request failed", "request_id", requestID(c), "route", route, "status", ae.status, "err", err,
 				"suppressed", left)
 		}

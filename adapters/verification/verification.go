@@ -13,12 +13,12 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/verdict-engine/verdict/adapters/evidence"
+	"github.com/verdict-engine/verdict/adapters/internal/throttle"
 	"github.com/verdict-engine/verdict/adapters/providers"
 	"github.com/verdict-engine/verdict/adapters/vault"
 	"github.com/verdict-engine/verdict/store"
@@ -74,8 +74,7 @@ type Service struct {
 	evidence  *evidence.Store
 	vault     *vault.Vault
 
-	rejectMu   sync.Mutex
-	rejections map[rejectionKind]*rejections // refused webhooks by kind, for their audit
+	rejections *throttle.Throttle[rejectionKind] // refused webhooks by kind, for their audit
 }
 
 // New returns a service over st with the given providers (by Name), evidence bucket (nil:
@@ -114,7 +113,7 @@ func New(cfg Config, st Store, ps []providers.Provider, ev *evidence.Store, v *v
 		m[p.Name()] = p
 	}
 	return &Service{cfg: cfg, store: st, providers: m, evidence: ev, vault: v,
-		rejections: map[rejectionKind]*rejections{}}
+		rejections: throttle.New[rejectionKind](cfg.RejectedAuditEvery)}
 }
 
 // Providers returns the configured providers' names, sorted.

@@ -196,13 +196,15 @@ func (s *Service) reject(ctx context.Context, provider, reason string, body []by
 	s.cfg.ObserveWebhook(provider, reason)
 	now := s.cfg.Now().UTC()
 	kind := rejectionKind{provider, reason} // provider is "unknown" for one not configured
-	if audit, suppressed := s.auditRejection(kind, now); audit {
+	if audit, suppressed := s.rejections.Allow(kind, now); audit {
 		ev, err := store.WebhookRejectionsEvent(provider, reason, body, suppressed, corr, now)
 		if err == nil {
 			err = s.store.AppendAudit(ctx, ev)
 		}
 		if err != nil {
-			s.unaudited(kind, suppressed+1) // counted in the next one instead
+			// Counted in the next event of the kind, an interval later: not at once, which
+			// with the store down would try, and log, on every forged delivery.
+			s.rejections.Hold(kind, suppressed+1)
 			s.cfg.Logger.Warn("could not audit a rejected webhook", "provider", provider, "reason", reason, "err", err)
 		}
 	}
@@ -212,47 +214,6 @@ func (s *Service) reject(ctx context.Context, provider, reason string, body []by
 // rejectionKind is what refused webhooks are counted by: few and fixed (the configured
 // providers and "unknown", the Webhook* reasons).
 type rejectionKind struct{ provider, reason string }
-
-type rejections struct {
-	audited    time.Time // when the last one of the kind was audited
-	suppressed int64     // refused since, not audited
-}
-
-// auditRejection reports whether a refusal of kind at now is audited (see
-// Config.RejectedAuditEvery) and, if so, how many of the kind went unaudited before it.
-func (s *Service) auditRejection(kind rejectionKind, now time.Time) (bool, int64) {
-	if s.cfg.RejectedAuditEvery < 0 {
-		return true, 0
-	}
-	s.rejectMu.Lock()
-	defer s.rejectMu.Unlock()
-	r, ok := s.rejections[kind]
-	if !ok {
-		s.rejections[kind] = &rejections{audited: now}
-		return true, 0
-	}
-	if now.Sub(r.audited) < s.cfg.RejectedAuditEvery {
-		r.suppressed++
-		return false, 0
-	}
-	n := r.suppressed
-	r.audited, r.suppressed = now, 0
-	return true, n
-}
-
-// unaudited gives back n refusals of kind whose audit event could not be written: the
-// next event of the kind, an interval later (not at once, which with the store down would
-// try, and log, on every forged delivery), counts them.
-func (s *Service) unaudited(kind rejectionKind, n int64) {
-	if s.cfg.RejectedAuditEvery < 0 {
-		return
-	}
-	s.rejectMu.Lock()
-	defer s.rejectMu.Unlock()
-	if r, ok := s.rejections[kind]; ok {
-		r.suppressed += n
-	}
-}
 
 func compact(id uuid.UUID) string {
 	b := make([]byte, 0, 32)
