@@ -38,7 +38,7 @@ func parseFlags(argv []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.short, "short", false, "quick run (under 2 minutes): 4 s per measurement, 1 s warm-up, 1 round")
 	fs.StringVar(&c.out, "out", "bench/results", "directory for results.json and results.md")
 	fs.BoolVar(&c.sequential, "sequential", false, "run one target at a time from start to stop instead of interleaving measurements")
-	fs.BoolVar(&c.keepTmp, "keep-tmp", false, "keep the temporary directory (binaries, server logs, data)")
+	fs.BoolVar(&c.keepTmp, "keep-tmp", false, "keep the temporary directory (binaries, server logs, data), the Postgres schema and the Redis database")
 	measure := fs.Duration("measure", 0, "override the measured window of each measurement")
 	rounds := fs.Int("rounds", 0, "override the number of rounds")
 	conns := fs.String("conns", "32,128", "saturation: closed-loop connection counts to measure, comma-separated; the peak is reported")

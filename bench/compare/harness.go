@@ -32,7 +32,9 @@ type target struct {
 	env      []string
 	health   []string                    // paths that must answer 200 before measuring
 	prepare  func(context.Context) error // run before the server starts
+	cleanup  func(context.Context) error // run at the end if prepare ran (not with -keep-tmp)
 	display  string                      // the command, for the report
+	prepared bool
 
 	port   int
 	proc   *process
@@ -116,10 +118,19 @@ func (h *harness) logf(format string, args ...any) {
 func (h *harness) close() {
 	h.stopAll()
 	if h.cfg.keepTmp {
-		h.logf("kept %s", h.tmp)
+		h.logf("kept %s, the benchmark's Postgres schema and Redis database", h.tmp)
 		return
 	}
 	_ = os.RemoveAll(h.tmp)
+	for _, t := range h.targets {
+		if t.prepared && t.cleanup != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			if err := t.cleanup(ctx); err != nil {
+				h.logf("%s: clean up: %v", t.name, err)
+			}
+			cancel()
+		}
+	}
 }
 
 func (h *harness) stopAll() {
@@ -330,6 +341,7 @@ func (h *harness) defineTargets(b *binaries, bundle string) []*target {
 			env:     []string{"VERDICT_DATABASE_URL=" + postgresBenchURL, "VERDICT_REDIS_URL=" + redisBenchURL()},
 			health:  []string{"/healthz", "/readyz"},
 			prepare: resetServices,
+			cleanup: dropServices,
 			display: "VERDICT_DATABASE_URL=" + postgresBenchURL + " VERDICT_REDIS_URL=" + redisBenchURL() + " verdict serve --dev --addr 127.0.0.1:PORT --data-dir <fresh dir> --migrate",
 		},
 	}
@@ -353,6 +365,7 @@ func (h *harness) bringUp(ctx context.Context, t *target) {
 		return
 	}
 	if t.prepare != nil {
+		t.prepared = true // a failed prepare may have left something behind too
 		if err := t.prepare(ctx); err != nil {
 			fail("prepare: %v", err)
 			return

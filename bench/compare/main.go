@@ -12,8 +12,9 @@
 //     evaluates the policy: each input already holds the signals Verdict would gather.
 //   - verdict-embedded: `verdict serve --dev` with the embedded store in a fresh data
 //     directory and in-process velocity counters; decisions are durably written.
-//   - verdict-redis-postgres: the same against Postgres (database verdict_bench, dropped
-//     and recreated) and Redis (database 15, flushed).
+//   - verdict-redis-postgres: the same against Postgres (schema verdict_bench, dropped
+//     and recreated) and Redis (database 15, flushed); both are emptied again at the end
+//     unless -keep-tmp.
 //
 // For each target it measures throughput at saturation (closed loop, at 32 and then 128
 // connections, -conns; the peak is the target's figure) and p50/p99/p999 at fixed rates (open loop, latency from each request's scheduled
