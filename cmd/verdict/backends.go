@@ -30,9 +30,9 @@ type backendConfig struct {
 type openedStore struct {
 	store.Store
 	kind string
-	// migrate applies the schema (Postgres); nil for the embedded store, which
-	// migrates itself when opened.
-	migrate func(context.Context) error
+	// migrate applies the schema (Postgres) and says from which version to which; nil
+	// for the embedded store, which migrates itself when opened.
+	migrate func(context.Context) (from, to int, err error)
 }
 
 // openStore opens the configured store. Postgres is migrated only when cfg.migrate.
@@ -48,12 +48,14 @@ func openStore(ctx context.Context, cfg backendConfig) (*openedStore, error) {
 	if err != nil {
 		return nil, err // it says "open postgres store: ..."
 	}
-	o := &openedStore{Store: st, kind: "postgres", migrate: st.Migrate}
+	o := &openedStore{Store: st, kind: "postgres", migrate: st.MigrateVersions}
 	if cfg.migrate {
-		if err := st.Migrate(ctx); err != nil {
+		from, to, err := st.MigrateVersions(ctx)
+		if err != nil {
 			st.Close()
 			return nil, fmt.Errorf("migrate postgres: %w", err)
 		}
+		o.kind = "postgres (" + migrated(from, to) + ")"
 	}
 	return o, nil
 }
@@ -81,6 +83,15 @@ func openVelocity(ctx context.Context, cfg backendConfig) (signals.Velocity, str
 		kind = "redis (unreachable at start: " + err.Error() + ")"
 	}
 	return v, kind, func() { client.Close() }, nil
+}
+
+// migrated says what a migration did, as "schema version 9, migrated from 0" or "schema
+// version 9, up to date".
+func migrated(from, to int) string {
+	if from == to {
+		return fmt.Sprintf("schema version %d, up to date", to)
+	}
+	return fmt.Sprintf("schema version %d, migrated from %d", to, from)
 }
 
 // redisOptions parses VERDICT_REDIS_URL into client options for the decision path, where

@@ -22,9 +22,10 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 		fmt.Fprintf(stdout, "embedded store is up to date (it migrates itself when opened): %s\n", st.kind)
 		return nil
 	}
-	if err := st.migrate(ctx); err != nil {
-		return fmt.Errorf("migrate: %w", err)
+	from, to, err := st.migrate(ctx)
+	if err != nil {
+		return err // it says "migrate: ..."
 	}
-	fmt.Fprintln(stdout, "postgres schema is up to date")
+	fmt.Fprintln(stdout, "postgres: "+migrated(from, to))
 	return nil
 }

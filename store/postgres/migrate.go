@@ -3,9 +3,11 @@ package postgres
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/verdict-engine/verdict/store/internal/migrate"
 )
@@ -20,26 +22,33 @@ var migrationFS embed.FS
 // for each other instead of racing. The connecting role needs CREATE on the database or
 // schema, and CREATEROLE unless verdict_app already exists.
 func (s *Store) Migrate(ctx context.Context) error {
+	_, _, err := s.MigrateVersions(ctx)
+	return err
+}
+
+// MigrateVersions is Migrate, reporting the schema's version before and after: equal when
+// there was nothing to apply.
+func (s *Store) MigrateVersions(ctx context.Context) (from, to int, err error) {
 	migrations, err := migrate.Load(migrationFS, "migrations")
 	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
+		return 0, 0, fmt.Errorf("migrate: %w", err)
 	}
 	grants, err := migrationFS.ReadFile("grants.sql")
 	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
+		return 0, 0, fmt.Errorf("migrate: %w", err)
 	}
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
-		return classify(ctx, "migrate", err)
+		return 0, 0, classify(ctx, "migrate", err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('verdict.migrate.' ||
 		COALESCE(NULLIF($1::text, ''), current_schema(), ''), 0))`, s.schema); err != nil {
-		return classify(ctx, "migrate: lock", err)
+		return 0, 0, classify(ctx, "migrate: lock", err)
 	}
 	if s.schema != "" {
 		if _, err := tx.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{s.schema}.Sanitize()); err != nil {
-			return classify(ctx, "migrate: create schema", err)
+			return 0, 0, classify(ctx, "migrate: create schema", err)
 		}
 	}
 	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -47,29 +56,36 @@ func (s *Store) Migrate(ctx context.Context) error {
 		name       text NOT NULL,
 		applied_at timestamptz NOT NULL DEFAULT now()
 	)`); err != nil {
-		return classify(ctx, "migrate", err)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "3F000" { // invalid_schema_name
+			return 0, 0, fmt.Errorf("migrate: none of the schemas on the connection's search_path exists; "+
+				"create the one to use (CREATE SCHEMA ...) or fix search_path: %w", err)
+		}
+		return 0, 0, classify(ctx, "migrate", err)
 	}
 	var current int
 	if err := tx.QueryRow(ctx, `SELECT COALESCE(max(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
-		return classify(ctx, "migrate", err)
+		return 0, 0, classify(ctx, "migrate", err)
 	}
+	from, to = current, current
 	for _, m := range migrations {
 		if m.Version <= current {
 			continue
 		}
+		to = m.Version
 		op := fmt.Sprintf("migrate to %04d_%s", m.Version, m.Name)
 		if _, err := tx.Exec(ctx, m.SQL); err != nil {
-			return classify(ctx, op, err)
+			return 0, 0, classify(ctx, op, err)
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.Version, m.Name); err != nil {
-			return classify(ctx, op, err)
+			return 0, 0, classify(ctx, op, err)
 		}
 	}
 	if _, err := tx.Exec(ctx, string(grants)); err != nil {
-		return classify(ctx, "migrate: grant privileges", err)
+		return 0, 0, classify(ctx, "migrate: grant privileges", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return classify(ctx, "migrate", err)
+		return 0, 0, classify(ctx, "migrate", err)
 	}
-	return nil
+	return from, to, nil
 }

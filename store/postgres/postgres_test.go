@@ -497,6 +497,50 @@ func TestConcurrentMigrate(t *testing.T) {
 	writeN(t, stores[0], "m", 1)
 }
 
+// TestMigrateVersions checks what a migration reports: from 0 to the newest embedded
+// migration on a new schema, then nothing to do.
+func TestMigrateVersions(t *testing.T) {
+	s, err := postgres.Open(t.Context(), testDSN(), postgres.WithSchema(newSchema(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	entries, err := os.ReadDir("migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	newest, err := strconv.Atoi(strings.SplitN(entries[len(entries)-1].Name(), "_", 2)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if from, to, err := s.MigrateVersions(t.Context()); err != nil || from != 0 || to != newest {
+		t.Fatalf("first migration = %d -> %d, %v; want 0 -> %d", from, to, err, newest)
+	}
+	if from, to, err := s.MigrateVersions(t.Context()); err != nil || from != newest || to != newest {
+		t.Fatalf("second migration = %d -> %d, %v; want %d -> %d", from, to, err, newest, newest)
+	}
+}
+
+// TestMigrateWithoutASchema: a DSN whose search_path names no existing schema gets an error
+// saying so, not only the server's "no schema has been selected to create in".
+func TestMigrateWithoutASchema(t *testing.T) {
+	u, err := url.Parse(testDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", "verdict_no_such_schema_"+strings.ToLower(rand.Text()))
+	u.RawQuery = q.Encode()
+	s, err := postgres.Open(t.Context(), u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if _, _, err := s.MigrateVersions(t.Context()); err == nil || !strings.Contains(err.Error(), "search_path exists") {
+		t.Fatalf("migrate without a schema = %v, want the search_path explained", err)
+	}
+}
+
 func TestAuditPartitionsFollowTheClock(t *testing.T) {
 	schema := newSchema(t)
 	now := time.Date(2031, 12, 31, 23, 59, 59, 0, time.UTC)
