@@ -96,16 +96,22 @@ func migrated(from, to int) string {
 
 // redisOptions parses VERDICT_REDIS_URL into client options for the decision path, where
 // a call has the velocity source's timeout (50 ms by default) and a failure costs one
-// decision its counts, not an error. Options the URL sets (protocol, max_retries,
-// min_retry_backoff, max_retry_backoff) are kept.
+// decision its counts, not an error. Options the URL sets (protocol, dial_timeout,
+// read_timeout, write_timeout, max_retries, min_retry_backoff, max_retry_backoff) are kept.
 func redisOptions(url string) (*goredis.Options, error) {
 	opts, err := goredis.ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("VERDICT_REDIS_URL: %v", err)
 	}
-	opts.DialTimeout = 2 * time.Second
-	opts.ReadTimeout = 100 * time.Millisecond
-	opts.WriteTimeout = 100 * time.Millisecond
+	if opts.DialTimeout == 0 {
+		opts.DialTimeout = 2 * time.Second
+	}
+	if opts.ReadTimeout == 0 {
+		opts.ReadTimeout = 100 * time.Millisecond
+	}
+	if opts.WriteTimeout == 0 {
+		opts.WriteTimeout = 100 * time.Millisecond
+	}
 	opts.ContextTimeoutEnabled = true
 	if opts.Protocol == 0 {
 		// RESP2 unless the URL asks otherwise (?protocol=3): velocity needs no push

@@ -60,15 +60,20 @@ func TestRedisDownFailsFast(t *testing.T) {
 	t.Logf("failed after %v: %v", took, err)
 }
 
-// TestRedisOptionsKeepTheURLs checks that retry settings given in VERDICT_REDIS_URL win.
+// TestRedisOptionsKeepTheURLs checks that retry and timeout settings given in
+// VERDICT_REDIS_URL win over the decision path's defaults.
 func TestRedisOptionsKeepTheURLs(t *testing.T) {
-	opts, err := redisOptions("redis://127.0.0.1:6379/0?max_retries=3&min_retry_backoff=5ms&protocol=3")
+	opts, err := redisOptions("redis://127.0.0.1:6379/0?max_retries=3&min_retry_backoff=5ms&protocol=3&read_timeout=250ms&dial_timeout=1s")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if opts.MaxRetries != 3 || opts.MinRetryBackoff != 5*time.Millisecond || opts.Protocol != 3 {
-		t.Errorf("options = max_retries %d, min_retry_backoff %v, protocol %d; want the URL's 3, 5ms, 3",
-			opts.MaxRetries, opts.MinRetryBackoff, opts.Protocol)
+	if opts.MaxRetries != 3 || opts.MinRetryBackoff != 5*time.Millisecond || opts.Protocol != 3 ||
+		opts.ReadTimeout != 250*time.Millisecond || opts.DialTimeout != time.Second {
+		t.Errorf("options = max_retries %d, min_retry_backoff %v, protocol %d, read_timeout %v, dial_timeout %v; want the URL's",
+			opts.MaxRetries, opts.MinRetryBackoff, opts.Protocol, opts.ReadTimeout, opts.DialTimeout)
+	}
+	if opts.WriteTimeout != 100*time.Millisecond || !opts.ContextTimeoutEnabled {
+		t.Errorf("options the URL does not set = write_timeout %v, context timeouts %v; want 100ms, on", opts.WriteTimeout, opts.ContextTimeoutEnabled)
 	}
 	if _, err := redisOptions("http://x"); err == nil {
 		t.Error("redisOptions accepted an http URL")
