@@ -124,11 +124,9 @@ func (h *harness) close() {
 	_ = os.RemoveAll(h.tmp)
 	for _, t := range h.targets {
 		if t.prepared && t.cleanup != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			if err := t.cleanup(ctx); err != nil {
+			if err := t.cleanup(context.Background()); err != nil { // it bounds itself
 				h.logf("%s: clean up: %v", t.name, err)
 			}
-			cancel()
 		}
 	}
 }
