@@ -42,6 +42,11 @@ type SubjectKeys interface {
 	// GetSubjectKey returns a user's stored key, or an error wrapping ErrNotFound (never
 	// had one, or erased).
 	GetSubjectKey(ctx context.Context, userID string) (SubjectKey, error)
+	// SampleSubjectKeys returns up to perKEK stored keys for each master key id that wraps
+	// any, so that a process can check at start that its master keys are the ones the
+	// stored keys were wrapped under. It reads an index, not the table: cheap however many
+	// subjects there are.
+	SampleSubjectKeys(ctx context.Context, perKEK int) ([]SubjectKey, error)
 	// RewrapSubjectKeys calls rewrap for every key not wrapped under kekID and stores what
 	// it returns, in batches, each batch in its own transaction. It returns how many keys
 	// were rewrapped.

@@ -464,6 +464,51 @@ func (s *sealingWriter) reseal(ctx context.Context, recs []store.DecisionRecord,
 	}
 }
 
+// checkSamples is how many stored keys per master key id CheckRing tries: one is enough
+// when the key is right, and a few keep one damaged row from being taken for a wrong key.
+const checkSamples = 3
+
+// CheckRing checks the master keys against the subject keys already stored: every master
+// key id that wraps one must be in the ring, and its key must unwrap them. A process
+// started with another master key than the one the store's keys were wrapped under (the
+// environment variable forgotten on one replica, a key file made afresh in another data
+// directory) would otherwise answer decisions it cannot store, and seal new subjects'
+// data under a key the other replicas do not have. An empty store passes.
+func (v *Vault) CheckRing(ctx context.Context) error {
+	if v.ring == nil {
+		return errors.New("no master keys")
+	}
+	sample, err := v.keys.SampleSubjectKeys(ctx, checkSamples)
+	if err != nil {
+		return fmt.Errorf("check master keys: %w", err)
+	}
+	unwrapped := map[string]bool{}
+	var ids []string
+	for _, k := range sample {
+		if _, seen := unwrapped[k.KEKID]; !seen {
+			ids = append(ids, k.KEKID)
+			unwrapped[k.KEKID] = false
+		}
+		if _, ok := v.ring.keys[k.KEKID]; !ok {
+			continue
+		}
+		if _, err := v.ring.unwrap(k); err == nil {
+			unwrapped[k.KEKID] = true
+		}
+	}
+	for _, id := range ids {
+		if _, ok := v.ring.keys[id]; !ok {
+			return fmt.Errorf("the store holds subject keys wrapped under master key %q, which is not configured: "+
+				"keep it in the ring, after the active key, until `verdict keys rotate` has rewrapped them", id)
+		}
+		if !unwrapped[id] {
+			return fmt.Errorf("master key %q does not unwrap the subject keys stored under that id: "+
+				"it is not the key this store's personal data was sealed with", id)
+		}
+	}
+	return nil
+}
+
 // Rewrap rewraps every subject key not under the active master key, so that the old
 // master key can be retired: once it is removed from every configuration and its copies
 // destroyed, keys wrapped under it (in backups taken before an erasure) cannot be

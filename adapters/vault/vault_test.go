@@ -285,3 +285,51 @@ func FuzzParseRing(f *testing.F) {
 		}
 	})
 }
+
+func TestCheckRing(t *testing.T) {
+	ctx := t.Context()
+	st := open(t)
+	if err := vault.New(ring(t, "k1:"+b64(1)), st).CheckRing(ctx); err != nil {
+		t.Fatalf("empty store: %v", err)
+	}
+	for _, u := range []string{"u1", "u2", "u3", "u4"} {
+		mustSeal(t, vault.New(ring(t, "k1:"+b64(1)), st), u, "d-"+u)
+	}
+	for _, tc := range []struct {
+		name, ring, wantErr string
+	}{
+		{"the key they were wrapped under", "k1:" + b64(1), ""},
+		{"a new active key, the old one kept", "k2:" + b64(2) + ",k1:" + b64(1), ""},
+		{"the same id, another key", "k1:" + b64(9), `master key "k1" does not unwrap the subject keys stored under that id`},
+		{"the old key dropped before rotating", "k2:" + b64(2), `wrapped under master key "k1", which is not configured`},
+	} {
+		err := vault.New(ring(t, tc.ring), st).CheckRing(ctx)
+		if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+			t.Errorf("%s: CheckRing = %v, want %q", tc.name, err, tc.wantErr)
+		}
+	}
+
+	// One damaged stored key is not taken for a wrong master key when another unwraps (a
+	// store of two subjects, so that both are in the sample).
+	st2 := open(t)
+	v := vault.New(ring(t, "k1:"+b64(1)), st2)
+	mustSeal(t, v, "u1", "d1")
+	mustSeal(t, v, "u2", "d2")
+	k, err := st2.GetSubjectKey(ctx, "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st2.EraseSubject(ctx, "u1", "test", "c1"); err != nil {
+		t.Fatal(err)
+	}
+	k.Wrapped[len(k.Wrapped)-1] ^= 1
+	if _, err := st2.EnsureSubjectKeys(ctx, []store.SubjectKey{k}); err != nil {
+		t.Fatal(err)
+	}
+	if sample, err := st2.SampleSubjectKeys(ctx, 3); err != nil || len(sample) != 2 {
+		t.Fatalf("sample = %d keys, %v; want both", len(sample), err)
+	}
+	if err := v.CheckRing(ctx); err != nil {
+		t.Fatalf("with one damaged key: %v", err)
+	}
+}

@@ -410,7 +410,7 @@ func TestEraseAndKeysCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, _, err := openVault(dir, getenv, st, false, nil)
+	v, _, err := openVault(ctx, dir, getenv, st, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -419,6 +419,25 @@ func TestEraseAndKeysCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.Close()
+
+	// A process given another master key refuses to start, before it seals anything.
+	k3 := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{3}, 32))
+	for _, tc := range []struct{ ring, want string }{
+		{"k1:" + k3, `master key "k1" does not unwrap the subject keys stored under that id`},
+		{"k2:" + k2, `wrapped under master key "k1", which is not configured`},
+	} {
+		env["VERDICT_MASTER_KEY"] = tc.ring
+		for _, args := range [][]string{{"serve", "--dev", "--addr", "127.0.0.1:0", "--data-dir", dir}, {"keys", "rotate", "--data-dir", dir}} {
+			err := run(ctx, args, getenv, io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "VERDICT_MASTER_KEY") {
+				t.Errorf("%v with %s: %v, want a refusal saying %q", args, tc.ring[:2], err, tc.want)
+			}
+		}
+	}
+	delete(env, "VERDICT_MASTER_KEY") // the data directory's master.key: made now, not k1
+	if err := run(ctx, []string{"serve", "--dev", "--addr", "127.0.0.1:0", "--data-dir", dir}, getenv, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "master.key") {
+		t.Errorf("serve with a fresh key file: %v, want a refusal naming the file", err)
+	}
 
 	// Rotate to k2, then k1 can go.
 	env["VERDICT_MASTER_KEY"] = "k2:" + k2 + ",k1:" + k1
@@ -431,7 +450,7 @@ func TestEraseAndKeysCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, _, _ = openVault(dir, getenv, st, false, nil)
+	v, _, _ = openVault(ctx, dir, getenv, st, false, nil)
 	if got, err := v.Open(ctx, "cli-user", vault.DecisionAD("d1"), sealed); err != nil || string(got) != "secret" {
 		t.Fatalf("open after rotation: %q %v", got, err)
 	}
@@ -453,7 +472,7 @@ func TestEraseAndKeysCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	v, _, _ = openVault(dir, getenv, st, false, nil)
+	v, _, _ = openVault(ctx, dir, getenv, st, false, nil)
 	if _, err := v.Open(ctx, "cli-user", vault.DecisionAD("d1"), sealed); !errors.Is(err, vault.ErrShredded) {
 		t.Fatalf("open after erase: %v", err)
 	}

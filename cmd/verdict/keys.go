@@ -23,10 +23,21 @@ import (
 //     file made once in the data directory (master.key, mode 0600).
 //   - VERDICT_PSEUDONYM_KEY: base64 of the 32-byte HMAC key IP addresses in stored
 //     decision snapshots are pseudonymised with; default: pseudonym.key in the data dir.
-func openVault(dataDir string, getenv func(string) string, st store.SubjectKeys, production bool, log *slog.Logger) (*vault.Vault, *pii.Pseudonymizer, error) {
+//
+// It checks the master keys against the subject keys already stored (vault.CheckRing), so
+// that a process given another master key than the store's refuses to start.
+func openVault(ctx context.Context, dataDir string, getenv func(string) string, st store.SubjectKeys, production bool, log *slog.Logger) (*vault.Vault, *pii.Pseudonymizer, error) {
 	ring, err := masterRing(dataDir, getenv)
 	if err != nil {
 		return nil, nil, err
+	}
+	v := vault.New(ring, st)
+	if err := v.CheckRing(ctx); err != nil {
+		if getenv("VERDICT_MASTER_KEY") == "" {
+			file, _ := filepath.Abs(filepath.Join(dataDir, "master.key"))
+			return nil, nil, fmt.Errorf("%w (VERDICT_MASTER_KEY is not set, so the master key is the file %s)", err, file)
+		}
+		return nil, nil, fmt.Errorf("VERDICT_MASTER_KEY: %w", err)
 	}
 	pk, err := keyFrom(getenv("VERDICT_PSEUDONYM_KEY"), filepath.Join(dataDir, "pseudonym.key"), 32)
 	if err != nil {
@@ -44,7 +55,7 @@ func openVault(dataDir string, getenv func(string) string, st store.SubjectKeys,
 			log.Warn("VERDICT_PSEUDONYM_KEY is not set: IP pseudonyms use a key file in the data directory; set it from your secret store so every replica uses the same key")
 		}
 	}
-	return vault.New(ring, st), ps, nil
+	return v, ps, nil
 }
 
 func masterRing(dataDir string, getenv func(string) string) (*vault.Ring, error) {
@@ -90,7 +101,7 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 		return fmt.Errorf("keys rotate: %w", err)
 	}
 	defer st.Close()
-	v, _, err := openVault(cfg.dataDir, getenv, st, false, nil)
+	v, _, err := openVault(ctx, cfg.dataDir, getenv, st, false, nil)
 	if err != nil {
 		return fmt.Errorf("keys rotate: %w", err)
 	}

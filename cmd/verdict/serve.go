@@ -145,7 +145,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer closeVel()
-	vlt, pseudonyms, err := openVault(cfg.dataDir, getenv, st, cfg.databaseURL != "", log)
+	vlt, pseudonyms, err := openVault(ctx, cfg.dataDir, getenv, st, cfg.databaseURL != "", log)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}

@@ -195,3 +195,29 @@ func (s *Store) LookupSubjectKeys(ctx context.Context, userIDs []string) ([]stor
 	}
 	return keys, nil
 }
+
+// SampleSubjectKeys implements store.SubjectKeys with one query: a walk of the kek_id index
+// that jumps from one id to the next (Postgres 15 has no skip scan), then up to perKEK keys
+// of each.
+func (s *Store) SampleSubjectKeys(ctx context.Context, perKEK int) ([]store.SubjectKey, error) {
+	if perKEK <= 0 {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, `WITH RECURSIVE ids AS (
+			(SELECT kek_id FROM subject_keys ORDER BY kek_id LIMIT 1)
+			UNION ALL
+			SELECT (SELECT k.kek_id FROM subject_keys k WHERE k.kek_id > ids.kek_id ORDER BY k.kek_id LIMIT 1)
+			FROM ids WHERE ids.kek_id IS NOT NULL)
+		SELECT k.user_id, k.kek_id, k.wrapped, k.created_at FROM ids
+		CROSS JOIN LATERAL (SELECT user_id, kek_id, wrapped, created_at FROM subject_keys k
+			WHERE k.kek_id = ids.kek_id LIMIT $1) k
+		WHERE ids.kek_id IS NOT NULL`, perKEK)
+	if err != nil {
+		return nil, classify(ctx, "sample subject keys", err)
+	}
+	keys, err := collectSubjectKeys(rows)
+	if err != nil {
+		return nil, classify(ctx, "sample subject keys", err)
+	}
+	return keys, nil
+}

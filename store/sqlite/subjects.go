@@ -197,3 +197,27 @@ func (s *Store) LookupSubjectKeys(ctx context.Context, userIDs []string) ([]stor
 	}
 	return keys, nil
 }
+
+// SampleSubjectKeys implements store.SubjectKeys with one query: a walk of the kek_id index
+// from one id to the next, then up to perKEK keys of each.
+func (s *Store) SampleSubjectKeys(ctx context.Context, perKEK int) ([]store.SubjectKey, error) {
+	if perKEK <= 0 {
+		return nil, nil
+	}
+	rows, err := s.r.QueryContext(ctx, `WITH RECURSIVE ids(kek_id) AS (
+			SELECT min(kek_id) FROM subject_keys
+			UNION ALL
+			SELECT (SELECT min(k.kek_id) FROM subject_keys k WHERE k.kek_id > ids.kek_id)
+			FROM ids WHERE ids.kek_id IS NOT NULL)
+		SELECT k.user_id, k.kek_id, k.wrapped, k.created_at FROM ids, subject_keys k
+		WHERE ids.kek_id IS NOT NULL AND k.rowid IN
+			(SELECT rowid FROM subject_keys WHERE kek_id = ids.kek_id LIMIT ?)`, perKEK)
+	if err != nil {
+		return nil, classify(ctx, "sample subject keys", err)
+	}
+	keys, err := subjectKeys(rows)
+	if err != nil {
+		return nil, classify(ctx, "sample subject keys", err)
+	}
+	return keys, nil
+}

@@ -83,6 +83,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"ScanDecisions", testScanDecisions},
 		{"Retention", testRetention},
 		{"SubjectKeys", testSubjectKeys},
+		{"SampleSubjectKeys", testSampleSubjectKeys},
 		{"EraseSubject", testEraseSubject},
 		{"NewSubjectKeyWithDecision", testNewSubjectKeyWithDecision},
 		{"LabelsPersistAcrossReopen", func(t *testing.T, s store.Store) { testLabelsPersistence(t, s, c.reopen) }},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 
@@ -71,6 +72,52 @@ func testSubjectKeys(t *testing.T, s store.Store) {
 	boom := errors.New("boom")
 	if _, err := s.RewrapSubjectKeys(ctx, "k3", func(store.SubjectKey) (store.SubjectKey, error) { return store.SubjectKey{}, boom }); !errors.Is(err, boom) {
 		t.Fatalf("RewrapSubjectKeys with a failing rewrap = %v", err)
+	}
+}
+
+func testSampleSubjectKeys(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	if got, err := s.SampleSubjectKeys(ctx, 2); err != nil || len(got) != 0 {
+		t.Fatalf("SampleSubjectKeys of an empty store = %+v, %v", got, err)
+	}
+	// Three master key ids, one of them sorting between the others, with 4, 1 and 2 keys.
+	var keys []store.SubjectKey
+	for i := range 4 {
+		keys = append(keys, subjectKey(fmt.Sprintf("ss-a%d", i), "k1", byte(10+i)))
+	}
+	keys = append(keys, subjectKey("ss-b", "k3", 20), subjectKey("ss-c0", "k2", 30), subjectKey("ss-c1", "k2", 31))
+	if _, err := s.EnsureSubjectKeys(ctx, keys); err != nil {
+		t.Fatal(err)
+	}
+	stored := map[string]store.SubjectKey{}
+	for _, k := range keys {
+		stored[k.UserID] = k
+	}
+	for _, tc := range []struct {
+		perKEK int
+		want   map[string]int
+	}{
+		{0, map[string]int{}},
+		{1, map[string]int{"k1": 1, "k2": 1, "k3": 1}},
+		{2, map[string]int{"k1": 2, "k2": 2, "k3": 1}},
+		{10, map[string]int{"k1": 4, "k2": 2, "k3": 1}},
+	} {
+		got, err := s.SampleSubjectKeys(ctx, tc.perKEK)
+		if err != nil {
+			t.Fatalf("SampleSubjectKeys(%d): %v", tc.perKEK, err)
+		}
+		per := map[string]int{}
+		seen := map[string]bool{}
+		for _, k := range got {
+			if want, ok := stored[k.UserID]; !ok || !sameKey(k, want) || seen[k.UserID] {
+				t.Fatalf("SampleSubjectKeys(%d) returned %+v: not a stored key, or twice", tc.perKEK, k)
+			}
+			seen[k.UserID] = true
+			per[k.KEKID]++
+		}
+		if !maps.Equal(per, tc.want) {
+			t.Errorf("SampleSubjectKeys(%d): keys per master key %v, want %v", tc.perKEK, per, tc.want)
+		}
 	}
 }
 
