@@ -30,6 +30,7 @@ type GroupCommitter struct {
 	pipeline     chan struct{}  // one token per batch allowed in flight
 	inflight     sync.WaitGroup // batches being written
 	failures     failureLog     // failed batches, logged as an outage rather than one by one
+	refused      refusedLog     // batches refused as a whole and retried record by record
 
 	queue    chan *commitRequest
 	stopping chan struct{} // closed by Close: accept nothing more, flush and exit
@@ -322,7 +323,7 @@ func (g *GroupCommitter) flush(batch []*commitRequest) {
 	if err != nil && len(batch) > 1 && !errors.Is(err, ErrUnavailable) && ctx.Err() == nil {
 		// The store refused the batch as a whole without being down: most likely one record
 		// it could not take. Write the records one by one so that record alone fails.
-		g.log.Warn("decision batch refused; retrying its records one by one", "records", len(batch), "err", err)
+		g.refused.refused(g.log, len(batch), err, time.Now())
 		for i, req := range batch {
 			req.result <- g.writeOne(ctx, recs[i])
 		}
@@ -390,6 +391,27 @@ func (f *failureLog) committed(log *slog.Logger) {
 	log.Info("decision batches commit again", "failed_batches", f.total)
 	f.failing.Store(false)
 	f.last, f.batches, f.records, f.total = time.Time{}, 0, 0, 0
+}
+
+// refusedLog logs batches the store refused as a whole (and that are then retried record
+// by record) once per failureLogInterval, with the count of those not logged: a record the
+// store refuses every time (a subject key that no longer unwraps, say) comes back in batch
+// after batch.
+type refusedLog struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int64
+}
+
+func (r *refusedLog) refused(log *slog.Logger, records int, err error, now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.last.IsZero() && now.Sub(r.last) < failureLogInterval {
+		r.suppressed++
+		return
+	}
+	log.Warn("decision batch refused; retrying its records one by one", "records", records, "err", err, "suppressed", r.suppressed)
+	r.last, r.suppressed = now, 0
 }
 
 func (g *GroupCommitter) writeOne(ctx context.Context, rec DecisionRecord) error {

@@ -583,3 +583,26 @@ func TestFailureLogInterval(t *testing.T) {
 		t.Errorf("recovery line = %v, want failed_batches 25", got[3])
 	}
 }
+
+// TestRefusedLogInterval checks that batches refused as a whole are logged once per
+// interval, each line counting the ones not logged since the previous.
+func TestRefusedLogInterval(t *testing.T) {
+	var buf syncBuffer
+	log := slog.New(slog.NewJSONHandler(&buf, nil))
+	var r refusedLog
+	t0 := time.Date(2026, 12, 7, 7, 0, 0, 0, time.UTC)
+	boom := errors.New("subject key does not unwrap")
+	for i := range 50 { // two refused batches a second for 25 s
+		r.refused(log, 3, boom, t0.Add(time.Duration(i)*500*time.Millisecond))
+	}
+	got := lines(t, &buf)
+	want := []float64{0, 19, 19} // at 0, 10 and 20 s
+	if len(got) != len(want) {
+		t.Fatalf("logged %d lines, want %d:\n%s", len(got), len(want), buf.String())
+	}
+	for i, l := range got {
+		if l["msg"] != "decision batch refused; retrying its records one by one" || l["suppressed"] != want[i] || l["records"] != float64(3) {
+			t.Errorf("line %d = %v, want suppressed %v", i, l, want[i])
+		}
+	}
+}
