@@ -140,7 +140,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	// go-redis reports dial failures through its own logger, as plain text on stderr;
 	// they go into the server's structured log instead.
 	goredis.SetLogger(redisLogger{log})
-	vel, velKind, closeVel, err := openVelocity(ctx, cfg.backendConfig)
+	vel, velKind, closeVel, err := openVelocity(ctx, cfg.backendConfig, log)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}

@@ -3,9 +3,12 @@ package redis_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -368,5 +371,62 @@ func TestInvalidEventIs(t *testing.T) {
 	}
 	if _, err := v.Observe(context.Background(), signals.Event{UserID: "u", At: time.Now()}); !errors.Is(err, redis.ErrInvalidEvent) {
 		t.Errorf("Observe without id: error = %v, want ErrInvalidEvent", err)
+	}
+}
+
+// TestEvictionRisk runs a Redis of its own with a memory limit and an eviction policy (the
+// shared test server must not get one: it would evict other tests' keys), and checks that
+// EvictionRisk names them, and that noeviction or no limit is no risk.
+func TestEvictionRisk(t *testing.T) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Skip("redis-server is not installed: this test starts a Redis of its own")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	client := goredis.NewClient(&goredis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port), ContextTimeoutEnabled: true})
+	t.Cleanup(func() { _ = client.Close() })
+	ctx := t.Context()
+	for deadline := time.Now().Add(5 * time.Second); client.Ping(ctx).Err() != nil; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("private redis-server did not start")
+		}
+	}
+	v, err := redis.New(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		maxmemory, policy, want string
+	}{
+		{"64mb", "allkeys-lru", "maxmemory 67108864 bytes with maxmemory-policy allkeys-lru"},
+		{"64mb", "volatile-ttl", "maxmemory 67108864 bytes with maxmemory-policy volatile-ttl"},
+		{"64mb", "noeviction", ""},
+		{"0", "allkeys-lru", ""},
+	} {
+		if err := client.ConfigSet(ctx, "maxmemory", tc.maxmemory).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := client.ConfigSet(ctx, "maxmemory-policy", tc.policy).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := v.EvictionRisk(ctx); err != nil || got != tc.want {
+			t.Errorf("maxmemory %s, %s: EvictionRisk = %q, %v; want %q", tc.maxmemory, tc.policy, got, err, tc.want)
+		}
+	}
+	// The shared test server: whatever it is set to, the answer parses.
+	shared, _ := newVelocity(t, newClient(t))
+	if _, err := shared.EvictionRisk(ctx); err != nil {
+		t.Errorf("EvictionRisk on the test server: %v", err)
 	}
 }

@@ -111,6 +111,37 @@ func (v *Velocity) Load(ctx context.Context) error {
 	return nil
 }
 
+// EvictionRisk reads INFO memory and says whether Redis may evict this package's keys:
+// with a maxmemory limit, every policy but noeviction evicts keys that carry a TTL, and all
+// of these do. Counts would then drop without an error, and a burst of payouts or logins
+// slip under its policy's threshold. With noeviction a full Redis refuses writes instead,
+// which decisions see (signals.unavailable and the action's fail mode). It returns "" when
+// Redis evicts nothing, else what it found (for a log line). INFO is used rather than
+// CONFIG GET, which managed services often refuse.
+func (v *Velocity) EvictionRisk(ctx context.Context) (string, error) {
+	info, err := v.client.Info(ctx, "memory").Result()
+	if err != nil {
+		return "", fmt.Errorf("read redis memory settings: %w", err)
+	}
+	var maxmemory, policy string
+	for line := range strings.Lines(info) {
+		k, val, _ := strings.Cut(strings.TrimSpace(line), ":")
+		switch k {
+		case "maxmemory":
+			maxmemory = val
+		case "maxmemory_policy":
+			policy = val
+		}
+	}
+	if policy == "" || maxmemory == "" {
+		return "", errors.New("read redis memory settings: INFO memory has no maxmemory or maxmemory_policy")
+	}
+	if maxmemory == "0" || policy == "noeviction" {
+		return "", nil
+	}
+	return fmt.Sprintf("maxmemory %s bytes with maxmemory-policy %s", maxmemory, policy), nil
+}
+
 // Observe records ev and returns the counts that include it, as documented on
 // signals.Velocity, in one pipeline of up to three script calls (one per non-empty id).
 // An entity whose id is empty is neither recorded nor counted: its window is zero. An event
