@@ -162,6 +162,7 @@ type Store interface {
 	DecisionScanner
 	Retention
 	SubjectKeys
+	KeyChecks
 	AuditLog
 	AuditAppender
 	// Ping reports whether the store can serve requests.

@@ -60,6 +60,15 @@ type SubjectKeys interface {
 	EraseSubject(ctx context.Context, userID, actor, correlationID string) (Erasure, error)
 }
 
+// KeyChecks records check values of the deployment's secret keys, so that a process can
+// tell at start whether its keys are the ones the store's data was written with.
+type KeyChecks interface {
+	// ClaimKeyCheck stores value under name unless a value is stored there already, and
+	// returns the stored value: value itself for the first caller, the first caller's for
+	// every later one, concurrent callers included.
+	ClaimKeyCheck(ctx context.Context, name string, value []byte) ([]byte, error)
+}
+
 // EvidenceBlobKeys returns the blob keys of a verification's evidence as the stores keep it
 // (a JSON array of Evidence), leaving out objects retention has deleted already.
 func EvidenceBlobKeys(raw []byte) ([]string, error) {

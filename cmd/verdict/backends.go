@@ -89,8 +89,8 @@ func openVelocity(ctx context.Context, cfg backendConfig, log *slog.Logger) (sig
 	return v, kind, func() { client.Close() }, nil
 }
 
-// migrated says what a migration did, as "schema version 9, migrated from 0" or "schema
-// version 9, up to date".
+// migrated says what a migration did, as "schema version 10, migrated from 0" or "schema
+// version 10, up to date".
 func migrated(from, to int) string {
 	if from == to {
 		return fmt.Sprintf("schema version %d, up to date", to)

@@ -25,6 +25,7 @@ import (
 
 	"github.com/verdict-engine/verdict/adapters/vault"
 	"github.com/verdict-engine/verdict/adapters/verification"
+	"github.com/verdict-engine/verdict/engine/pii"
 	"github.com/verdict-engine/verdict/store"
 	"github.com/verdict-engine/verdict/store/postgres"
 )
@@ -479,5 +480,56 @@ func TestEraseAndKeysCLI(t *testing.T) {
 	evs, _ := st.AuditEvents(ctx, 0, 100)
 	if len(evs) == 0 || evs[len(evs)-1].Type != store.EventSubjectErased || evs[len(evs)-1].Actor != "dpo" {
 		t.Fatalf("audit: %+v", evs)
+	}
+}
+
+// TestServeRefusesAnotherPseudonymKey: the first server records its pseudonym key's check
+// value; a server with another key (given, or a key file made afresh) refuses to start, and
+// a CLI command that writes no pseudonyms records nothing.
+func TestServeRefusesAnotherPseudonymKey(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	p1 := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32))
+	p2 := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{2}, 32))
+	env := map[string]string{"VERDICT_MASTER_KEY": "k1:" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))}
+	getenv := func(k string) string { return env[k] }
+
+	// keys rotate opens the vault, pseudonymizer included, but must not claim the check.
+	env["VERDICT_PSEUDONYM_KEY"] = p2
+	if err := run(ctx, []string{"keys", "rotate", "--data-dir", dir}, getenv, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	st, err := openStore(ctx, backendConfig{dataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ps := func(b64 string) *pii.Pseudonymizer {
+		k, _ := base64.StdEncoding.DecodeString(b64)
+		p, err := pii.NewPseudonymizer(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if err := checkPseudonymKey(ctx, ps(p1), st, dir, getenv); err != nil {
+		t.Fatalf("first server's key (keys rotate recorded nothing): %v", err)
+	}
+	if err := checkPseudonymKey(ctx, ps(p1), st, dir, getenv); err != nil {
+		t.Fatalf("the same key again: %v", err)
+	}
+	st.Close()
+
+	for _, tc := range []struct {
+		key, want string
+	}{
+		{p2, "VERDICT_PSEUDONYM_KEY: this is not the pseudonym key the store's decisions were written with"},
+		{"", "VERDICT_PSEUDONYM_KEY is not set, and the key file " + filepath.Join(dir, "pseudonym.key") + ": this is not"},
+	} {
+		env["VERDICT_PSEUDONYM_KEY"] = tc.key
+		err := run(ctx, []string{"serve", "--dev", "--addr", "127.0.0.1:0", "--data-dir", dir}, getenv, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("serve with key %q: %v, want %q", tc.key, err, tc.want)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -56,6 +57,31 @@ func openVault(ctx context.Context, dataDir string, getenv func(string) string, 
 		}
 	}
 	return v, ps, nil
+}
+
+// pseudonymCheckLabel is pseudonymised to make the pseudonym key's check value.
+const pseudonymCheckLabel = "verdict/v1 pseudonym key check"
+
+// checkPseudonymKey compares the pseudonym key's check value (the pseudonym of a fixed
+// label) with the one the store recorded when a server first started on it, recording it if
+// none is: a server with another key would write pseudonyms no other replica's match. Only
+// servers call it: a CLI command that writes no pseudonyms must not record its own key.
+func checkPseudonymKey(ctx context.Context, ps *pii.Pseudonymizer, st store.KeyChecks, dataDir string, getenv func(string) string) error {
+	check := []byte(ps.IP(pseudonymCheckLabel))
+	stored, err := st.ClaimKeyCheck(ctx, "pseudonym", check)
+	if err != nil {
+		return fmt.Errorf("check the pseudonym key: %w", err)
+	}
+	if bytes.Equal(stored, check) {
+		return nil
+	}
+	where := "VERDICT_PSEUDONYM_KEY"
+	if getenv("VERDICT_PSEUDONYM_KEY") == "" {
+		file, _ := filepath.Abs(filepath.Join(dataDir, "pseudonym.key"))
+		where += " is not set, and the key file " + file
+	}
+	return fmt.Errorf("%s: this is not the pseudonym key the store's decisions were written with: "+
+		"IP pseudonyms would not match theirs; give every server the same key", where)
 }
 
 func masterRing(dataDir string, getenv func(string) string) (*vault.Ring, error) {

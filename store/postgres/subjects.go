@@ -221,3 +221,22 @@ func (s *Store) SampleSubjectKeys(ctx context.Context, perKEK int) ([]store.Subj
 	}
 	return keys, nil
 }
+
+// ClaimKeyCheck implements store.KeyChecks. A statement that lost a race for the name does
+// not see the winner's row in its own snapshot; the next statement does.
+func (s *Store) ClaimKeyCheck(ctx context.Context, name string, value []byte) ([]byte, error) {
+	for range 3 {
+		var stored []byte
+		err := s.pool.QueryRow(ctx, `WITH ins AS (
+				INSERT INTO key_checks (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING RETURNING value)
+			SELECT value FROM ins UNION ALL SELECT value FROM key_checks WHERE name = $1 LIMIT 1`, name, value).Scan(&stored)
+		if errors.Is(err, pgx.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return nil, classify(ctx, "claim key check", err)
+		}
+		return stored, nil
+	}
+	return nil, fmt.Errorf("claim key check %q: no row after three attempts", name)
+}

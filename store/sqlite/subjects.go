@@ -221,3 +221,17 @@ func (s *Store) SampleSubjectKeys(ctx context.Context, perKEK int) ([]store.Subj
 	}
 	return keys, nil
 }
+
+// ClaimKeyCheck implements store.KeyChecks on the writer connection, which serializes it
+// with every other write of this process (the only writer of the file).
+func (s *Store) ClaimKeyCheck(ctx context.Context, name string, value []byte) ([]byte, error) {
+	if _, err := s.w.ExecContext(ctx, `INSERT INTO key_checks (name, value, created_at) VALUES (?, ?, ?)
+		ON CONFLICT (name) DO NOTHING`, name, value, micros(s.now())); err != nil {
+		return nil, classify(ctx, "claim key check", err)
+	}
+	var stored []byte
+	if err := s.w.QueryRowContext(ctx, `SELECT value FROM key_checks WHERE name = ?`, name).Scan(&stored); err != nil {
+		return nil, classify(ctx, "claim key check", err)
+	}
+	return stored, nil
+}

@@ -84,6 +84,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"Retention", testRetention},
 		{"SubjectKeys", testSubjectKeys},
 		{"SampleSubjectKeys", testSampleSubjectKeys},
+		{"ClaimKeyCheck", testClaimKeyCheck},
 		{"EraseSubject", testEraseSubject},
 		{"NewSubjectKeyWithDecision", testNewSubjectKeyWithDecision},
 		{"LabelsPersistAcrossReopen", func(t *testing.T, s store.Store) { testLabelsPersistence(t, s, c.reopen) }},

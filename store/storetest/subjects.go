@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/verdict-engine/verdict/store"
@@ -118,6 +120,36 @@ func testSampleSubjectKeys(t *testing.T, s store.Store) {
 		if !maps.Equal(per, tc.want) {
 			t.Errorf("SampleSubjectKeys(%d): keys per master key %v, want %v", tc.perKEK, per, tc.want)
 		}
+	}
+}
+
+func testClaimKeyCheck(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	if got, err := s.ClaimKeyCheck(ctx, "pseudonym", []byte("first")); err != nil || string(got) != "first" {
+		t.Fatalf("first claim = %q, %v", got, err)
+	}
+	if got, err := s.ClaimKeyCheck(ctx, "pseudonym", []byte("second")); err != nil || string(got) != "first" {
+		t.Fatalf("later claim = %q, %v; want the first value", got, err)
+	}
+	// Concurrent first claims of another name agree on one of them.
+	const n = 8
+	got := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			v, err := s.ClaimKeyCheck(ctx, "master:race", []byte(fmt.Sprint("v", i)))
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = string(v)
+		})
+	}
+	wg.Wait()
+	if !strings.HasPrefix(got[0], "v") || slices.ContainsFunc(got, func(v string) bool { return v != got[0] }) {
+		t.Fatalf("concurrent claims returned %q, want one value for all", got)
+	}
+	if v, err := s.ClaimKeyCheck(ctx, "pseudonym", []byte("first")); err != nil || string(v) != "first" {
+		t.Fatalf("the first name after the race = %q, %v", v, err)
 	}
 }
 
