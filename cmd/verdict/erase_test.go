@@ -533,3 +533,42 @@ func TestServeRefusesAnotherPseudonymKey(t *testing.T) {
 		}
 	}
 }
+
+// TestServeRefusesAnOldSchema: without --migrate, a server on a Postgres schema older than
+// its migrations exits with one line saying what to run, and one on the current schema
+// gets past the check.
+func TestServeRefusesAnOldSchema(t *testing.T) {
+	ctx := t.Context()
+	schema := fmt.Sprintf("t_oldschema_%d", time.Now().UnixNano())
+	pg, err := postgres.Open(ctx, testDatabaseURL(), postgres.WithSchema(schema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pg.DropSchema(context.Background()); pg.Close() })
+	// The schema does not exist yet: version 0.
+	env := map[string]string{"VERDICT_DATABASE_URL": testDatabaseURL() + "&search_path=" + schema}
+	getenv := func(k string) string { return env[k] }
+	args := []string{"serve", "--dev", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir()}
+	_, latest, err := pg.SchemaVersions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = run(ctx, args, getenv, io.Discard, io.Discard)
+	want := fmt.Sprintf("the database schema is at version 0 and this verdict needs %d: run `verdict migrate` first", latest)
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("serve on an empty schema: %v, want %q", err, want)
+	}
+	if err := pg.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Migrated: the server starts; an address already taken stops it right after the check.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	args[3] = ln.Addr().String()
+	if err := run(ctx, args, getenv, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("serve on the migrated schema, its address taken: %v, want a listen error", err)
+	}
+}

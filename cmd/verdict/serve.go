@@ -137,6 +137,17 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer st.Close()
+	if pg, ok := st.Store.(*postgres.Store); ok && !cfg.migrate {
+		// Old servers run on a newer schema (migrations only add), so a rolling upgrade
+		// migrates first; a new server on an old schema would fail query by query.
+		applied, latest, err := pg.SchemaVersions(ctx)
+		if err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		if applied < latest {
+			return fmt.Errorf("serve: the database schema is at version %d and this verdict needs %d: run `verdict migrate` first (or serve with --migrate)", applied, latest)
+		}
+	}
 	// go-redis reports dial failures through its own logger, as plain text on stderr;
 	// they go into the server's structured log instead.
 	goredis.SetLogger(redisLogger{log})

@@ -89,3 +89,27 @@ func (s *Store) MigrateVersions(ctx context.Context) (from, to int, err error) {
 	}
 	return from, to, nil
 }
+
+// SchemaVersions returns the version of the schema the database holds (0 when it holds
+// none) and the latest this binary embeds, without changing anything: a server compares
+// them at start, since its queries need every migration it knows.
+func (s *Store) SchemaVersions(ctx context.Context) (applied, latest int, err error) {
+	migrations, err := migrate.Load(migrationFS, "migrations")
+	if err != nil {
+		return 0, 0, fmt.Errorf("schema version: %w", err)
+	}
+	if len(migrations) > 0 {
+		latest = migrations[len(migrations)-1].Version
+	}
+	var exists bool
+	if err := s.pool.QueryRow(ctx, `SELECT to_regclass('schema_migrations') IS NOT NULL`).Scan(&exists); err != nil {
+		return 0, 0, classify(ctx, "schema version", err)
+	}
+	if !exists {
+		return 0, latest, nil
+	}
+	if err := s.pool.QueryRow(ctx, `SELECT COALESCE(max(version), 0) FROM schema_migrations`).Scan(&applied); err != nil {
+		return 0, 0, classify(ctx, "schema version", err)
+	}
+	return applied, latest, nil
+}

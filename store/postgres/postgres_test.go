@@ -513,8 +513,14 @@ func TestMigrateVersions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if applied, latest, err := s.SchemaVersions(t.Context()); err != nil || applied != 0 || latest != newest {
+		t.Fatalf("SchemaVersions before migrating = %d, %d, %v; want 0, %d", applied, latest, err, newest)
+	}
 	if from, to, err := s.MigrateVersions(t.Context()); err != nil || from != 0 || to != newest {
 		t.Fatalf("first migration = %d -> %d, %v; want 0 -> %d", from, to, err, newest)
+	}
+	if applied, latest, err := s.SchemaVersions(t.Context()); err != nil || applied != newest || latest != newest {
+		t.Fatalf("SchemaVersions after migrating = %d, %d, %v; want %d, %d", applied, latest, err, newest, newest)
 	}
 	if from, to, err := s.MigrateVersions(t.Context()); err != nil || from != newest || to != newest {
 		t.Fatalf("second migration = %d -> %d, %v; want %d -> %d", from, to, err, newest, newest)
