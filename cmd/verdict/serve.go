@@ -132,6 +132,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	eng := engine.New(set)
 
+	if cfg.databaseURL == "" {
+		release, err := lockDataDir(cfg.dataDir)
+		if err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		defer release()
+	}
 	st, err := openStore(ctx, cfg.backendConfig)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
