@@ -52,7 +52,7 @@ func runAuditVerify(ctx context.Context, args []string, getenv func(string) stri
 	if (*cpPath == "") != (*pubPath == "") {
 		return usageError{msg: "audit verify: --checkpoint and --public-key go together"}
 	}
-	st, err := openStore(ctx, cfg)
+	st, err := openExistingStore(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("audit verify: %w", err)
 	}
@@ -106,7 +106,7 @@ func runAuditCheckpoint(ctx context.Context, args []string, getenv func(string) 
 	if err != nil {
 		return fmt.Errorf("audit checkpoint: private key: %w", err)
 	}
-	st, err := openStore(ctx, cfg)
+	st, err := openExistingStore(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("audit checkpoint: %w", err)
 	}

@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -58,6 +62,53 @@ func openStore(ctx context.Context, cfg backendConfig) (*openedStore, error) {
 		o.kind = "postgres (" + migrated(from, to) + ")"
 	}
 	return o, nil
+}
+
+// openExistingStore opens the configured store for a command that reads or maintains what a
+// server stored (audit, erase, keys, labels, policy, retention, backtest, golden). Unlike
+// openStore it creates nothing: a data directory without a store, most likely a mistyped
+// --data-dir or a missing VERDICT_DATABASE_URL, would otherwise be created empty and the
+// command would report on it ("audit chain ok: 0 events"). A Postgres schema older than this
+// binary's migrations is refused the same way serve refuses it.
+func openExistingStore(ctx context.Context, cfg backendConfig) (*openedStore, error) {
+	if cfg.databaseURL == "" {
+		path := filepath.Join(cfg.dataDir, sqlite.FileName)
+		if _, err := os.Stat(path); err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("no embedded store at %s: give the --data-dir (VERDICT_DATA_DIR) verdict serve uses, or set VERDICT_DATABASE_URL", path)
+			}
+			return nil, fmt.Errorf("open embedded store: %w", err)
+		}
+	}
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if pg, ok := st.Store.(*postgres.Store); ok && !cfg.migrate {
+		if err := schemaBehind(ctx, pg); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
+	return st, nil
+}
+
+// schemaBehind returns an error naming both versions when the Postgres schema is older than
+// this binary's migrations. Old binaries run on a newer schema (migrations only add), so a
+// rolling upgrade migrates first; a new binary on an old schema would fail query by query.
+func schemaBehind(ctx context.Context, pg *postgres.Store) error {
+	applied, latest, err := pg.SchemaVersions(ctx)
+	if err != nil {
+		return err
+	}
+	if applied >= latest {
+		return nil
+	}
+	at := strconv.Itoa(applied)
+	if applied == 0 {
+		at += " (no verdict tables: is the search_path of VERDICT_DATABASE_URL this schema?)"
+	}
+	return fmt.Errorf("the database schema is at version %s and this verdict needs %d: run `verdict migrate` first", at, latest)
 }
 
 // openVelocity returns the configured velocity counters and a close function.

@@ -112,7 +112,7 @@ func runBacktest(ctx context.Context, args []string, getenv func(string) string,
 		src = fileSource(f, strings.HasSuffix(strings.ToLower(o.input), ".csv"))
 		meta.Source = o.input
 	} else {
-		st, err := openStore(ctx, cfg)
+		st, err := openExistingStore(ctx, cfg)
 		if err != nil {
 			return fmt.Errorf("backtest: %w", err)
 		}

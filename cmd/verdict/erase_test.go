@@ -488,7 +488,7 @@ func TestEraseAndKeysCLI(t *testing.T) {
 // a CLI command that writes no pseudonyms records nothing.
 func TestServeRefusesAnotherPseudonymKey(t *testing.T) {
 	ctx := t.Context()
-	dir := t.TempDir()
+	dir := storeDir(t)
 	p1 := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32))
 	p2 := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{2}, 32))
 	env := map[string]string{"VERDICT_MASTER_KEY": "k1:" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))}
@@ -554,9 +554,17 @@ func TestServeRefusesAnOldSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = run(ctx, args, getenv, io.Discard, io.Discard)
-	want := fmt.Sprintf("the database schema is at version 0 and this verdict needs %d: run `verdict migrate` first", latest)
+	want := fmt.Sprintf("the database schema is at version 0 (no verdict tables: is the search_path of VERDICT_DATABASE_URL this schema?) and this verdict needs %d: run `verdict migrate` first (or serve with --migrate)", latest)
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("serve on an empty schema: %v, want %q", err, want)
+	}
+	// So do the commands that read or maintain a store, instead of failing on a missing
+	// table (or, for audit verify, reading an empty chain).
+	for _, cmd := range [][]string{{"audit", "verify"}, {"policy", "list"}, {"erase", "user-1"}, {"retention", "run"}} {
+		want := strings.TrimSuffix(want, " (or serve with --migrate)")
+		if err := run(ctx, cmd, getenv, io.Discard, io.Discard); err == nil || !strings.HasSuffix(err.Error(), want) {
+			t.Fatalf("%v on an empty schema: %v, want %q", cmd, err, want)
+		}
 	}
 	if err := pg.Migrate(ctx); err != nil {
 		t.Fatal(err)

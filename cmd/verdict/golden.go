@@ -67,7 +67,7 @@ func runGolden(ctx context.Context, args []string, getenv func(string) string, s
 		}
 		opts.filter.From = t
 	}
-	st, err := openStore(ctx, backend)
+	st, err := openExistingStore(ctx, backend)
 	if err != nil {
 		return fmt.Errorf("golden export: %w", err)
 	}

@@ -122,7 +122,7 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
-	st, err := openStore(ctx, cfg)
+	st, err := openExistingStore(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("keys rotate: %w", err)
 	}
@@ -156,7 +156,7 @@ func runErase(ctx context.Context, args []string, getenv func(string) string, st
 	if userID == "" || len(userID) > 256 {
 		return usageError{msg: "erase: want one USER_ID (1 to 256 characters): verdict erase USER_ID [flags]"}
 	}
-	st, err := openStore(ctx, cfg)
+	st, err := openExistingStore(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("erase: %w", err)
 	}

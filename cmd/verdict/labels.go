@@ -65,7 +65,7 @@ func runLabels(ctx context.Context, args []string, getenv func(string) string, s
 		return fmt.Errorf("labels import: %s: %w", path, err)
 	}
 
-	st, err := openStore(ctx, cfg)
+	st, err := openExistingStore(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("labels import: %w", err)
 	}

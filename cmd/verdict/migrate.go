@@ -2,8 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/verdict-engine/verdict/store/sqlite"
 )
 
 func runMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -13,13 +18,20 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	// The embedded store migrates itself when opened; migrate may create it, and says so,
+	// since a command run without the VERDICT_DATABASE_URL it meant lands here.
+	_, statErr := os.Stat(filepath.Join(cfg.dataDir, sqlite.FileName))
 	st, err := openStore(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	defer st.Close()
 	if st.migrate == nil {
-		fmt.Fprintf(stdout, "embedded store is up to date (it migrates itself when opened): %s\n", st.kind)
+		state := "is up to date (it migrates itself when opened)"
+		if errors.Is(statErr, os.ErrNotExist) {
+			state = "created (no VERDICT_DATABASE_URL is set)"
+		}
+		fmt.Fprintf(stdout, "embedded store %s: %s\n", state, st.kind)
 		return nil
 	}
 	from, to, err := st.migrate(ctx)

@@ -89,7 +89,7 @@ func runPolicy(ctx context.Context, args []string, getenv func(string) string, s
 	if spec.local {
 		return spec.run(ctx, pc)
 	}
-	st, err := openStore(ctx, pc.cfg)
+	st, err := openExistingStore(ctx, pc.cfg)
 	if err != nil {
 		return fmt.Errorf("%s: %w", pc.name, err)
 	}

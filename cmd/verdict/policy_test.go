@@ -49,7 +49,7 @@ func copyDir(t *testing.T, src string) string {
 var fullHash = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 
 func TestPolicyLifecycle(t *testing.T) {
-	env := map[string]string{"VERDICT_DATA_DIR": t.TempDir(), "USER": "alice"}
+	env := map[string]string{"VERDICT_DATA_DIR": storeDir(t), "USER": "alice"}
 	run := func(args ...string) string {
 		t.Helper()
 		out, errOut, err := runPolicyArgs(t, env, args...)
@@ -278,7 +278,7 @@ decision := lib.decide(reasons)
 }
 
 func TestPolicyUsageErrors(t *testing.T) {
-	env := map[string]string{"VERDICT_DATA_DIR": t.TempDir()}
+	env := map[string]string{"VERDICT_DATA_DIR": storeDir(t)}
 	for _, tc := range []struct {
 		args []string
 		want string

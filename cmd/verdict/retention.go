@@ -70,7 +70,7 @@ func runRetentionRun(ctx context.Context, args []string, getenv func(string) str
 	if err != nil {
 		return fmt.Errorf("retention run: %w", err)
 	}
-	st, err := openStore(ctx, cfg)
+	st, err := openExistingStore(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("retention run: %w", err)
 	}

@@ -18,6 +18,18 @@ func runArgs(t *testing.T, env map[string]string, args ...string) (string, strin
 	return out.String(), errOut.String(), err
 }
 
+// storeDir returns a data directory holding a new, empty embedded store, as `verdict migrate`
+// (or the first `verdict serve`) leaves it: the commands that read or maintain a store do
+// not create one.
+func storeDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if out, _, err := runArgs(t, nil, "migrate", "--data-dir", dir); err != nil || !strings.HasPrefix(out, "embedded store created") {
+		t.Fatalf("migrate a new data directory: %q, %v", out, err)
+	}
+	return dir
+}
+
 func TestUsageErrors(t *testing.T) {
 	tests := []struct {
 		args []string
@@ -96,13 +108,26 @@ func TestEval(t *testing.T) {
 func TestAuditVerifyAndCheckpointEmbedded(t *testing.T) {
 	dir := t.TempDir()
 	env := map[string]string{"VERDICT_DATA_DIR": filepath.Join(dir, "data")}
-	out, _, err := runArgs(t, env, "audit", "verify")
-	if err != nil || !strings.Contains(out, "audit chain ok: 0 events") {
-		t.Fatalf("verify empty: %q %v", out, err)
-	}
 	key := filepath.Join(dir, "audit")
 	if _, _, err := runArgs(t, env, "audit", "keygen", "--out", key); err != nil {
 		t.Fatal(err)
+	}
+	// A data directory without a store (a mistyped --data-dir) is an error, not an empty
+	// chain that verifies, and nothing is created there.
+	for _, args := range [][]string{{"audit", "verify"}, {"audit", "checkpoint", "--private-key", key + ".key"}} {
+		if out, _, err := runArgs(t, env, args...); err == nil || !strings.Contains(err.Error(), "no embedded store at "+filepath.Join(dir, "data", "verdict.db")) {
+			t.Fatalf("%v without a store: %q %v", args, out, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("audit verify created the data directory: %v", err)
+	}
+	if out, _, err := runArgs(t, env, "migrate"); err != nil || !strings.HasPrefix(out, "embedded store created") {
+		t.Fatalf("migrate: %q %v", out, err)
+	}
+	out, _, err := runArgs(t, env, "audit", "verify")
+	if err != nil || !strings.Contains(out, "audit chain ok: 0 events") {
+		t.Fatalf("verify empty: %q %v", out, err)
 	}
 	cp := filepath.Join(dir, "cp.json")
 	if _, _, err := runArgs(t, env, "audit", "checkpoint", "--private-key", key+".key", "--out", cp); err != nil {

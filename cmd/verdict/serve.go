@@ -145,14 +145,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	defer st.Close()
 	if pg, ok := st.Store.(*postgres.Store); ok && !cfg.migrate {
-		// Old servers run on a newer schema (migrations only add), so a rolling upgrade
-		// migrates first; a new server on an old schema would fail query by query.
-		applied, latest, err := pg.SchemaVersions(ctx)
-		if err != nil {
-			return fmt.Errorf("serve: %w", err)
-		}
-		if applied < latest {
-			return fmt.Errorf("serve: the database schema is at version %d and this verdict needs %d: run `verdict migrate` first (or serve with --migrate)", applied, latest)
+		if err := schemaBehind(ctx, pg); err != nil {
+			return fmt.Errorf("serve: %w (or serve with --migrate)", err)
 		}
 	}
 	// go-redis reports dial failures through its own logger, as plain text on stderr;
