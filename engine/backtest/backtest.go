@@ -364,29 +364,45 @@ func (t *Tally) Report(sweep *Sweep) Report {
 }
 
 // SweepValues expands from:to:step into its values, from included and to included when
-// a whole number of steps away (within rounding). It returns nil for a non-positive step,
-// to before from, or more than max values.
+// a whole number of steps away (within rounding), each rounded to 12 significant digits
+// (values that rounding makes equal are kept once). It returns nil for a non-positive step,
+// to before from, a bound or step that is not a finite number, or more than limit values.
 func SweepValues(from, to, step float64, limit int) []float64 {
-	if !(step > 0) || to < from || math.IsNaN(from) || math.IsInf(to, 0) {
+	if !finite(from) || !finite(to) || !finite(step) || !(step > 0) || to < from {
 		return nil
 	}
-	n := int(math.Floor((to-from)/step+1e-9)) + 1
+	// to-from may overflow, and a tiny step makes the count overflow an int: both are
+	// +Inf here, and more than limit.
+	span := (to - from) / step
+	if !(span < float64(limit)) {
+		return nil
+	}
+	n := int(math.Floor(span+1e-9)) + 1
 	if n > limit {
 		return nil
 	}
-	out := make([]float64, n)
-	for i := range out {
+	out := make([]float64, 0, n)
+	for i := range n {
 		// Round away binary noise (0.1 steps) to 12 significant digits.
-		v := from + float64(i)*step
-		out[i] = roundSig(v)
+		v := roundSig(from + float64(i)*step)
+		if len(out) > 0 && v <= out[len(out)-1] {
+			continue
+		}
+		out = append(out, v)
 	}
 	return out
 }
+
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
 func roundSig(v float64) float64 {
 	if v == 0 {
 		return 0
 	}
 	p := math.Pow(10, 12-math.Ceil(math.Log10(math.Abs(v))))
-	return math.Round(v*p) / p
+	r := math.Round(v*p) / p
+	if !finite(r) { // v near the ends of float64's range: p or v*p is out of it
+		return v
+	}
+	return r
 }

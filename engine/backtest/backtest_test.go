@@ -169,6 +169,13 @@ func TestSweepValues(t *testing.T) {
 		{5, 1, 1, nil},
 		{1, 5, 0, nil},
 		{0, 1000, 1, nil}, // too many
+		{math.Inf(-1), 5, 1, nil}, // the count would be infinite (this made a slice of negative length)
+		{-1e308, 1e308, 1e300, nil},
+		{0, 1, 1e-320, nil},
+		{math.NaN(), 1, 1, nil},
+		{0, math.NaN(), 1, nil},
+		{0, 1, math.Inf(1), nil},
+		{1e15, 1e15 + 3, 1, []float64{1e15}}, // one value once rounded to 12 digits
 	} {
 		got := backtest.SweepValues(tc.from, tc.to, tc.step, 200)
 		if len(got) != len(tc.want) {
@@ -225,4 +232,33 @@ func TestRenderings(t *testing.T) {
 	if !strings.Contains(string(b), `"precision":null`) {
 		t.Errorf("JSON has no null precision for an undefined ratio: %s", b)
 	}
+}
+
+// FuzzSweepValues: any three numbers (a --sweep flag's from:to:step) give nil or at most
+// limit finite values, strictly ascending, from the rounded from up to to.
+func FuzzSweepValues(f *testing.F) {
+	f.Add(100.0, 500.0, 100.0)
+	f.Add(0.5, 0.9, 0.1)
+	f.Add(math.Inf(-1), 5.0, 1.0)
+	f.Add(-1e308, 1e308, 1e-300)
+	f.Add(5e-324, 5e-324, 1.0)
+	f.Fuzz(func(t *testing.T, from, to, step float64) {
+		const limit = 200
+		got := backtest.SweepValues(from, to, step, limit)
+		if got == nil {
+			return
+		}
+		if len(got) == 0 || len(got) > limit {
+			t.Fatalf("SweepValues(%v, %v, %v): %d values", from, to, step, len(got))
+		}
+		for i, v := range got {
+			if math.IsNaN(v) || math.IsInf(v, 0) || (i > 0 && v <= got[i-1]) {
+				t.Fatalf("SweepValues(%v, %v, %v) = %v: value %d", from, to, step, got, i)
+			}
+		}
+		tol := 1e-9 * max(math.Abs(from), math.Abs(to), math.SmallestNonzeroFloat64)
+		if math.Abs(got[0]-from) > tol || got[len(got)-1] > to+tol {
+			t.Fatalf("SweepValues(%v, %v, %v) = %v: outside [from, to]", from, to, step, got)
+		}
+	})
 }
