@@ -374,3 +374,45 @@ func TestCheckpoint(t *testing.T) {
 		}
 	})
 }
+
+// FuzzCheckpointJSON: any file given to `verdict audit verify --checkpoint` either fails to
+// decode with a one-line error or decodes to a checkpoint that encodes and decodes to itself,
+// and whose signature verifies only if it is a signed checkpoint unchanged in every part.
+func FuzzCheckpointJSON(f *testing.F) {
+	priv := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize))
+	pub := priv.Public().(ed25519.PublicKey)
+	signed := SignCheckpoint(priv, 42, bytes.Repeat([]byte{0xab}, 32), time.Date(2026, 12, 7, 14, 0, 0, 123, time.UTC))
+	good, err := json.Marshal(signed)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add([]byte(`{"seq":-1,"head":"","time":"0001-01-01T00:00:00Z","signature":""}`))
+	f.Add([]byte(`{"seq":1,"head":"zz","time":"2026-12-07T14:00:00Z","signature":"00"}`))
+	f.Add([]byte(`{"seq":1e400}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var cp Checkpoint
+		if err := json.Unmarshal(b, &cp); err != nil {
+			if strings.ContainsAny(err.Error(), "\n\r") {
+				t.Fatalf("error is not one line: %q", err)
+			}
+			return
+		}
+		again, err := json.Marshal(cp)
+		if err != nil {
+			t.Fatalf("encode %+v: %v", cp, err)
+		}
+		var cp2 Checkpoint
+		if err := json.Unmarshal(again, &cp2); err != nil {
+			t.Fatalf("decode %s: %v", again, err)
+		}
+		if cp2.Seq != cp.Seq || !bytes.Equal(cp2.Head, cp.Head) || !cp2.Time.Equal(cp.Time) || !bytes.Equal(cp2.Signature, cp.Signature) {
+			t.Fatalf("round trip changed %+v into %+v", cp, cp2)
+		}
+		same := cp.Seq == signed.Seq && bytes.Equal(cp.Head, signed.Head) && cp.Time.Equal(signed.Time) && bytes.Equal(cp.Signature, signed.Signature)
+		if ok := ed25519.Verify(pub, checkpointMessage(cp.Seq, cp.Head, cp.Time), cp.Signature); ok != same {
+			t.Fatalf("signature verifies = %v for %+v (the signed checkpoint: %v)", ok, cp, same)
+		}
+	})
+}

@@ -168,7 +168,7 @@ func TestSweepValues(t *testing.T) {
 		{3, 3, 1, []float64{3}},
 		{5, 1, 1, nil},
 		{1, 5, 0, nil},
-		{0, 1000, 1, nil}, // too many
+		{0, 1000, 1, nil},         // too many
 		{math.Inf(-1), 5, 1, nil}, // the count would be infinite (this made a slice of negative length)
 		{-1e308, 1e308, 1e300, nil},
 		{0, 1, 1e-320, nil},
