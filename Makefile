@@ -46,6 +46,16 @@ fuzz:
 	$(GO) test ./adapters/http -run '^$$' -fuzz FuzzParseLabelsCSV -fuzztime $(FUZZTIME)
 	$(GO) test ./engine/policytest -run '^$$' -fuzz FuzzScrub -fuzztime $(FUZZTIME)
 	$(GO) test ./adapters/retention -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./adapters/http -run '^$$' -fuzz '^FuzzDecideResponseJSON$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./adapters/http -run '^$$' -fuzz '^FuzzParseAPIKeys$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./engine -run '^$$' -fuzz '^FuzzAppendJSONMatchesEncodingJSON$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./engine/pii -run '^$$' -fuzz '^FuzzSplitMerge$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./adapters/vault -run '^$$' -fuzz '^FuzzParseRing$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./store -run '^$$' -fuzz '^FuzzCheckpointJSON$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./engine/backtest -run '^$$' -fuzz '^FuzzSweepValues$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./engine/policytest -run '^$$' -fuzz '^FuzzParseCELCases$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./cmd/verdict -run '^$$' -fuzz '^FuzzParseSweep$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./cmd/verdict -run '^$$' -fuzz '^FuzzBacktestExport$$' -fuzztime $(FUZZTIME)
 
 ## bench-engine: engine micro-benchmarks (Rego and CEL)
 bench-engine:

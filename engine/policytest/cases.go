@@ -110,9 +110,15 @@ func readCELCases(file string) ([]celCase, []int, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	return parseCELCases(b, strings.HasSuffix(file, ".json"))
+}
+
+// parseCELCases parses a case file's content, JSON or YAML, strictly (an unknown field is an
+// error), and returns the line of each case (0 where it is not known).
+func parseCELCases(b []byte, isJSON bool) ([]celCase, []int, error) {
 	var cases []celCase
 	var lines []int
-	if strings.HasSuffix(file, ".json") {
+	if isJSON {
 		dec := json.NewDecoder(bytes.NewReader(b))
 		dec.DisallowUnknownFields()
 		if t, err := dec.Token(); err != nil || t != json.Delim('[') {
@@ -143,6 +149,11 @@ func readCELCases(file string) ([]celCase, []int, error) {
 	}
 	if len(doc.Content) == 1 && doc.Content[0].Kind == yaml.SequenceNode {
 		for _, n := range doc.Content[0].Content {
+			// The decoder drops null items, which would shift every later case's line
+			// and hide a case left empty by mistake.
+			if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
+				return nil, nil, fmt.Errorf("line %d: an empty case", n.Line)
+			}
 			lines = append(lines, n.Line)
 		}
 	}
