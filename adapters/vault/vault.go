@@ -155,8 +155,10 @@ func (r *Ring) unwrap(k store.SubjectKey) ([]byte, error) {
 //
 // Unwrapped keys are cached for sealing only, for at most CacheTTL: a replica that has not
 // yet seen an erasure may seal new data under the destroyed key for that long, and that
-// data is then unreadable. Opening always reads the key from the store, so nothing sealed
-// can be read once an erasure has committed.
+// data is then unreadable. A store that announces erasures (postgres.Store's
+// OnSubjectKeysErased, wired to Forget and ForgetAll) shortens that to the announcement's
+// delivery while it listens. Opening always reads the key from the store, so nothing
+// sealed can be read once an erasure has committed.
 type Vault struct {
 	ring *Ring
 	keys store.SubjectKeys
@@ -166,6 +168,9 @@ type Vault struct {
 
 	mu    sync.Mutex
 	cache map[string]cached
+	// gen counts Forget and ForgetAll calls: a key read or written before one of them is
+	// not cached after it, since the erasure it announces may be of that very key.
+	gen uint64
 }
 
 type cached struct {
@@ -191,26 +196,49 @@ func (v *Vault) cachedAEAD(userID string, now time.Time) cipher.AEAD {
 	return c.aead
 }
 
-func (v *Vault) remember(userID string, aead cipher.AEAD, now time.Time) {
+// generation returns the count remember compares with the one its caller read before it
+// looked the key up.
+func (v *Vault) generation() uint64 {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	return v.gen
+}
+
+// remember caches a key for sealing, unless something was forgotten since generation gen.
+func (v *Vault) remember(userID string, aead cipher.AEAD, now time.Time, gen uint64) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.gen != gen {
+		return
+	}
 	if len(v.cache) >= v.max {
 		clear(v.cache)
 	}
 	v.cache[userID] = cached{aead: aead, at: now}
 }
 
-// Forget drops a subject's key from this process's cache.
+// Forget drops a subject's key from this process's cache: its erasure here, or announced
+// by the store (postgres.Store.OnSubjectKeysErased).
 func (v *Vault) Forget(userID string) {
 	v.mu.Lock()
 	delete(v.cache, userID)
+	v.gen++
+	v.mu.Unlock()
+}
+
+// ForgetAll empties this process's key cache: erasures may have gone unheard.
+func (v *Vault) ForgetAll() {
+	v.mu.Lock()
+	clear(v.cache)
+	v.gen++
 	v.mu.Unlock()
 }
 
 // resolve returns an AEAD for every distinct user: from the cache, else from the store's
 // key (one lookup for all), else from a fresh key, returned in fresh and not stored: the
-// caller stores it (with the data, or with EnsureSubjectKeys) before caching it.
-func (v *Vault) resolve(ctx context.Context, userIDs []string) (map[string]cipher.AEAD, map[string]*store.SubjectKey, error) {
+// caller stores it (with the data, or with EnsureSubjectKeys) before caching it. gen is the
+// caller's generation() from before: keys are cached only if nothing was forgotten since.
+func (v *Vault) resolve(ctx context.Context, userIDs []string, gen uint64) (map[string]cipher.AEAD, map[string]*store.SubjectKey, error) {
 	now := v.now()
 	out := make(map[string]cipher.AEAD, len(userIDs))
 	var missing []string
@@ -238,7 +266,7 @@ func (v *Vault) resolve(ctx context.Context, userIDs []string) (map[string]ciphe
 			return nil, nil, err
 		}
 		out[k.UserID] = a
-		v.remember(k.UserID, a, now)
+		v.remember(k.UserID, a, now, gen)
 	}
 	var fresh map[string]*store.SubjectKey
 	for _, u := range missing {
@@ -272,7 +300,8 @@ func (v *Vault) open(k store.SubjectKey) (cipher.AEAD, error) {
 
 // sealer returns the AEAD of one user, storing a new key if the user has none.
 func (v *Vault) sealer(ctx context.Context, userID string) (cipher.AEAD, error) {
-	as, fresh, err := v.resolve(ctx, []string{userID})
+	gen := v.generation()
+	as, fresh, err := v.resolve(ctx, []string{userID}, gen)
 	if err != nil {
 		return nil, err
 	}
@@ -291,7 +320,7 @@ func (v *Vault) sealer(ctx context.Context, userID string) (cipher.AEAD, error) 
 	if err != nil {
 		return nil, err
 	}
-	v.remember(userID, a, v.now())
+	v.remember(userID, a, v.now(), gen)
 	return a, nil
 }
 
@@ -370,7 +399,8 @@ func (s *sealingWriter) WriteDecisions(ctx context.Context, recs []store.Decisio
 	if len(users) == 0 {
 		return s.w.WriteDecisions(ctx, recs)
 	}
-	as, fresh, err := s.v.resolve(ctx, users)
+	gen := s.v.generation()
+	as, fresh, err := s.v.resolve(ctx, users, gen)
 	if err != nil {
 		return nil, err
 	}
@@ -398,7 +428,7 @@ func (s *sealingWriter) WriteDecisions(ctx context.Context, recs []store.Decisio
 		}
 		switch {
 		case results[i] == nil:
-			s.v.remember(out[i].SubjectID, as[out[i].SubjectID], now)
+			s.v.remember(out[i].SubjectID, as[out[i].SubjectID], now, gen)
 		case errors.Is(results[i], store.ErrSubjectKeyExists):
 			retry = append(retry, i)
 		}

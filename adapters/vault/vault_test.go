@@ -333,3 +333,43 @@ func TestCheckRing(t *testing.T) {
 		t.Fatalf("with one damaged key: %v", err)
 	}
 }
+
+// lookupHook is the embedded store with a hook run inside each key lookup, after the read.
+type lookupHook struct {
+	store.SubjectKeys
+	lookups int
+	during  func()
+}
+
+func (h *lookupHook) LookupSubjectKeys(ctx context.Context, ids []string) ([]store.SubjectKey, error) {
+	h.lookups++
+	keys, err := h.SubjectKeys.LookupSubjectKeys(ctx, ids)
+	if h.during != nil {
+		h.during()
+	}
+	return keys, err
+}
+
+// A key read while an erasure was announced (Forget, ForgetAll) is not cached: the read
+// may predate the erasure of that very key. The next seal reads it again; once a read
+// completes undisturbed, the key is cached.
+func TestKeyReadDuringAForgetIsNotCached(t *testing.T) {
+	ctx := context.Background()
+	st := open(t)
+	r := ring(t, "k1:"+b64(1))
+	if _, err := vault.New(r, st).Seal(ctx, "user-1", vault.DecisionAD("d0"), secret); err != nil {
+		t.Fatal(err) // user-1 now has a stored key
+	}
+	h := &lookupHook{SubjectKeys: st}
+	v := vault.New(r, h)
+	for i, forget := range []func(){func() { v.Forget("someone-else") }, v.ForgetAll, nil, nil} {
+		h.during = forget
+		if _, err := v.Seal(ctx, "user-1", vault.DecisionAD("d1"), secret); err != nil {
+			t.Fatal(err)
+		}
+		want := min(i+1, 3) // reads until one completes without a forget, then cached
+		if h.lookups != want {
+			t.Fatalf("seal %d: %d key lookups, want %d", i+1, h.lookups, want)
+		}
+	}
+}

@@ -164,6 +164,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := checkPseudonymKey(ctx, pseudonyms, st, cfg.dataDir, getenv); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	if pg, ok := st.Store.(*postgres.Store); ok {
+		// Another replica's erasure drops the key from this one's sealing cache at once.
+		pg.OnSubjectKeysErased(vlt.Forget, vlt.ForgetAll)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Decisions' personal data is sealed under each subject's key as batches are written.

@@ -54,6 +54,8 @@ type Store struct {
 	// connection listens for new ones; the listener starts with the first lookup.
 	unverified *nosession.Cache
 	listener   listener
+	// erased is what OnSubjectKeysErased registered, nil until then.
+	erased atomic.Pointer[erasureHandlers]
 }
 
 // CommitStats reports how WriteDecisions has written batches since Open: in one round trip

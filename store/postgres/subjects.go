@@ -130,8 +130,16 @@ func (s *Store) EraseSubject(ctx context.Context, userID, actor, correlationID s
 	e := store.Erasure{UserID: userID, ErasedAt: now}
 	var evidence [][]byte
 	w, err := s.begin(ctx, now, func(b *pgx.Batch) {
-		b.Queue(`DELETE FROM subject_keys WHERE user_id = $1`, userID).Exec(func(t pgconn.CommandTag) error {
-			e.KeyDestroyed = t.RowsAffected() > 0
+		// The key's deletion is announced on erasureChannel when the transaction commits,
+		// so that other replicas drop the key from their vault's sealing cache.
+		b.Queue(`WITH d AS (DELETE FROM subject_keys WHERE user_id = $1 RETURNING user_id)
+			SELECT count(pg_notify($2, CASE WHEN octet_length(user_id) > 7000 THEN '*' ELSE user_id END)) FROM d`,
+			userID, erasureChannel).QueryRow(func(row pgx.Row) error {
+			var n int
+			if err := row.Scan(&n); err != nil {
+				return err
+			}
+			e.KeyDestroyed = n > 0
 			return nil
 		})
 		b.Queue(`UPDATE decisions SET pii = NULL WHERE subject_id = $1 AND pii IS NOT NULL`, userID).

@@ -122,8 +122,12 @@ func (s *Store) listenUntilFailure(ctx context.Context) (started bool) {
 		defer cancel()
 		conn.Close(closeCtx) //nolint:errcheck // the connection is being dropped either way
 	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
+	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel+"; LISTEN "+erasureChannel); err != nil {
 		return false
+	}
+	// Erasures announced while no connection listened went unheard.
+	if h := s.erased.Load(); h != nil {
+		h.forgetAll()
 	}
 	var hasTrigger bool
 	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_trigger
@@ -149,6 +153,10 @@ func (s *Store) listenUntilFailure(ctx context.Context) (started bool) {
 		if err != nil {
 			return p.live.Load()
 		}
+		if n.Channel == erasureChannel {
+			s.erasureHeard(n.Payload)
+			continue
+		}
 		if token, ok := strings.CutPrefix(n.Payload, probePrefix); ok {
 			p.hear(token) // other replicas' probes are ignored
 			continue
@@ -158,6 +166,38 @@ func (s *Store) listenUntilFailure(ctx context.Context) (started bool) {
 			continue
 		}
 		s.unverified.Forget(n.Payload)
+	}
+}
+
+// erasureChannel is where EraseSubject announces, as its transaction commits, the user
+// whose subject key it destroyed ('*' for a user id too long for a payload).
+const erasureChannel = "verdict_subject_key_erased"
+
+type erasureHandlers struct {
+	forget    func(userID string)
+	forgetAll func()
+}
+
+// OnSubjectKeysErased has forget called with the user id of every subject key erased in
+// this database, by any process, soon after the erasing transaction commits, and forgetAll
+// whenever announcements may have been missed: when the listening connection is (re)made, and
+// for a user id too long to announce. The vault uses it to drop a destroyed key from its
+// sealing cache at once instead of keeping it for up to vault.CacheTTL. It starts the
+// listener if it was not running; call it once, before serving.
+func (s *Store) OnSubjectKeysErased(forget func(userID string), forgetAll func()) {
+	s.erased.Store(&erasureHandlers{forget: forget, forgetAll: forgetAll})
+	s.startListener()
+}
+
+// erasureHeard passes an erasure announcement on to the handlers, if any.
+func (s *Store) erasureHeard(payload string) {
+	h := s.erased.Load()
+	switch {
+	case h == nil:
+	case payload == forgetEveryone:
+		h.forgetAll()
+	default:
+		h.forget(payload)
 	}
 }
 
