@@ -112,7 +112,7 @@ func schemaBehind(ctx context.Context, pg *postgres.Store) error {
 }
 
 // openVelocity returns the configured velocity counters and a close function.
-func openVelocity(ctx context.Context, cfg backendConfig, log *slog.Logger) (signals.Velocity, string, func(), error) {
+func openVelocity(ctx context.Context, cfg backendConfig) (signals.Velocity, string, func(), error) {
 	if cfg.redisURL == "" {
 		return velocity.NewMemory(), "in-process", func() {}, nil
 	}
@@ -132,10 +132,6 @@ func openVelocity(ctx context.Context, cfg backendConfig, log *slog.Logger) (sig
 	if err := v.Load(pctx); err != nil {
 		// Start anyway: decisions follow their fail mode until Redis answers.
 		kind = "redis (unreachable at start: " + err.Error() + ")"
-	} else if risk, err := v.EvictionRisk(pctx); err != nil {
-		log.Warn("could not check whether Redis may evict velocity counters", "err", err)
-	} else if risk != "" {
-		log.Warn("Redis may evict velocity counters under memory pressure, and counts would then drop silently: set maxmemory-policy noeviction, so that a full Redis refuses writes and decisions follow their fail mode", "found", risk)
 	}
 	return v, kind, func() { client.Close() }, nil
 }

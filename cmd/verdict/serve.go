@@ -25,6 +25,7 @@ import (
 	httpapi "github.com/verdict-engine/verdict/adapters/http"
 	"github.com/verdict-engine/verdict/engine"
 	"github.com/verdict-engine/verdict/signals"
+	"github.com/verdict-engine/verdict/signals/redis"
 	"github.com/verdict-engine/verdict/store"
 	"github.com/verdict-engine/verdict/store/postgres"
 )
@@ -152,7 +153,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	// go-redis reports dial failures through its own logger, as plain text on stderr;
 	// they go into the server's structured log instead.
 	goredis.SetLogger(redisLogger{log})
-	vel, velKind, closeVel, err := openVelocity(ctx, cfg.backendConfig, log)
+	vel, velKind, closeVel, err := openVelocity(ctx, cfg.backendConfig)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -182,6 +183,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
+	if rv, ok := vel.(*redis.Velocity); ok {
+		watchEvictionRisk(bg, rv, reg, log, evictionRiskEvery)
+	}
 	go lists.Run(bg, 2*time.Second, func(err error) { log.Warn("lists refresh failed", "err", err) })
 
 	// Against Postgres, concurrent decisions read their subjects' verifications together
