@@ -156,15 +156,19 @@ func (r *Ring) unwrap(k store.SubjectKey) ([]byte, error) {
 // Unwrapped keys are cached for sealing only, for at most CacheTTL: a replica that has not
 // yet seen an erasure may seal new data under the destroyed key for that long, and that
 // data is then unreadable. A store that announces erasures (postgres.Store's
-// OnSubjectKeysErased, wired to Forget and ForgetAll) shortens that to the announcement's
-// delivery while it listens. Opening always reads the key from the store, so nothing
-// sealed can be read once an erasure has committed.
+// OnSubjectKeysErased, wired to Forget and ForgetAll, and HearErasures) shortens that to
+// the announcement's delivery while it listens, and keys are then kept for HeardCacheTTL.
+// Opening always reads the key from the store, so nothing sealed can be read once an
+// erasure has committed.
 type Vault struct {
 	ring *Ring
 	keys store.SubjectKeys
 	now  func() time.Time
 	ttl  time.Duration
 	max  int
+	// heard reports whether the store's erasure announcements are being delivered
+	// (HearErasures); nil when the store has none.
+	heard func() bool
 
 	mu    sync.Mutex
 	cache map[string]cached
@@ -173,27 +177,47 @@ type Vault struct {
 	gen uint64
 }
 
+// cached is an unwrapped data key; its AEAD is made on use (0.4 µs) rather than kept
+// (about 800 bytes each, against 32).
 type cached struct {
-	aead cipher.AEAD
-	at   time.Time
+	dk []byte
+	at time.Time
 }
 
 // CacheTTL is how long an unwrapped key is kept for sealing.
 const CacheTTL = time.Minute
+
+// HeardCacheTTL is how long an unwrapped key is kept for sealing while the store's erasure
+// announcements are heard (HearErasures): every erasure then reaches Forget as it commits,
+// so the key is only kept longer for subjects that come back (a login, then a payout).
+const HeardCacheTTL = 15 * time.Minute
 
 // New returns a Vault over the store's keys.
 func New(ring *Ring, keys store.SubjectKeys) *Vault {
 	return &Vault{ring: ring, keys: keys, now: time.Now, ttl: CacheTTL, max: 100_000, cache: map[string]cached{}}
 }
 
+// HearErasures tells the vault that the store announces every erasure, committed by any
+// process, to Forget (and asks for ForgetAll when it may have missed some), and that heard
+// reports whether announcements are being delivered right now. While they are, cached keys
+// are kept for HeardCacheTTL instead of CacheTTL. Call it once, before the vault is used.
+func (v *Vault) HearErasures(heard func() bool) { v.heard = heard }
+
 func (v *Vault) cachedAEAD(userID string, now time.Time) cipher.AEAD {
 	v.mu.Lock()
-	defer v.mu.Unlock()
 	c, ok := v.cache[userID]
-	if !ok || now.Sub(c.at) > v.ttl {
+	v.mu.Unlock()
+	if !ok {
 		return nil
 	}
-	return c.aead
+	if age := now.Sub(c.at); age > v.ttl && (age > HeardCacheTTL || v.heard == nil || !v.heard()) {
+		return nil
+	}
+	a, err := newAEAD(c.dk)
+	if err != nil {
+		return nil
+	}
+	return a
 }
 
 // generation returns the count remember compares with the one its caller read before it
@@ -205,7 +229,7 @@ func (v *Vault) generation() uint64 {
 }
 
 // remember caches a key for sealing, unless something was forgotten since generation gen.
-func (v *Vault) remember(userID string, aead cipher.AEAD, now time.Time, gen uint64) {
+func (v *Vault) remember(userID string, dk []byte, now time.Time, gen uint64) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.gen != gen {
@@ -214,7 +238,7 @@ func (v *Vault) remember(userID string, aead cipher.AEAD, now time.Time, gen uin
 	if len(v.cache) >= v.max {
 		clear(v.cache)
 	}
-	v.cache[userID] = cached{aead: aead, at: now}
+	v.cache[userID] = cached{dk: dk, at: now}
 }
 
 // Forget drops a subject's key from this process's cache: its erasure here, or announced
@@ -261,12 +285,16 @@ func (v *Vault) resolve(ctx context.Context, userIDs []string, gen uint64) (map[
 		return nil, nil, fmt.Errorf("subject keys: %w", err)
 	}
 	for _, k := range stored {
-		a, err := v.open(k)
+		dk, err := v.ring.unwrap(k)
+		if err != nil {
+			return nil, nil, err
+		}
+		a, err := newAEAD(dk)
 		if err != nil {
 			return nil, nil, err
 		}
 		out[k.UserID] = a
-		v.remember(k.UserID, a, now, gen)
+		v.remember(k.UserID, dk, now, gen)
 	}
 	var fresh map[string]*store.SubjectKey
 	for _, u := range missing {
@@ -316,11 +344,15 @@ func (v *Vault) sealer(ctx context.Context, userID string) (cipher.AEAD, error) 
 	if len(stored) != 1 {
 		return nil, fmt.Errorf("subject keys: store returned %d keys for 1 subject", len(stored))
 	}
-	a, err := v.open(stored[0]) // ours, or one a concurrent writer stored first
+	dk, err := v.ring.unwrap(stored[0]) // ours, or one a concurrent writer stored first
 	if err != nil {
 		return nil, err
 	}
-	v.remember(userID, a, v.now(), gen)
+	a, err := newAEAD(dk)
+	if err != nil {
+		return nil, err
+	}
+	v.remember(userID, dk, v.now(), gen)
 	return a, nil
 }
 
@@ -428,7 +460,9 @@ func (s *sealingWriter) WriteDecisions(ctx context.Context, recs []store.Decisio
 		}
 		switch {
 		case results[i] == nil:
-			s.v.remember(out[i].SubjectID, as[out[i].SubjectID], now, gen)
+			if dk, err := s.v.ring.unwrap(*out[i].NewSubjectKey); err == nil {
+				s.v.remember(out[i].SubjectID, dk, now, gen)
+			}
 		case errors.Is(results[i], store.ErrSubjectKeyExists):
 			retry = append(retry, i)
 		}

@@ -166,8 +166,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("serve: %w", err)
 	}
 	if pg, ok := st.Store.(*postgres.Store); ok {
-		// Another replica's erasure drops the key from this one's sealing cache at once.
+		// Another replica's erasure drops the key from this one's sealing cache at once,
+		// so keys may be cached longer while announcements are heard.
 		pg.OnSubjectKeysErased(vlt.Forget, vlt.ForgetAll)
+		vlt.HearErasures(pg.ErasuresHeard)
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

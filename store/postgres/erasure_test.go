@@ -90,8 +90,12 @@ func TestVaultsForgetKeysAnotherReplicaErased(t *testing.T) {
 	}
 	va, vb := vault.New(ring, a), vault.New(ring, b)
 	var heard erasures
+	if a.ErasuresHeard() {
+		t.Fatal("erasures heard before anything listens")
+	}
 	a.OnSubjectKeysErased(func(u string) { va.Forget(u); heard.forget(u) }, func() { va.ForgetAll(); heard.forgetAll() })
-	waitFor(t, "the listener to listen", func() bool { _, all := heard.state(); return all >= 1 })
+	va.HearErasures(a.ErasuresHeard)
+	waitFor(t, "erasures to be heard", a.ErasuresHeard)
 
 	ad := vault.DecisionAD("d-1")
 	if _, err := va.Seal(ctx, "user-1", ad, []byte("before")); err != nil { // caches user-1's key in va

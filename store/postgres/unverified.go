@@ -189,6 +189,12 @@ func (s *Store) OnSubjectKeysErased(forget func(userID string), forgetAll func()
 	s.startListener()
 }
 
+// ErasuresHeard reports whether erasure announcements are being delivered to the handlers
+// of OnSubjectKeysErased right now: the listening connection is up and its last probe came
+// back (within about 10 s of a connection that silently died, it turns false; once it
+// listens again, forgetAll is called first).
+func (s *Store) ErasuresHeard() bool { return s.erased.Load() != nil && s.unverified.Live() }
+
 // erasureHeard passes an erasure announcement on to the handlers, if any.
 func (s *Store) erasureHeard(payload string) {
 	h := s.erased.Load()
