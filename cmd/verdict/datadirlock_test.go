@@ -34,3 +34,24 @@ func TestOneServerPerDataDirectory(t *testing.T) {
 	}
 	again()
 }
+
+// TestEraseGoesThroughTheRunningServer: `verdict erase` on an embedded data directory a
+// server holds is refused (that server would keep sealing under the destroyed key for up
+// to a minute) and names the API to use; with no server there, it erases.
+func TestEraseGoesThroughTheRunningServer(t *testing.T) {
+	dir := storeDir(t)
+	release, err := lockDataDir(dir) // a verdict serve
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = runArgs(t, nil, "erase", "user-1", "--data-dir", dir)
+	want := fmt.Sprintf("erase: a verdict serve (pid %d) runs on ", os.Getpid())
+	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "DELETE /v1/subjects/{user_id}") {
+		t.Fatalf("erase beside a server: %v, want %q and the API to use", err, want)
+	}
+	release()
+	out, _, err := runArgs(t, nil, "erase", "user-1", "--data-dir", dir)
+	if err != nil || !strings.Contains(out, `"user_id": "user-1"`) {
+		t.Fatalf("erase with no server: %q, %v", out, err)
+	}
+}

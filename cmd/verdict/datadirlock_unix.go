@@ -38,8 +38,7 @@ func lockDataDir(dir string) (release func(), err error) {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			abs, _ := filepath.Abs(dir)
-			return nil, fmt.Errorf("data directory %s is in use by another verdict serve%s: its embedded store, "+
-				"in-process counters and caches belong to one server; stop that one or give this one another --data-dir", abs, holder)
+			return nil, &dataDirInUseError{dir: abs, holder: holder}
 		}
 		return nil, fmt.Errorf("lock data directory: %w", err)
 	}
@@ -47,4 +46,15 @@ func lockDataDir(dir string) (release func(), err error) {
 		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
 	return func() { f.Close() }, nil
+}
+
+// dataDirInUseError is lockDataDir's answer when a verdict serve holds the directory.
+type dataDirInUseError struct {
+	dir    string // absolute
+	holder string // " (pid N)", or "" when the lock file does not say
+}
+
+func (e *dataDirInUseError) Error() string {
+	return fmt.Sprintf("data directory %s is in use by another verdict serve%s: its embedded store, "+
+		"in-process counters and caches belong to one server; stop that one or give this one another --data-dir", e.dir, e.holder)
 }

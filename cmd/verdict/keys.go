@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -161,6 +162,20 @@ func runErase(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("erase: %w", err)
 	}
 	defer st.Close()
+	if cfg.databaseURL == "" {
+		// A server on this directory would keep the key in its sealing cache for up to a
+		// minute and seal its next decisions of the subject under it (unreadable data):
+		// the erasure goes through that server, which forgets the key at once.
+		release, err := lockDataDir(cfg.dataDir)
+		var inUse *dataDirInUseError
+		if errors.As(err, &inUse) {
+			return fmt.Errorf("erase: a verdict serve%s runs on %s: erase through it (DELETE /v1/subjects/{user_id}, scope admin), which drops the key from its cache at once, or stop it first", inUse.holder, inUse.dir)
+		}
+		if err != nil {
+			return fmt.Errorf("erase: %w", err)
+		}
+		defer release()
+	}
 	ev, err := openEvidenceForDeletion(ctx, cfg.dataDir, getenv)
 	if err != nil {
 		return fmt.Errorf("erase: %w", err)
