@@ -259,10 +259,11 @@ func (v *Vault) ForgetAll() {
 }
 
 // resolve returns an AEAD for every distinct user: from the cache, else from the store's
-// key (one lookup for all), else from a fresh key, returned in fresh and not stored: the
+// key (one lookup for all), else from a fresh key, returned in fresh (with the data key, to
+// cache once stored) and not stored: the
 // caller stores it (with the data, or with EnsureSubjectKeys) before caching it. gen is the
 // caller's generation() from before: keys are cached only if nothing was forgotten since.
-func (v *Vault) resolve(ctx context.Context, userIDs []string, gen uint64) (map[string]cipher.AEAD, map[string]*store.SubjectKey, error) {
+func (v *Vault) resolve(ctx context.Context, userIDs []string, gen uint64) (map[string]cipher.AEAD, map[string]*freshKey, error) {
 	now := v.now()
 	out := make(map[string]cipher.AEAD, len(userIDs))
 	var missing []string
@@ -296,7 +297,7 @@ func (v *Vault) resolve(ctx context.Context, userIDs []string, gen uint64) (map[
 		out[k.UserID] = a
 		v.remember(k.UserID, dk, now, gen)
 	}
-	var fresh map[string]*store.SubjectKey
+	var fresh map[string]*freshKey
 	for _, u := range missing {
 		if out[u] != nil {
 			continue
@@ -310,11 +311,17 @@ func (v *Vault) resolve(ctx context.Context, userIDs []string, gen uint64) (map[
 			return nil, nil, err
 		}
 		if fresh == nil {
-			fresh = map[string]*store.SubjectKey{}
+			fresh = map[string]*freshKey{}
 		}
-		out[u], fresh[u] = a, &k
+		out[u], fresh[u] = a, &freshKey{SubjectKey: k, dk: dk}
 	}
 	return out, fresh, nil
+}
+
+// freshKey is a new subject key, wrapped for the store, and its data key.
+type freshKey struct {
+	store.SubjectKey
+	dk []byte
 }
 
 // open unwraps a stored key into an AEAD.
@@ -337,7 +344,7 @@ func (v *Vault) sealer(ctx context.Context, userID string) (cipher.AEAD, error) 
 	if !isNew {
 		return as[userID], nil
 	}
-	stored, err := v.keys.EnsureSubjectKeys(ctx, []store.SubjectKey{*k})
+	stored, err := v.keys.EnsureSubjectKeys(ctx, []store.SubjectKey{k.SubjectKey})
 	if err != nil {
 		return nil, fmt.Errorf("subject keys: %w", err)
 	}
@@ -446,7 +453,10 @@ func (s *sealingWriter) WriteDecisions(ctx context.Context, recs []store.Decisio
 		if r.PII, err = seal(as[r.SubjectID], DecisionAD(r.ID).bytes(r.SubjectID), r.PIIPlain); err != nil {
 			return nil, err
 		}
-		r.PIIPlain, r.NewSubjectKey = nil, fresh[r.SubjectID]
+		r.PIIPlain = nil
+		if k := fresh[r.SubjectID]; k != nil {
+			r.NewSubjectKey = &k.SubjectKey
+		}
 	}
 	results, err := s.w.WriteDecisions(ctx, out)
 	if err != nil {
@@ -460,9 +470,7 @@ func (s *sealingWriter) WriteDecisions(ctx context.Context, recs []store.Decisio
 		}
 		switch {
 		case results[i] == nil:
-			if dk, err := s.v.ring.unwrap(*out[i].NewSubjectKey); err == nil {
-				s.v.remember(out[i].SubjectID, dk, now, gen)
-			}
+			s.v.remember(out[i].SubjectID, fresh[out[i].SubjectID].dk, now, gen)
 		case errors.Is(results[i], store.ErrSubjectKeyExists):
 			retry = append(retry, i)
 		}

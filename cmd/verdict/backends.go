@@ -2,12 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -72,12 +69,12 @@ func openStore(ctx context.Context, cfg backendConfig) (*openedStore, error) {
 // binary's migrations is refused the same way serve refuses it.
 func openExistingStore(ctx context.Context, cfg backendConfig) (*openedStore, error) {
 	if cfg.databaseURL == "" {
-		path := filepath.Join(cfg.dataDir, sqlite.FileName)
-		if _, err := os.Stat(path); err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				return nil, fmt.Errorf("no embedded store at %s: give the --data-dir (VERDICT_DATA_DIR) verdict serve uses, or set VERDICT_DATABASE_URL", path)
-			}
+		ok, path, err := sqlite.Exists(cfg.dataDir)
+		if err != nil {
 			return nil, fmt.Errorf("open embedded store: %w", err)
+		}
+		if !ok {
+			return nil, fmt.Errorf("no embedded store at %s: give the --data-dir (VERDICT_DATA_DIR) verdict serve uses, or set VERDICT_DATABASE_URL", path)
 		}
 	}
 	st, err := openStore(ctx, cfg)

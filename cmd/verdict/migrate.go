@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 
 	"github.com/verdict-engine/verdict/store/sqlite"
 )
@@ -20,7 +17,7 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	// The embedded store migrates itself when opened; migrate may create it, and says so,
 	// since a command run without the VERDICT_DATABASE_URL it meant lands here.
-	_, statErr := os.Stat(filepath.Join(cfg.dataDir, sqlite.FileName))
+	existed, _, _ := sqlite.Exists(cfg.dataDir) // an unreadable directory fails in openStore
 	st, err := openStore(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
@@ -28,7 +25,7 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	defer st.Close()
 	if st.migrate == nil {
 		state := "is up to date (it migrates itself when opened)"
-		if errors.Is(statErr, os.ErrNotExist) {
+		if !existed {
 			state = "created (no VERDICT_DATABASE_URL is set)"
 		}
 		fmt.Fprintf(stdout, "embedded store %s: %s\n", state, st.kind)

@@ -1,19 +1,15 @@
 package main
 
 import (
-	"fmt"
 	"log/slog"
-	"net"
-	"os/exec"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/verdict-engine/verdict/signals/redis"
+	"github.com/verdict-engine/verdict/signals/redis/redistest"
 )
 
 // TestEvictionRiskIsWatched: serve asks Redis again and again whether it may evict
@@ -21,29 +17,8 @@ import (
 // per change to a risk), and a Redis that cannot be asked shows as -1. It runs a Redis of
 // its own, to reconfigure and to stop.
 func TestEvictionRiskIsWatched(t *testing.T) {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Skip("redis-server is not installed: this test starts a Redis of its own")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	client := goredis.NewClient(&goredis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port), ContextTimeoutEnabled: true, MaxRetries: -1})
-	t.Cleanup(func() { _ = client.Close() })
+	client, kill := redistest.Private(t)
 	ctx := t.Context()
-	for deadline := time.Now().Add(5 * time.Second); client.Ping(ctx).Err() != nil; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("private redis-server did not start")
-		}
-	}
 	v, err := redis.New(client)
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +69,6 @@ func TestEvictionRiskIsWatched(t *testing.T) {
 	if warnings() != 2 || !strings.Contains(logs.String(), "maxmemory-policy volatile-ttl") {
 		t.Fatalf("%d warnings, want 2 (the second naming volatile-ttl):\n%s", warnings(), logs.String())
 	}
-	_ = cmd.Process.Kill()
-	_ = cmd.Wait()
+	kill()
 	await(-1)
 }

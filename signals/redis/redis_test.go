@@ -3,12 +3,9 @@ package redis_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/url"
 	"os"
-	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +17,7 @@ import (
 
 	"github.com/verdict-engine/verdict/signals"
 	"github.com/verdict-engine/verdict/signals/redis"
+	"github.com/verdict-engine/verdict/signals/redis/redistest"
 	"github.com/verdict-engine/verdict/signals/velocitytest"
 )
 
@@ -378,30 +376,8 @@ func TestInvalidEventIs(t *testing.T) {
 // shared test server must not get one: it would evict other tests' keys), and checks that
 // EvictionRisk names them, and that noeviction or no limit is no risk.
 func TestEvictionRisk(t *testing.T) {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Skip("redis-server is not installed: this test starts a Redis of its own")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	client := goredis.NewClient(&goredis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port), ContextTimeoutEnabled: true})
-	t.Cleanup(func() { _ = client.Close() })
+	client, _ := redistest.Private(t, "--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru")
 	ctx := t.Context()
-	for deadline := time.Now().Add(5 * time.Second); client.Ping(ctx).Err() != nil; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("private redis-server did not start")
-		}
-	}
 	v, err := redis.New(client)
 	if err != nil {
 		t.Fatal(err)

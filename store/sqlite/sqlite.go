@@ -34,6 +34,17 @@ var _ store.Store = (*Store)(nil)
 // FileName is the name of the database file Open creates in its directory.
 const FileName = "verdict.db"
 
+// Exists reports whether dir holds a store (its database file), and the file's path. Open
+// creates one where there is none; commands that only read or maintain a store ask first.
+func Exists(dir string) (bool, string, error) {
+	path := filepath.Join(dir, FileName)
+	_, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, path, nil
+	}
+	return err == nil, path, err
+}
+
 // Store is the embedded store. Its methods are safe for concurrent use.
 type Store struct {
 	path string
