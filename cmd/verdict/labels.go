@@ -5,11 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	httpapi "github.com/verdict-engine/verdict/adapters/http"
 )
@@ -36,17 +34,15 @@ func runLabels(ctx context.Context, args []string, getenv func(string) string, s
 	var cfg backendConfig
 	backendFlags(fs, &cfg, getenv)
 	actor := fs.String("actor", "cli", "who labels, recorded on the labels and in the audit log")
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return usageError{}
-		}
-		return usageError{msg: strings.TrimSpace(err.Error())}
+	pos, err := parseInterspersed(fs, args[1:])
+	if err != nil {
+		return err
 	}
-	if fs.NArg() != 1 {
+	if len(pos) != 1 {
 		fmt.Fprint(stderr, labelsUsage)
-		return usageError{msg: "labels import: want exactly one CSV file (flags go before it)"}
+		return usageError{msg: fmt.Sprintf("labels import: want exactly one CSV file, got %d arguments", len(pos))}
 	}
-	path := fs.Arg(0)
+	path := pos[0]
 	if *actor == "" || !printableText(*actor) {
 		return usageError{msg: "labels import: --actor must be printable text"}
 	}

@@ -49,7 +49,8 @@ func TestLabelsImport(t *testing.T) {
 	if err != nil || !strings.Contains(out, "imported 2 labels (2 new)") {
 		t.Fatalf("import = %q, %v", out, err)
 	}
-	if out, err = labels("import", "--data-dir", dir, good); err != nil || !strings.Contains(out, "(0 new)") {
+	// Flags may come after the file too, as with erase and policy.
+	if out, err = labels("import", good, "--data-dir", dir); err != nil || !strings.Contains(out, "(0 new)") {
 		t.Fatalf("second import = %q, %v", out, err)
 	}
 
@@ -63,6 +64,7 @@ func TestLabelsImport(t *testing.T) {
 		{"unknown decision", []string{"import", "--data-dir", dir, write("unk.csv", "decision_id,label,tags\nd1,chargeback,\nd9,fraud,\n")}, false, `"d9"`},
 		{"missing file", []string{"import", "--data-dir", dir, filepath.Join(dir, "nope.csv")}, false, "no such file"},
 		{"no file", []string{"import", "--data-dir", dir}, true, "exactly one CSV file"},
+		{"two files", []string{"import", "--data-dir", dir, good, good}, true, "got 2 arguments"},
 		{"no subcommand", nil, true, "missing subcommand"},
 		{"unknown subcommand", []string{"export"}, true, "unknown subcommand"},
 		{"unknown flag", []string{"import", "--nope", good}, true, "nope"},
