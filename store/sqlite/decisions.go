@@ -29,6 +29,7 @@ func (s *Store) WriteDecisions(ctx context.Context, recs []store.DecisionRecord)
 		return nil, fmt.Errorf("write decisions: %w", err)
 	}
 	err = s.writeTx(ctx, "write decisions", func(tx *sql.Tx, c *chain) error {
+		ctx := statementContext(ctx)
 		insIdem := tx.StmtContext(ctx, s.insIdempotency)
 		insDec := tx.StmtContext(ctx, s.insDecision)
 		newKeys := map[string][]byte{} // subject → wrapped key stored by this transaction

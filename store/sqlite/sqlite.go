@@ -316,9 +316,10 @@ func (s *Store) writeTx(ctx context.Context, op string, fn func(tx *sql.Tx, c *c
 		return classify(ctx, op, err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	c := &chain{ins: tx.StmtContext(ctx, s.insAudit)}
+	sctx := statementContext(ctx)
+	c := &chain{ins: tx.StmtContext(sctx, s.insAudit)}
 	var hash []byte
-	switch err := tx.StmtContext(ctx, s.selHead).QueryRowContext(ctx).Scan(&c.seq, &hash); {
+	switch err := tx.StmtContext(sctx, s.selHead).QueryRowContext(sctx).Scan(&c.seq, &hash); {
 	case errors.Is(err, sql.ErrNoRows):
 	case err != nil:
 		return classify(ctx, op, err)
@@ -332,6 +333,15 @@ func (s *Store) writeTx(ctx context.Context, op string, fn func(tx *sql.Tx, c *c
 	}
 	return nil
 }
+
+// statementContext is the context for the statements of a write transaction once it has
+// begun. The driver watches a cancellable context with a goroutine of its own for every
+// statement (modernc.org/sqlite's interruptOnDone), which costs more than the statement
+// itself (an insert into pages already in memory) and, on an idle host, a wake-up of another
+// CPU each time. The transaction still ends with ctx: BEGIN IMMEDIATE, the one statement that
+// waits (for the write lock), runs with ctx, and database/sql rolls the transaction back when
+// ctx ends, so a statement after that fails with sql.ErrTxDone.
+func statementContext(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
 
 // chain appends audit events inside a write transaction, from the head read at its start.
 type chain struct {
