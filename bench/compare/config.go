@@ -20,6 +20,7 @@ type config struct {
 	out        string
 	sequential bool
 	keepTmp    bool
+	floor      bool   // also measure bench/floor -fsync
 	command    string // how the run was started, for the report
 
 	measure time.Duration // measured window of each measurement
@@ -39,6 +40,7 @@ func parseFlags(argv []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.out, "out", "bench/results", "directory for results.json and results.md")
 	fs.BoolVar(&c.sequential, "sequential", false, "run one target at a time from start to stop instead of interleaving measurements")
 	fs.BoolVar(&c.keepTmp, "keep-tmp", false, "keep the temporary directory (binaries, server logs, data), the Postgres schema and the Redis database")
+	fs.BoolVar(&c.floor, "floor", false, "also measure bench/floor -fsync, a server that only syncs 4 KB and answers: the host's floor under a durable answer")
 	measure := fs.Duration("measure", 0, "override the measured window of each measurement")
 	rounds := fs.Int("rounds", 0, "override the number of rounds")
 	conns := fs.String("conns", "32,128", "saturation: closed-loop connection counts to measure, comma-separated; the peak is reported")

@@ -244,16 +244,16 @@ func (h *harness) order(i, round int) []*target {
 }
 
 type binaries struct {
-	verdict, opa       string
-	verdictErr, opaErr error
-	verdictVersion     string
-	opaVersion         string
+	verdict, opa, floor          string
+	verdictErr, opaErr, floorErr error
+	verdictVersion               string
+	opaVersion                   string
 }
 
 // build compiles Verdict and OPA with the module's toolchain and dependencies. A failed
 // build fails the targets that need it, not the run.
 func (h *harness) build(ctx context.Context) (*binaries, error) {
-	b := &binaries{verdict: filepath.Join(h.tmp, "verdict"), opa: filepath.Join(h.tmp, "opa")}
+	b := &binaries{verdict: filepath.Join(h.tmp, "verdict"), opa: filepath.Join(h.tmp, "opa"), floor: filepath.Join(h.tmp, "floor")}
 	h.logf("building ./cmd/verdict and OPA into %s", h.tmp)
 	var wg sync.WaitGroup
 	goBuild := func(out, pkg string) error {
@@ -266,6 +266,9 @@ func (h *harness) build(ctx context.Context) (*binaries, error) {
 	}
 	wg.Go(func() { b.verdictErr = goBuild(b.verdict, "./cmd/verdict") })
 	wg.Go(func() { b.opaErr = goBuild(b.opa, "github.com/open-policy-agent/opa") })
+	if h.cfg.floor {
+		wg.Go(func() { b.floorErr = goBuild(b.floor, "./bench/floor") })
+	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -310,7 +313,7 @@ func (h *harness) defineTargets(b *binaries, bundle string) []*target {
 	addr := func(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
 	embeddedDir := filepath.Join(h.tmp, "embedded-data")
 	rpDir := filepath.Join(h.tmp, "redis-postgres-data")
-	return []*target{
+	targets := []*target{
 		{
 			name: "opa", format: load.FormatOPA, rates: []int{500, 1000, 2000},
 			bin: need(b.opa, b.opaErr),
@@ -343,7 +346,23 @@ func (h *harness) defineTargets(b *binaries, bundle string) []*target {
 			display: "VERDICT_DATABASE_URL=" + postgresBenchURL + " VERDICT_REDIS_URL=" + redisBenchURL() + " verdict serve --dev --addr 127.0.0.1:PORT --data-dir <fresh dir> --migrate",
 		},
 	}
+	if h.cfg.floor {
+		targets = append(targets, &target{
+			name: floorTarget, format: load.FormatVerdict, rates: []int{500, 1000, 2000},
+			bin: need(b.floor, b.floorErr),
+			args: func(port int) []string {
+				return []string{"-fsync", "-addr", addr(port), "-dir", h.tmp}
+			},
+			health:  []string{"/healthz"},
+			display: "go run ./bench/floor -fsync -addr 127.0.0.1:PORT (a fixed answer after an fdatasync of 4 KB; decides nothing)",
+		})
+	}
+	return targets
 }
+
+// floorTarget is bench/floor -fsync: no decision engine, so no ratio over OPA; what Verdict
+// adds is its latency above this one's.
+const floorTarget = "floor-fsync"
 
 // bringUp prepares and starts t, waits until it is ready, checks that it decides, and
 // warms it up. Failures are recorded on t.

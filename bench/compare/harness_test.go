@@ -101,3 +101,48 @@ func TestReportTakesThePeakSaturation(t *testing.T) {
 		t.Errorf("ratios = %+v, want saturation throughput 1.5 (peak over peak)", r.Ratios)
 	}
 }
+
+func TestFloorIsReportedButNotRatioed(t *testing.T) {
+	h := &harness{log: io.Discard, cfg: config{conns: []int{32}, command: "go run ./bench/compare -floor"}}
+	sat := func(rps float64) []*measurement {
+		m := &measurement{Result: &load.Result{Mode: "closed", Conns: 32, Seconds: 10, Requests: int64(rps * 10), OK: int64(rps * 10), Throughput: rps}}
+		m.finish()
+		return []*measurement{m}
+	}
+	h.targets = []*target{
+		{name: "opa", runs: map[string][]*measurement{"saturation-32": sat(1000)}},
+		{name: "verdict-embedded", runs: map[string][]*measurement{"saturation-32": sat(1200)}},
+		{name: floorTarget, runs: map[string][]*measurement{"saturation-32": sat(7000)}},
+	}
+	r := h.report(&binaries{})
+	for _, q := range r.Ratios {
+		if q.Of != "verdict-embedded" {
+			t.Errorf("ratio of %s over %s: only Verdict targets are compared with OPA", q.Of, q.Over)
+		}
+	}
+	md := r.markdown()
+	for _, want := range []string{"| floor-fsync | 7,000 (32) |", "floor-fsync decides nothing"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+}
+
+func TestFloorFlag(t *testing.T) {
+	c, err := parseFlags([]string{"compare", "-short", "-floor"}, io.Discard)
+	if err != nil || !c.floor {
+		t.Fatalf("parseFlags -floor = %+v, %v", c.floor, err)
+	}
+	h := &harness{cfg: c, tmp: t.TempDir()}
+	var names []string
+	for _, tg := range h.defineTargets(&binaries{}, "bundle") {
+		names = append(names, tg.name)
+	}
+	if got := strings.Join(names, ","); got != "opa,verdict-embedded,verdict-redis-postgres,floor-fsync" {
+		t.Errorf("targets with -floor: %s", got)
+	}
+	h.cfg.floor = false
+	if n := len(h.defineTargets(&binaries{}, "bundle")); n != 3 {
+		t.Errorf("%d targets without -floor, want 3", n)
+	}
+}

@@ -163,7 +163,7 @@ func ratios(targets []*targetReport) []ratio {
 		}
 	}
 	for _, t := range targets {
-		if t == opa || t.Saturation == nil {
+		if t == opa || t.Saturation == nil || !strings.HasPrefix(t.Name, "verdict-") {
 			continue
 		}
 		add("saturation throughput", t.Name, t.Saturation.Throughput, opa.Saturation.Throughput)
@@ -233,9 +233,14 @@ func (r *report) observations() []string {
 	if maxLag > 1 {
 		out = append(out, fmt.Sprintf("the generator's pacer released some open-loop requests late (worst p99 %.2f ms, CPU contention on the shared machine); the lateness counts in the latency figures", maxLag))
 	}
+	for _, t := range r.Targets {
+		if t.Name == floorTarget {
+			out = append(out, fmt.Sprintf("%s decides nothing: it answers the same fixed decision after one fdatasync of 4 KB, so its latency is this host's floor under a durable answer (HTTP, scheduling, one sync), and a Verdict target's latency above it is what Verdict's own path adds", floorTarget))
+		}
+	}
 	if opa != nil && len(opa.Outcomes) > 0 {
 		for _, t := range r.Targets {
-			if t != opa && len(t.Outcomes) > 0 {
+			if t != opa && len(t.Outcomes) > 0 && t.Name != floorTarget {
 				if d := shareDistance(opa.Outcomes, t.Outcomes); d > 0.1 {
 					out = append(out, fmt.Sprintf("%s and opa reached different outcomes on the same requests (%s vs %s): the OPA input's signals do not match what Verdict gathered", t.Name, formatShares(t.Outcomes), formatShares(opa.Outcomes)))
 				}

@@ -6,6 +6,8 @@
 //	go run ./bench/floor -addr 127.0.0.1:18080 -fsync     # writes 4 KB and fdatasyncs first
 //	go run ./bench/loadgen -url http://127.0.0.1:18080/v1/decide -rate 1000 -duration 20s
 //
+// `make bench` measures it beside Verdict and OPA (bench/compare -floor).
+//
 // With -fsync each request writes -size bytes into a file in -dir and syncs it before the
 // answer, one request at a time: the cost of one durable write per decision with no
 // database at all. The file is a ring of 16 MiB written once at start, so the writes
@@ -59,6 +61,7 @@ func run(args []string) error {
 	}
 	answer := []byte(`{"decision_id":"00000000-0000-7000-8000-000000000000","outcome":"approve","score":0,"reasons":[],"policy":{"action":"payout","version":"floor","hash":""},"signals_unavailable":[],"latency_us":0}`)
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+	app.Get("/healthz", func(c *fiber.Ctx) error { return c.SendString("ok") })
 	app.Post("/v1/decide", func(c *fiber.Ctx) error {
 		if w != nil {
 			if err := w.write(); err != nil {
