@@ -259,10 +259,10 @@ func (v *Vault) ForgetAll() {
 }
 
 // resolve returns an AEAD for every distinct user: from the cache, else from the store's
-// key (one lookup for all), else from a fresh key, returned in fresh (with the data key, to
-// cache once stored) and not stored: the
-// caller stores it (with the data, or with EnsureSubjectKeys) before caching it. gen is the
-// caller's generation() from before: keys are cached only if nothing was forgotten since.
+// key (one lookup for all), else from a fresh key, returned in fresh with its data key and
+// not stored: the caller stores it (with the data, or with EnsureSubjectKeys) before caching
+// it. gen is the caller's generation() from before: keys are cached only if nothing was
+// forgotten since.
 func (v *Vault) resolve(ctx context.Context, userIDs []string, gen uint64) (map[string]cipher.AEAD, map[string]*freshKey, error) {
 	now := v.now()
 	out := make(map[string]cipher.AEAD, len(userIDs))
@@ -286,11 +286,7 @@ func (v *Vault) resolve(ctx context.Context, userIDs []string, gen uint64) (map[
 		return nil, nil, fmt.Errorf("subject keys: %w", err)
 	}
 	for _, k := range stored {
-		dk, err := v.ring.unwrap(k)
-		if err != nil {
-			return nil, nil, err
-		}
-		a, err := newAEAD(dk)
+		dk, a, err := v.open(k)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -324,13 +320,14 @@ type freshKey struct {
 	dk []byte
 }
 
-// open unwraps a stored key into an AEAD.
-func (v *Vault) open(k store.SubjectKey) (cipher.AEAD, error) {
+// open unwraps a stored key into its data key, for the cache, and an AEAD.
+func (v *Vault) open(k store.SubjectKey) ([]byte, cipher.AEAD, error) {
 	dk, err := v.ring.unwrap(k)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return newAEAD(dk)
+	a, err := newAEAD(dk)
+	return dk, a, err
 }
 
 // sealer returns the AEAD of one user, storing a new key if the user has none.
@@ -351,11 +348,7 @@ func (v *Vault) sealer(ctx context.Context, userID string) (cipher.AEAD, error) 
 	if len(stored) != 1 {
 		return nil, fmt.Errorf("subject keys: store returned %d keys for 1 subject", len(stored))
 	}
-	dk, err := v.ring.unwrap(stored[0]) // ours, or one a concurrent writer stored first
-	if err != nil {
-		return nil, err
-	}
-	a, err := newAEAD(dk)
+	dk, a, err := v.open(stored[0]) // ours, or one a concurrent writer stored first
 	if err != nil {
 		return nil, err
 	}
@@ -396,7 +389,7 @@ func (v *Vault) Open(ctx context.Context, userID string, ad AD, sealed []byte) (
 	if err != nil {
 		return nil, err
 	}
-	a, err := v.open(k)
+	_, a, err := v.open(k)
 	if err != nil {
 		return nil, err
 	}
@@ -501,7 +494,7 @@ func (s *sealingWriter) reseal(ctx context.Context, recs []store.DecisionRecord,
 	}
 	as := map[string]cipher.AEAD{}
 	for _, k := range stored {
-		a, err := s.v.open(k)
+		_, a, err := s.v.open(k)
 		if err != nil {
 			fail(err)
 			return

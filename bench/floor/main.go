@@ -42,7 +42,7 @@ func main() {
 func run(args []string) error {
 	fs := flag.NewFlagSet("floor", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:18080", "listen address")
-	sync := fs.Bool("fsync", false, "write and fdatasync -size bytes before each answer")
+	withSync := fs.Bool("fsync", false, "write and fdatasync -size bytes before each answer")
 	size := fs.Int("size", 4096, "bytes written per request with -fsync")
 	dir := fs.String("dir", os.TempDir(), "directory for the -fsync file")
 	if err := fs.Parse(args); err != nil {
@@ -52,7 +52,7 @@ func run(args []string) error {
 		return fmt.Errorf("-size %d: want 1 to %d bytes", *size, ringSize)
 	}
 	var w *ring
-	if *sync {
+	if *withSync {
 		var err error
 		if w, err = openRing(filepath.Join(*dir, fmt.Sprintf("verdict-floor-%d.ring", os.Getpid())), *size); err != nil {
 			return err
@@ -74,7 +74,7 @@ func run(args []string) error {
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
 	go func() { <-stop; _ = app.Shutdown() }()
-	fmt.Fprintf(os.Stderr, "floor: serving %s (fsync %v)\n", *addr, *sync)
+	fmt.Fprintf(os.Stderr, "floor: serving %s (fsync %v)\n", *addr, *withSync)
 	return app.Listen(*addr)
 }
 

@@ -5,8 +5,3 @@ package main
 // lockDataDir does nothing where flock(2) is not available: run one server per data
 // directory there.
 func lockDataDir(string) (func(), error) { return func() {}, nil }
-
-// dataDirInUseError is never returned here.
-type dataDirInUseError struct{ dir, holder string }
-
-func (e *dataDirInUseError) Error() string { return "data directory " + e.dir + " is in use" }
