@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/verdict-engine/verdict/store"
 )
@@ -65,7 +66,8 @@ func NormalizeListValue(list, value string) (string, error) {
 			return p.Masked().String(), nil
 		}
 		a, err := netip.ParseAddr(value)
-		if err != nil {
+		// A zoned address (fe80::1%eth0) never matches: /v1/decide refuses zones.
+		if err != nil || a.Zone() != "" {
 			return "", fmt.Errorf("%w: %q is not an IP address or CIDR prefix", ErrInvalidList, value)
 		}
 		return a.Unmap().String(), nil
@@ -92,6 +94,9 @@ func isAlpha(s string) bool {
 }
 
 func isPrintable(s string) bool {
+	if !utf8.ValidString(s) { // ranging would read each bad byte as U+FFFD and pass it
+		return false
+	}
 	for _, c := range s {
 		if c < 0x20 || c == 0x7f {
 			return false

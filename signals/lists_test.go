@@ -20,11 +20,13 @@ func TestNormalizeListValue(t *testing.T) {
 		{"deny_ip", "2001:db8::/32", "2001:db8::/32", true},
 		{"deny_ip", "10.0.0.0/33", "", false},
 		{"deny_ip", "example.com", "", false},
+		{"deny_ip", "fe80::1%eth0", "", false},
 		{"deny_country", "de", "DE", true},
 		{"deny_country", "DEU", "", false},
 		{"deny_user", "user-1", "user-1", true},
 		{"deny_user", "", "", false},
 		{"deny_user", "bad\x00id", "", false},
+		{"deny_user", "bad\xffid", "", false},
 		{"vip_user", "u", "u", true},
 		{"Deny_User", "u", "", false},
 		{"deny_email", "a@b", "", false},
@@ -89,6 +91,11 @@ func FuzzNormalizeListValue(f *testing.F) {
 		got, err := signals.NormalizeListValue(list, value)
 		if err != nil {
 			return
+		}
+		// What is accepted, the store accepts too: a refusal there would be an error the
+		// caller did not cause.
+		if err := store.ValidateListEntry(store.ListEntry{List: list, Value: got}); err != nil {
+			t.Fatalf("accepted %q → %q, which the store refuses: %v", value, got, err)
 		}
 		// Normalizing is idempotent and the result matches itself.
 		again, err := signals.NormalizeListValue(list, got)

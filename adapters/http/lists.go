@@ -124,8 +124,13 @@ func (s *Server) refreshLists(c *fiber.Ctx) {
 }
 
 func storeProblem(err error) error {
-	if errors.Is(err, store.ErrUnavailable) {
+	switch {
+	case errors.Is(err, store.ErrUnavailable):
 		return &apiError{status: fiber.StatusServiceUnavailable, code: CodeUnavailable, detail: "the store is unavailable; retry", cause: err}
+	case errors.Is(err, store.ErrInvalidRecord):
+		// The record came from the request: a value the handler's checks let through but the
+		// store refuses (text that is not valid UTF-8, say) is still the caller's input.
+		return &apiError{status: fiber.StatusBadRequest, code: CodeInvalidRequest, detail: "the request holds a value that cannot be stored (text must be valid UTF-8 without NUL bytes)", cause: err}
 	}
 	return err
 }

@@ -2,9 +2,13 @@ package http
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
+	"github.com/gofiber/fiber/v2"
+
 	"github.com/verdict-engine/verdict/engine"
+	"github.com/verdict-engine/verdict/store"
 )
 
 func known(a string) (*engine.Policy, bool) {
@@ -94,4 +98,18 @@ func FuzzDecideRequest(f *testing.F) {
 			t.Fatalf("body %q: err = %v", body, err)
 		}
 	})
+}
+
+// TestStoreRefusalIsTheCallersInput checks that a record the store refuses as invalid is
+// answered 400, not 500: it was built from the request.
+func TestStoreRefusalIsTheCallersInput(t *testing.T) {
+	err := storeProblem(fmt.Errorf("put list entry: %w: not valid UTF-8 text", store.ErrInvalidRecord))
+	var ae *apiError
+	if !errors.As(err, &ae) || ae.status != fiber.StatusBadRequest || ae.code != CodeInvalidRequest {
+		t.Fatalf("storeProblem(invalid record) = %#v, want a 400 %s", err, CodeInvalidRequest)
+	}
+	err = storeProblem(fmt.Errorf("x: %w", store.ErrUnavailable))
+	if !errors.As(err, &ae) || ae.status != fiber.StatusServiceUnavailable {
+		t.Fatalf("storeProblem(unavailable) = %#v, want a 503", err)
+	}
 }

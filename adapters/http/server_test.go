@@ -289,6 +289,8 @@ func TestBadInput(t *testing.T) {
 		{"bad country value", "PUT", "/v1/lists/deny_country/entries/Germany", "", nil, 400, httpapi.CodeInvalidList},
 		{"bad list body", "PUT", "/v1/lists/deny_user/entries/u1", `{"reason":`, nil, 400, httpapi.CodeMalformedJSON},
 		{"delete missing entry", "DELETE", "/v1/lists/deny_user/entries/nobody", "", nil, 404, httpapi.CodeNotFound},
+		{"list value not UTF-8", "PUT", "/v1/lists/deny_user/entries/bad%ffid", "", nil, 400, httpapi.CodeInvalidList},
+		{"delete list value not UTF-8", "DELETE", "/v1/lists/deny_device/entries/%ff", "", nil, 400, httpapi.CodeInvalidList},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
