@@ -104,8 +104,12 @@ func (s *Store) UploadURL(ctx context.Context, key, contentType string, ttl time
 
 // Receive stores an upload made to a URL from UploadURL (local buckets only). It checks
 // the URL's signature and expiry, the method and content type it was signed for, and the
-// size limit, and writes the object atomically. It returns the object key.
-func (s *Store) Receive(ctx context.Context, u *url.URL, method, contentType string, contentLength int64, body io.Reader) (string, error) {
+// size limit, then asks accept (when not nil) whether the object may still be written,
+// returning accept's error as is when it may not, and writes the object atomically. A URL
+// stays authentic until it expires; accept is where its owner refuses an upload to an
+// object that was already checked and sealed. It returns the object key.
+func (s *Store) Receive(ctx context.Context, u *url.URL, method, contentType string, contentLength int64, body io.Reader,
+	accept func(key string) error) (string, error) {
 	if s.signer == nil {
 		return "", ErrBadURL
 	}
@@ -119,6 +123,11 @@ func (s *Store) Receive(ctx context.Context, u *url.URL, method, contentType str
 	}
 	if contentLength > s.maxSize {
 		return "", ErrTooLarge
+	}
+	if accept != nil {
+		if err := accept(key); err != nil {
+			return "", err
+		}
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -57,12 +57,17 @@ func TestLocalUploadRoundTrip(t *testing.T) {
 		"other object":       {mutate(u, "obj", "evidence/ver_2/evd_9"), "PUT", "image/png", data, evidence.ErrBadURL},
 		"too large":          {u, "PUT", "image/png", bytes.Repeat([]byte("x"), 65), evidence.ErrTooLarge},
 	} {
-		if _, err := s.Receive(ctx, tc.u, tc.method, tc.ct, int64(len(tc.body)), bytes.NewReader(tc.body)); !errors.Is(err, tc.want) {
+		if _, err := s.Receive(ctx, tc.u, tc.method, tc.ct, int64(len(tc.body)), bytes.NewReader(tc.body), nil); !errors.Is(err, tc.want) {
 			t.Errorf("%s: %v, want %v", name, err, tc.want)
 		}
 	}
-	if key, err := s.Receive(ctx, u, "PUT", "image/png", int64(len(data)), bytes.NewReader(data)); err != nil || key != "evidence/ver_1/evd_1" {
+	var asked []string
+	accept := func(key string) error { asked = append(asked, key); return nil }
+	if key, err := s.Receive(ctx, u, "PUT", "image/png", int64(len(data)), bytes.NewReader(data), accept); err != nil || key != "evidence/ver_1/evd_1" {
 		t.Fatalf("receive: %q %v", key, err)
+	}
+	if len(asked) != 1 || asked[0] != "evidence/ver_1/evd_1" {
+		t.Fatalf("accept was asked about %q, want the object's key once", asked)
 	}
 	if err := check(hex.EncodeToString(sum[:])); err != nil {
 		t.Fatalf("check: %v", err)
@@ -72,6 +77,15 @@ func TestLocalUploadRoundTrip(t *testing.T) {
 	}
 	if err := check(hex.EncodeToString(sum[:])); err != nil {
 		t.Fatalf("check of the object sealed already (a retried submission): %v", err)
+	}
+	// The URL is still authentic; its owner refuses the upload and nothing is written.
+	closed := errors.New("submitted already")
+	if _, err := s.Receive(ctx, u, "PUT", "image/png", int64(len(data)), bytes.NewReader(data),
+		func(string) error { return closed }); !errors.Is(err, closed) {
+		t.Fatalf("receive refused by accept: %v, want accept's error", err)
+	}
+	if stored, err := s.ReadAll(ctx, "evidence/ver_1/evd_1"); err != nil || string(stored) != "sealed:png bytes" {
+		t.Fatalf("stored object after a refused upload: %q %v", stored, err)
 	}
 	if err := check(strings.Repeat("0", 64)); !errors.Is(err, evidence.ErrMismatch) {
 		t.Fatalf("check with another hash: %v", err)

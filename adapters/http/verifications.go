@@ -347,8 +347,12 @@ func (s *Server) receiveUpload(c *fiber.Ctx) error {
 	if err != nil {
 		return problemf(fiber.StatusForbidden, CodeUploadURLInvalid, "the upload URL is invalid or has expired; ask for a new one")
 	}
-	_, err = ev.Receive(c.UserContext(), u, c.Method(), c.Get(fiber.HeaderContentType), int64(len(c.Body())), bytes.NewReader(c.Body()))
+	err = s.deps.Verifications.ReceiveUpload(c.UserContext(), u, c.Method(), c.Get(fiber.HeaderContentType), int64(len(c.Body())), bytes.NewReader(c.Body()))
 	switch {
+	case errors.Is(err, verification.ErrNotCapturing):
+		return &apiError{status: fiber.StatusConflict, code: CodeInvalidState, detail: err.Error()}
+	case errors.Is(err, store.ErrNotFound):
+		return problemf(fiber.StatusNotFound, CodeNotFound, "no such verification session")
 	case errors.Is(err, evidence.ErrBadURL):
 		return problemf(fiber.StatusForbidden, CodeUploadURLInvalid, "the upload URL is invalid or has expired, or was used with another method or Content-Type; ask for a new one")
 	case errors.Is(err, evidence.ErrTooLarge):

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -164,5 +167,57 @@ func TestVerificationBadInput(t *testing.T) {
 		if got := r.json(t)["code"]; got != tc.code {
 			t.Errorf("%s %s %s: code %v, want %s", tc.method, tc.path, tc.body, got, tc.code)
 		}
+	}
+}
+
+// TestUploadURLClosesAtSubmission: an upload URL stays authentic until it expires, but once
+// submission has checked and sealed its file the URL is refused, so neither plaintext nor
+// other bytes can replace the sealed evidence.
+func TestUploadURLClosesAtSubmission(t *testing.T) {
+	dir := t.TempDir()
+	e := newEnv(t, options{verify: true, dir: dir})
+	created := e.do(t, "POST", "/v1/verifications", `{"user_id":"user-up","provider":"sandbox",
+		"consent":{"policy_hash":"sha256:4f2a9c01","locale":"en-GB","scope":["identity_verification"]}}`)
+	if created.status != 201 {
+		t.Fatalf("create: %d %s", created.status, created.body)
+	}
+	id := created.json(t)["verification_id"].(string)
+	const file = "abc"
+	sum := sha256.Sum256([]byte(file))
+	added := e.do(t, "POST", "/v1/verifications/"+id+"/evidence", `{"items":[{"kind":"selfie","content_type":"image/png","sha256":"`+
+		hex.EncodeToString(sum[:])+`","size":3}]}`)
+	if added.status != 201 && added.status != 200 {
+		t.Fatalf("evidence: %d %s", added.status, added.body)
+	}
+	up := added.json(t)["uploads"].([]any)[0].(map[string]any)
+	u, err := url.Parse(up["url"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(body string) resp {
+		return e.do(t, "PUT", u.RequestURI(), body, "Content-Type", "image/png")
+	}
+	if r := put(file); r.status != 204 {
+		t.Fatalf("upload: %d %s", r.status, r.body)
+	}
+	if r := put(file); r.status != 204 {
+		t.Fatalf("a second upload before submission replaces the first: %d %s", r.status, r.body)
+	}
+	if r := e.do(t, "POST", "/v1/verifications/"+id+"/submit", ""); r.status != 200 {
+		t.Fatalf("submit: %d %s", r.status, r.body)
+	}
+	object := filepath.Join(dir, "evidence", filepath.FromSlash(u.Query().Get("obj")))
+	sealed, err := os.ReadFile(object)
+	if err != nil || bytes.Contains(sealed, []byte(file)) {
+		t.Fatalf("object after submission: %q, %v", sealed, err)
+	}
+	for _, body := range []string{file, "xyz"} {
+		r := put(body)
+		if r.status != 409 || r.json(t)["code"] != "invalid_state" {
+			t.Fatalf("upload of %q after submission: %d %s", body, r.status, r.body)
+		}
+	}
+	if after, err := os.ReadFile(object); err != nil || !bytes.Equal(after, sealed) {
+		t.Fatalf("the sealed object changed after refused uploads: %q, %v", after, err)
 	}
 }

@@ -75,6 +75,7 @@ type Service struct {
 	vault     *vault.Vault
 
 	rejections *throttle.Throttle[rejectionKind] // refused webhooks by kind, for their audit
+	locks      *sessionLocks                     // a session's uploads against its sealing
 }
 
 // New returns a service over st with the given providers (by Name), evidence bucket (nil:
@@ -113,7 +114,7 @@ func New(cfg Config, st Store, ps []providers.Provider, ev *evidence.Store, v *v
 		m[p.Name()] = p
 	}
 	return &Service{cfg: cfg, store: st, providers: m, evidence: ev, vault: v,
-		rejections: throttle.New[rejectionKind](cfg.RejectedAuditEvery)}
+		rejections: throttle.New[rejectionKind](cfg.RejectedAuditEvery), locks: newSessionLocks()}
 }
 
 // Providers returns the configured providers' names, sorted.
@@ -395,6 +396,24 @@ func (s *Service) Submit(ctx context.Context, id, actor, corr string) (store.Ver
 	if s.evidence == nil {
 		return store.Verification{}, ErrNoEvidenceStore
 	}
+	v, err := s.seal(ctx, id, actor, corr)
+	if err != nil {
+		return store.Verification{}, err
+	}
+	s.cfg.ObserveTransition(v.Provider, v.Status)
+	if sub, ok := s.providers[v.Provider].(Submitter); ok && v.ProviderRef != "" {
+		if err := sub.Submitted(ctx, v.ProviderRef); err != nil {
+			s.cfg.Logger.Warn("provider submit notification failed", "provider", v.Provider, "verification_id", v.ID, "err", err)
+		}
+	}
+	return v, nil
+}
+
+// seal checks and seals the session's pending files and moves it to submitted, holding the
+// session's lock so that no upload it receives (ReceiveUpload) lands between a file's check
+// and the state change that closes its URL.
+func (s *Service) seal(ctx context.Context, id, actor, corr string) (store.Verification, error) {
+	defer s.locks.lock(id)()
 	cur, err := s.store.GetVerification(ctx, id)
 	if err != nil {
 		return store.Verification{}, err
@@ -416,7 +435,7 @@ func (s *Service) Submit(ctx context.Context, id, actor, corr string) (store.Ver
 		checked[e.ID] = true
 	}
 	now := s.cfg.Now().UTC()
-	v, err := s.store.UpdateVerification(ctx, id, store.VerificationChange{Actor: actor, CorrelationID: corr},
+	return s.store.UpdateVerification(ctx, id, store.VerificationChange{Actor: actor, CorrelationID: corr},
 		func(v *store.Verification) error {
 			if v.Status != store.StatusCapturing {
 				return fmt.Errorf("%w (status %s)", ErrNotCapturing, v.Status)
@@ -434,16 +453,6 @@ func (s *Service) Submit(ctx context.Context, id, actor, corr string) (store.Ver
 			v.Status = store.StatusSubmitted
 			return nil
 		})
-	if err != nil {
-		return store.Verification{}, err
-	}
-	s.cfg.ObserveTransition(v.Provider, v.Status)
-	if sub, ok := s.providers[v.Provider].(Submitter); ok && v.ProviderRef != "" {
-		if err := sub.Submitted(ctx, v.ProviderRef); err != nil {
-			s.cfg.Logger.Warn("provider submit notification failed", "provider", v.Provider, "verification_id", v.ID, "err", err)
-		}
-	}
-	return v, nil
 }
 
 // Get returns a session.
