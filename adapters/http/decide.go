@@ -214,7 +214,7 @@ func (s *Server) decide(c *fiber.Ctx) error {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.DecideTimeout)
 	defer cancel()
-	if ct := c.Get(fiber.HeaderContentType); ct != "" && !strings.HasPrefix(ct, fiber.MIMEApplicationJSON) {
+	if !jsonContentType(c.Get(fiber.HeaderContentType)) {
 		return problemf(fiber.StatusUnsupportedMediaType, CodeUnsupportedMedia, "send the body as application/json")
 	}
 	body := c.Body()

@@ -48,9 +48,6 @@ func (s *Server) labelDecision(c *fiber.Ctx) error {
 		return problemf(fiber.StatusNotFound, CodeNotFound, "no decision with this id")
 	}
 	id = string([]byte(id))
-	if ct := c.Get(fiber.HeaderContentType); ct != "" && !strings.HasPrefix(ct, fiber.MIMEApplicationJSON) {
-		return problemf(fiber.StatusUnsupportedMediaType, CodeUnsupportedMedia, "send the body as application/json")
-	}
 	var body labelBody
 	if err := decodeStrict(c, &body); err != nil {
 		return err

@@ -60,6 +60,9 @@ func (s *Server) limitPolicyBody(c *fiber.Ctx) error {
 	if len(c.Request().Body()) > policyBodyLimit {
 		return problemf(fiber.StatusRequestEntityTooLarge, CodeBodyTooLarge, "a policy version may be at most %d bytes of JSON", policyBodyLimit)
 	}
+	if !jsonContentType(c.Get(fiber.HeaderContentType)) {
+		return problemf(fiber.StatusUnsupportedMediaType, CodeUnsupportedMedia, "send the body as application/json")
+	}
 	return c.Next()
 }
 

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -140,7 +141,7 @@ var openapiDoc []byte
 
 func (s *Server) routes() {
 	a := s.app
-	a.Use(s.recoverer, s.requestContext)
+	a.Use(s.recoverer, s.requestContext, identityEncoding)
 
 	a.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	a.Get("/readyz", s.ready)
@@ -205,12 +206,39 @@ func serverBodyLimit(cfg Config, deps Deps) int {
 	return n
 }
 
-// limitBody holds API requests to BodyLimit.
+// limitBody holds API requests to BodyLimit, and their bodies to JSON: every route of the
+// /v1 group that takes a body takes JSON.
 func (s *Server) limitBody(c *fiber.Ctx) error {
-	if len(c.Request().Body()) > s.cfg.BodyLimit {
+	body := c.Request().Body()
+	if len(body) > s.cfg.BodyLimit {
 		return problemf(fiber.StatusRequestEntityTooLarge, CodeBodyTooLarge, "the request body exceeds the size limit")
 	}
+	if len(body) > 0 && !jsonContentType(c.Get(fiber.HeaderContentType)) {
+		return problemf(fiber.StatusUnsupportedMediaType, CodeUnsupportedMedia, "send the body as application/json")
+	}
 	return c.Next()
+}
+
+// identityEncoding refuses request bodies sent with a Content-Encoding (gzip, br, ...).
+// Fiber would decompress them when a handler reads the body, after the size limits have
+// been checked on the compressed bytes: a 61 KB gzip body became 60 MB in memory.
+// Decision and webhook bodies are a few kilobytes; compressing them gains nothing.
+func identityEncoding(c *fiber.Ctx) error {
+	if enc := c.Get(fiber.HeaderContentEncoding); enc != "" && !strings.EqualFold(strings.TrimSpace(enc), "identity") {
+		return problemf(fiber.StatusUnsupportedMediaType, CodeUnsupportedMedia, "Content-Encoding is not accepted; send the body uncompressed")
+	}
+	return c.Next()
+}
+
+// jsonContentType reports whether a request's Content-Type is JSON (application/json, any
+// case, with or without parameters such as charset) or absent. Cheaper than
+// mime.ParseMediaType, which allocates: it runs on every decision.
+func jsonContentType(ct string) bool {
+	if ct == "" {
+		return true
+	}
+	mt, _, _ := strings.Cut(ct, ";")
+	return strings.EqualFold(strings.TrimSpace(mt), fiber.MIMEApplicationJSON)
 }
 
 // requestContext gives every request an id and a context with the server's deadline.

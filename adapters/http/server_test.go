@@ -2,6 +2,7 @@ package http_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -291,11 +292,42 @@ func TestBadInput(t *testing.T) {
 		{"delete missing entry", "DELETE", "/v1/lists/deny_user/entries/nobody", "", nil, 404, httpapi.CodeNotFound},
 		{"list value not UTF-8", "PUT", "/v1/lists/deny_user/entries/bad%ffid", "", nil, 400, httpapi.CodeInvalidList},
 		{"delete list value not UTF-8", "DELETE", "/v1/lists/deny_device/entries/%ff", "", nil, 400, httpapi.CodeInvalidList},
+		{"media type with a suffix", "POST", "/v1/decide", loginBody, []string{"Content-Type", "application/jsonx"}, 415, httpapi.CodeUnsupportedMedia},
+		{"list body not JSON", "PUT", "/v1/lists/deny_user/entries/u1", `reason=x`, []string{"Content-Type", "application/x-www-form-urlencoded"}, 415, httpapi.CodeUnsupportedMedia},
+		{"gzip body", "POST", "/v1/decide", gzipped(t, loginBody), []string{"Content-Encoding", "gzip"}, 415, httpapi.CodeUnsupportedMedia},
+		{"brotli body", "POST", "/v1/decide", loginBody, []string{"Content-Encoding", "br"}, 415, httpapi.CodeUnsupportedMedia},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			assertProblem(t, e.do(t, tc.method, tc.path, tc.body, tc.hdr...), tc.status, tc.code)
 		})
+	}
+}
+
+func gzipped(t *testing.T, s string) string {
+	t.Helper()
+	var b bytes.Buffer
+	w := gzip.NewWriter(&b)
+	if _, err := w.Write([]byte(s)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// TestContentTypeIsCaseInsensitive: media types are case-insensitive and may carry
+// parameters (RFC 9110).
+func TestContentTypeIsCaseInsensitive(t *testing.T) {
+	e := newEnv(t, options{})
+	for _, ct := range []string{"Application/JSON", "application/json; charset=utf-8", "application/json;charset=UTF-8"} {
+		if r := e.do(t, "POST", "/v1/decide", loginBody, "Content-Type", ct); r.status != 200 {
+			t.Errorf("Content-Type %q: %d %s", ct, r.status, r.body)
+		}
+	}
+	if r := e.do(t, "POST", "/v1/decide", loginBody, "Content-Encoding", "identity"); r.status != 200 {
+		t.Errorf("Content-Encoding identity: %d %s", r.status, r.body)
 	}
 }
 
