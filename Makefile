@@ -26,6 +26,7 @@ vet:
 FUZZTIME ?= 20s
 fuzz:
 	$(GO) test ./adapters/http -run '^$$' -fuzz FuzzDecideRequest -fuzztime $(FUZZTIME)
+	$(GO) test ./adapters/http -run '^$$' -fuzz FuzzTooDeep -fuzztime $(FUZZTIME)
 	$(GO) test ./engine -run '^$$' -fuzz FuzzLoadCEL -fuzztime $(FUZZTIME)
 	$(GO) test ./engine -run '^$$' -fuzz FuzzLoadRego -fuzztime $(FUZZTIME)
 	$(GO) test ./engine -run '^$$' -fuzz FuzzLibDecide -fuzztime $(FUZZTIME)

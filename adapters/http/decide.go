@@ -45,7 +45,44 @@ type parsedRequest struct {
 }
 
 // parseDecideRequest decodes and validates a /v1/decide body. Errors are *apiError.
+// maxInputDepth bounds how deeply a decide body may nest objects and arrays (the body
+// itself is level 1, subject level 2). Policy inputs are shallow; a body of 60 KB nested
+// 9,000 deep took seconds of CPU and gigabytes of memory on its way to the store.
+const maxInputDepth = 32
+
+// tooDeep reports whether the JSON text b nests objects and arrays deeper than max. It
+// reads b once, skipping strings, without decoding; malformed text is left to the decoder.
+func tooDeep(b []byte, max int) bool {
+	depth, inString := 0, false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if inString {
+			switch c {
+			case '\\':
+				i++
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '{', '[':
+			if depth++; depth > max {
+				return true
+			}
+		case '}', ']':
+			depth--
+		}
+	}
+	return false
+}
+
 func parseDecideRequest(body []byte, lookup func(string) (*engine.Policy, bool), actions func() []string) (*parsedRequest, error) {
+	if tooDeep(body, maxInputDepth) {
+		return nil, problemf(fiber.StatusBadRequest, CodeInvalidRequest, "the body nests objects and arrays deeper than %d levels", maxInputDepth)
+	}
 	var req decideRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()

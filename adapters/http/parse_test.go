@@ -1,6 +1,8 @@
 package http
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"testing"
@@ -112,4 +114,64 @@ func TestStoreRefusalIsTheCallersInput(t *testing.T) {
 	if !errors.As(err, &ae) || ae.status != fiber.StatusServiceUnavailable {
 		t.Fatalf("storeProblem(unavailable) = %#v, want a 503", err)
 	}
+}
+
+func TestTooDeep(t *testing.T) {
+	nest := func(n int) string { return repeat("[", n) + repeat("]", n) }
+	for _, tc := range []struct {
+		body string
+		want bool
+	}{
+		{nest(32), false},
+		{nest(33), true},
+		{`{"a":"` + repeat("[", 100) + `"}`, false},    // brackets inside a string
+		{`{"a":"\"` + repeat("{", 100) + `\\"}`, false}, // escaped quotes do not end the string
+		{`{"a":"\\"` + nest(40) + `}`, true},            // an escaped backslash does
+		{`{"action":"login","subject":{"id":"u"}}`, false},
+	} {
+		if got := tooDeep([]byte(tc.body), 32); got != tc.want {
+			t.Errorf("tooDeep(%.60q) = %v, want %v", tc.body, got, tc.want)
+		}
+	}
+	err := parse(`{"action":"login","subject":{"id":"u"},"behavior":{"x":` + nest(40) + `}}`)
+	var ae *apiError
+	if !errors.As(err, &ae) || ae.status != fiber.StatusBadRequest || ae.code != CodeInvalidRequest {
+		t.Fatalf("a body nested 42 deep: %v", err)
+	}
+	if err := parse(`{"action":"login","subject":{"id":"u"},"behavior":{"x":` + nest(28) + `}}`); err != nil {
+		t.Fatalf("a body nested 30 deep: %v", err)
+	}
+}
+
+// FuzzTooDeep compares tooDeep with the depth encoding/json's tokenizer sees, for valid JSON.
+func FuzzTooDeep(f *testing.F) {
+	for _, s := range []string{`[[["\"]"]]]`, `{"a":{"b":[1,{"c":"}"}]}}`, `"\\"`, `[]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if !json.Valid(b) {
+			tooDeep(b, 3) // must not panic
+			return
+		}
+		dec := json.NewDecoder(bytes.NewReader(b))
+		depth, deepest := 0, 0
+		for {
+			tok, err := dec.Token()
+			if err != nil {
+				break
+			}
+			switch tok {
+			case json.Delim('{'), json.Delim('['):
+				depth++
+				deepest = max(deepest, depth)
+			case json.Delim('}'), json.Delim(']'):
+				depth--
+			}
+		}
+		for _, limit := range []int{0, 1, 2, 3, 5} {
+			if got := tooDeep(b, limit); got != (deepest > limit) {
+				t.Fatalf("tooDeep(%q, %d) = %v, but the text nests %d deep", b, limit, got, deepest)
+			}
+		}
+	})
 }

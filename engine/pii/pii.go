@@ -87,7 +87,8 @@ var sections = []string{"subject", "device", "context", "behavior"}
 //   - every field named in Keys (any case, any depth of subject, device, context and
 //     behavior, inside arrays too) is removed;
 //   - every string field named "ip" is replaced by p's stand-in (the original is among the
-//     removed fields);
+//     removed fields); an "ip" of any other kind but null (a list, an object, a number) is
+//     removed;
 //   - ids (subject.id, device.id), signals and everything else are kept as they are.
 //
 // in is not modified: maps and arrays on the way to a removed field are copied, the rest
@@ -118,18 +119,24 @@ func strip(v any, path []any, p *Pseudonymizer, removed *[]Field) (any, bool) {
 			lk := strings.ToLower(k)
 			var nv any
 			drop, changed := false, false
-			if s, isStr := e.(string); lk == ipKey && isStr {
+			s, isStr := e.(string)
+			switch {
+			case lk == ipKey && isStr:
 				*removed = append(*removed, Field{Path: appendPath(path, k), Value: e})
 				if p != nil {
 					nv, changed = p.IP(s), true
 				} else {
 					drop = true
 				}
-			} else if keys[lk] {
+			case keys[lk], lk == ipKey && e != nil:
+				// An "ip" that is not a string (a list of addresses, an object, a number)
+				// has no stand-in: it is taken out whole.
 				*removed = append(*removed, Field{Path: appendPath(path, k), Value: e})
 				drop = true
-			} else {
-				nv, changed = strip(e, appendPath(path, k), p, removed)
+			default:
+				// The path is copied only when a field is removed (appendPath): copying it
+				// at every node made deep documents cost quadratic time.
+				nv, changed = strip(e, append(path, k), p, removed)
 			}
 			if !drop && !changed {
 				continue
@@ -153,7 +160,7 @@ func strip(v any, path []any, p *Pseudonymizer, removed *[]Field) (any, bool) {
 	case []any:
 		var out []any
 		for i, e := range x {
-			nv, changed := strip(e, appendPath(path, i), p, removed)
+			nv, changed := strip(e, append(path, i), p, removed)
 			if !changed {
 				continue
 			}

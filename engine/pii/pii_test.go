@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -34,9 +35,9 @@ func decode(t testing.TB, s string) *engine.Input {
 const posted = `{"action":"payout",
 	"subject":{"id":"u-1","Email":"jane.doe@example.com","name":"Jane Doe","country":"DE","account_age_days":3,
 		"address":{"street":"1 Main St","city":"Berlin"}},
-	"device":{"id":"d-1","user_agent":"Mozilla/5.0 canary","emulator":false},
+	"device":{"id":"d-1","user_agent":"Mozilla/5.0 canary","emulator":false,"ip":["198.51.100.77"]},
 	"context":{"ip":"203.0.113.9","amount":1800,"beneficiaries":[{"iban":"DE89370400440532013000","new":true},{"new":false}]},
-	"behavior":{"bot_score":0.2},
+	"behavior":{"bot_score":0.2,"session":{"ip":{"v4":"198.51.100.78"},"IP":null}},
 	"signals":{"verification":{"status":"approved"},"lists":{"deny_ip":false},"unavailable":[]}}`
 
 func TestSplitRemovesPersonalDataAndKeepsTheRest(t *testing.T) {
@@ -49,12 +50,12 @@ func TestSplitRemovesPersonalDataAndKeepsTheRest(t *testing.T) {
 		t.Fatal("Split modified its input")
 	}
 	out, _ := json.Marshal(&snap)
-	for _, v := range []string{"jane.doe@example.com", "Jane Doe", "1 Main St", "Mozilla/5.0 canary", "203.0.113.9", "DE89370400440532013000"} {
+	for _, v := range []string{"jane.doe@example.com", "Jane Doe", "1 Main St", "Mozilla/5.0 canary", "203.0.113.9", "DE89370400440532013000", "198.51.100.77", "198.51.100.78"} {
 		if bytes.Contains(out, []byte(v)) {
 			t.Errorf("snapshot still holds %q: %s", v, out)
 		}
 	}
-	for _, v := range []string{`"id":"u-1"`, `"id":"d-1"`, `"country":"DE"`, `"amount":1800`, `"bot_score":0.2`, `"new":true`, `"account_age_days":3`, `"status":"approved"`} {
+	for _, v := range []string{`"id":"u-1"`, `"id":"d-1"`, `"country":"DE"`, `"amount":1800`, `"bot_score":0.2`, `"new":true`, `"account_age_days":3`, `"status":"approved"`, `"IP":null`} {
 		if !bytes.Contains(out, []byte(v)) {
 			t.Errorf("snapshot lost %s: %s", v, out)
 		}
@@ -64,8 +65,43 @@ func TestSplitRemovesPersonalDataAndKeepsTheRest(t *testing.T) {
 	if err != nil || !netip.MustParsePrefix("2001:db8::/32").Contains(a) {
 		t.Errorf("ip stand-in %q is not a documentation-range address", ip)
 	}
-	if len(removed) != 6 {
-		t.Errorf("removed %d fields, want 6: %+v", len(removed), removed)
+	if len(removed) != 8 {
+		t.Errorf("removed %d fields, want 8: %+v", len(removed), removed)
+	}
+}
+
+// TestSplitDeepDocument: a field deep in a document is removed with its whole path, and
+// Merge puts it back; siblings on the way keep their own paths.
+func TestSplitDeepDocument(t *testing.T) {
+	const depth = 300
+	doc := `"x"`
+	for i := range depth {
+		if i == depth/2 {
+			doc = `{"a":` + doc + `,"email":"deep@example.com","list":[{"phone":"+49 30 1234"}]}`
+			continue
+		}
+		doc = `{"a":` + doc + `}`
+	}
+	in := decode(t, `{"action":"login","subject":{"id":"u"},"behavior":`+doc+`}`)
+	snap, removed := pii.Split(in, pseudo(t))
+	out, _ := json.Marshal(&snap)
+	if bytes.Contains(out, []byte("deep@example.com")) || bytes.Contains(out, []byte("+49 30 1234")) {
+		t.Fatalf("snapshot holds the deep fields")
+	}
+	slices.SortFunc(removed, func(a, b pii.Field) int { return len(a.Path) - len(b.Path) }) // map order varies
+	if len(removed) != 2 || len(removed[0].Path) != depth/2+1 || len(removed[1].Path) != depth/2+3 {
+		t.Fatalf("removed: %d fields, paths %v", len(removed), removed)
+	}
+	var back map[string]any
+	if err := json.Unmarshal(out, &back); err != nil {
+		t.Fatal(err)
+	}
+	pii.Merge(back, removed)
+	want, _ := json.Marshal(in)
+	var wantDoc map[string]any
+	_ = json.Unmarshal(want, &wantDoc)
+	if !reflect.DeepEqual(back, wantDoc) {
+		t.Fatalf("merge did not restore the deep document")
 	}
 }
 
