@@ -264,11 +264,27 @@ func (s *Server) decide(c *fiber.Ctx) error {
 	var idemKey, reqHash string
 	if k := c.Get("Idempotency-Key"); k != "" {
 		if len(k) > 255 || !isPrintableASCII(k) {
-			return problemf(fiber.StatusBadRequest, CodeIdempotencyInvalid, "Idempotency-Key must be 1 to 255 printable ASCII characters")
+			return problemf(fiber.StatusBadRequest, CodeIdempotencyInvalid, "Idempotency-Key must be 1 to 255 visible ASCII characters (no spaces)")
 		}
-		idemKey = string([]byte(k))
+		// Keys are the client's: two API keys that both send "order-123" do not share it.
+		// Key names cannot hold ':' (VERDICT_API_KEYS is name:secret:scopes).
+		idemKey = actor(c) + ":" + k
 		sum := sha256.Sum256(body)
 		reqHash = hex.EncodeToString(sum[:])
+		// Claim the key first, then look it up: looked up first, a request could miss a
+		// decision stored just before it claimed the key and decide again.
+		for {
+			end, wait := s.idemFlights.begin(idemKey)
+			if end == nil {
+				if !await(ctx, wait) {
+					return &apiError{status: fiber.StatusServiceUnavailable, code: CodeUnavailable,
+						detail: "a request with this Idempotency-Key is still being decided; retry", cause: ctx.Err()}
+				}
+				continue
+			}
+			defer end()
+			break
+		}
 		if done, err := s.replayIdempotent(c, ctx, idemKey, reqHash); done || err != nil {
 			return err
 		}

@@ -247,6 +247,50 @@ func TestIdempotency(t *testing.T) {
 			t.Fatalf("concurrent idempotent requests gave ids %v", ids)
 		}
 	}
+	// Only the request that decided recorded a velocity event: the next decision for the
+	// user (after k-1's and k-concurrent's) counts three logins in the minute, itself included.
+	next := e.do(t, "POST", "/v1/decide", loginBody).json(t)
+	rec, err := e.store.GetDecision(context.Background(), next["decision_id"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in struct {
+		Signals struct {
+			Velocity struct {
+				User struct {
+					Count1m int `json:"count_1m"`
+				} `json:"user"`
+			} `json:"velocity"`
+		} `json:"signals"`
+	}
+	if err := json.Unmarshal(rec.Input, &in); err != nil {
+		t.Fatal(err)
+	}
+	if got := in.Signals.Velocity.User.Count1m; got != 3 {
+		t.Fatalf("after two idempotent decisions (one sent 20 times at once) the user's count_1m is %d, want 3", got)
+	}
+}
+
+// TestIdempotencyKeysArePerClient: two API keys that send the same Idempotency-Key get
+// their own decisions; neither sees the other's.
+func TestIdempotencyKeysArePerClient(t *testing.T) {
+	e := newEnv(t, options{keys: "shop:shop-secret-0123456789:decide,bank:bank-secret-0123456789:decide"})
+	shop := []string{"Authorization", "Bearer shop-secret-0123456789", "Idempotency-Key", "order-123"}
+	bank := []string{"Authorization", "Bearer bank-secret-0123456789", "Idempotency-Key", "order-123"}
+	a := e.do(t, "POST", "/v1/decide", loginBody, shop...)
+	b := e.do(t, "POST", "/v1/decide", loginBody, bank...)
+	if a.status != 200 || b.status != 200 || b.header.Get("Idempotent-Replayed") != "" ||
+		a.json(t)["decision_id"] == b.json(t)["decision_id"] {
+		t.Fatalf("two clients' keys collided: %d %s / %d %s", a.status, a.body, b.status, b.body)
+	}
+	if c := e.do(t, "POST", "/v1/decide", strings.Replace(loginBody, "user-42", "user-43", 1), bank[:2]...); c.status != 200 {
+		t.Fatalf("without a key: %d %s", c.status, c.body)
+	}
+	if r := e.do(t, "POST", "/v1/decide", loginBody, shop...); r.header.Get("Idempotent-Replayed") != "true" ||
+		r.json(t)["decision_id"] != a.json(t)["decision_id"] {
+		t.Fatalf("the shop's retry: %s", r.body)
+	}
+	assertProblem(t, e.do(t, "POST", "/v1/decide", strings.Replace(loginBody, "user-42", "user-44", 1), bank...), 422, httpapi.CodeIdempotencyReused)
 }
 
 func assertProblem(t *testing.T, r resp, status int, code string) {

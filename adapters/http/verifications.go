@@ -197,13 +197,14 @@ func (s *Server) createVerification(c *fiber.Ctx) error {
 	}
 	key := c.Get("Idempotency-Key")
 	if key != "" && (len(key) > 255 || !isPrintableASCII(key)) {
-		return problemf(fiber.StatusBadRequest, CodeIdempotencyInvalid, "Idempotency-Key must be 1 to 255 printable ASCII characters")
+		return problemf(fiber.StatusBadRequest, CodeIdempotencyInvalid, "Idempotency-Key must be 1 to 255 visible ASCII characters (no spaces)")
 	}
 	req := verification.CreateRequest{
 		UserID: string([]byte(body.UserID)), Provider: body.Provider, Locale: body.Locale,
-		IdempotencyKey: string([]byte(key)), Actor: actor(c), CorrelationID: requestID(c),
+		Actor: actor(c), CorrelationID: requestID(c),
 	}
 	if key != "" {
+		req.IdempotencyKey = actor(c) + ":" + key // the client's own, as for decisions
 		sum := sha256.Sum256(c.Body())
 		req.RequestHash = hex.EncodeToString(sum[:])
 	}
