@@ -124,7 +124,7 @@ func TestTooDeep(t *testing.T) {
 	}{
 		{nest(32), false},
 		{nest(33), true},
-		{`{"a":"` + repeat("[", 100) + `"}`, false},    // brackets inside a string
+		{`{"a":"` + repeat("[", 100) + `"}`, false},     // brackets inside a string
 		{`{"a":"\"` + repeat("{", 100) + `\\"}`, false}, // escaped quotes do not end the string
 		{`{"a":"\\"` + nest(40) + `}`, true},            // an escaped backslash does
 		{`{"action":"login","subject":{"id":"u"}}`, false},
