@@ -3,6 +3,7 @@ package engine
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -102,34 +103,37 @@ func Load(fsys fs.FS, opts ...LoadOption) (*PolicySet, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	var regoFiles, celFiles []string
-	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if p != "." && strings.HasPrefix(d.Name(), ".") {
-				return fs.SkipDir
-			}
-			return nil
-		}
+	var regoFiles, celFiles, dataFiles []string
+	var problems []Problem
+	err := WalkBundle(fsys, func(p string) {
 		switch {
 		case strings.HasSuffix(p, "_test.rego"):
 		case strings.HasSuffix(p, ".rego"):
 			regoFiles = append(regoFiles, p)
 		case strings.HasSuffix(p, ".cel.yaml"), strings.HasSuffix(p, ".cel.yml"):
 			celFiles = append(celFiles, p)
+		case isDataFile(p):
+			dataFiles = append(dataFiles, p)
 		}
-		return nil
 	})
-	if err != nil {
+	var nre *NotRegularError
+	switch {
+	case errors.As(err, &nre):
+		return nil, &LoadError{Problems: []Problem{{File: nre.Path, Message: "not a regular file (a policy bundle holds files and directories only)"}}}
+	case err != nil:
 		return nil, &LoadError{Problems: []Problem{{Message: fmt.Sprintf("read bundle: %v", err)}}}
 	}
 	if len(regoFiles)+len(celFiles) == 0 {
 		return nil, &LoadError{Problems: []Problem{{Message: "bundle holds no *.rego or *.cel.yaml policy"}}}
 	}
+	if len(dataFiles) > 0 {
+		data, probs := loadData(fsys, dataFiles)
+		if len(probs) > 0 {
+			return nil, &LoadError{Problems: probs}
+		}
+		cfg.data = overlay(data, cfg.data) // WithData (a backtest sweep) wins over the files
+	}
 	set := &PolicySet{policies: map[string]*Policy{}, loadedAt: cfg.now()}
-	var problems []Problem
 	add := func(p *Policy) {
 		if prev, dup := set.policies[p.Action]; dup {
 			problems = append(problems, Problem{File: p.Files[0], Message: fmt.Sprintf("action %q is already defined by %s", p.Action, strings.Join(prev.Files, ", "))})
@@ -162,6 +166,44 @@ func Load(fsys fs.FS, opts ...LoadOption) (*PolicySet, error) {
 		return nil, &LoadError{Problems: []Problem{{Message: "bundle defines no action: want package verdict.<action> with a decision rule, or a *.cel.yaml file"}}}
 	}
 	return set, nil
+}
+
+// NotRegularError is a bundle entry that is neither a directory nor a regular file (nor a
+// symbolic link to one): a FIFO, a device, a socket, a dangling link.
+type NotRegularError struct{ Path string }
+
+func (e *NotRegularError) Error() string { return e.Path + ": not a regular file" }
+
+// WalkBundle calls fn, in lexical order, with the slash path of every file of the bundle in
+// fsys: every regular file, or symbolic link to one, outside hidden files and directories
+// (names starting with "."). Load, `verdict policy lint` and `publish` all read a bundle
+// through it, so they see the same files. An entry of any other kind stops the walk with a
+// *NotRegularError: opening a FIFO would block for ever.
+func WalkBundle(fsys fs.FS, fn func(path string)) error {
+	return fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p != "." && strings.HasPrefix(d.Name(), ".") {
+			if d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() {
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			// A symbolic link counts as what it points to: os.DirFS follows it when the
+			// file is opened.
+			st, err := fs.Stat(fsys, p)
+			if err != nil || !st.Mode().IsRegular() {
+				return &NotRegularError{Path: p}
+			}
+		}
+		fn(p)
+		return nil
+	})
 }
 
 // BundleHash returns the content hash of a set of policy files (path → content), as

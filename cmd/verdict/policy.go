@@ -202,8 +202,8 @@ func correlationID() string {
 var bundleFileSuffixes = []string{".rego", ".cel.yaml", ".cel.yml", ".json", ".yaml", ".yml"}
 
 // readBundle returns the files of the bundle in dir that a version keeps, by slash path
-// relative to dir. Hidden files and directories are skipped, as engine.Load skips hidden
-// directories.
+// relative to dir: those engine.WalkBundle lists, as engine.Load reads them (hidden files
+// and directories skipped, symbolic links followed, anything else refused).
 func readBundle(dir string) (map[string][]byte, error) {
 	st, err := os.Stat(dir)
 	if err != nil {
@@ -214,26 +214,21 @@ func readBundle(dir string) (map[string][]byte, error) {
 	}
 	fsys := os.DirFS(dir)
 	files := map[string][]byte{}
-	err = fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if p != "." && strings.HasPrefix(d.Name(), ".") {
-			if d.IsDir() {
-				return fs.SkipDir
-			}
-			return nil
-		}
-		if !d.Type().IsRegular() || !slices.ContainsFunc(bundleFileSuffixes, func(s string) bool { return strings.HasSuffix(p, s) }) {
-			return nil
+	var readErr error
+	err = engine.WalkBundle(fsys, func(p string) {
+		if readErr != nil || !slices.ContainsFunc(bundleFileSuffixes, func(s string) bool { return strings.HasSuffix(p, s) }) {
+			return
 		}
 		b, err := fs.ReadFile(fsys, p)
 		if err != nil {
-			return err
+			readErr = err
+			return
 		}
 		files[p] = b
-		return nil
 	})
+	if err == nil {
+		err = readErr
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,96 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/verdict-engine/verdict/engine"
+)
+
+const thresholdPayout = `package verdict.payout
+
+import data.verdict.lib
+
+default_thresholds := {"max_amount": 1000}
+
+thresholds := object.union(default_thresholds, {k: v | some k, v in data.thresholds.payout})
+
+reasons contains lib.reason("AMOUNT_HIGH", "review", 30, "amount over limit") if input.context.amount > thresholds.max_amount
+
+decision := lib.decide(reasons)
+`
+
+// TestDataFilesAreLoaded: a bundle's data.json and data.yaml files are data, each at its
+// directory's path, as in an OPA bundle; they override thresholds of Rego and CEL policies.
+func TestDataFilesAreLoaded(t *testing.T) {
+	ctx := context.Background()
+	decide := func(t *testing.T, extra map[string]string, opts ...engine.LoadOption) (string, string) {
+		t.Helper()
+		fs := bundle(extra)
+		fs["payout/payout.rego"].Data = []byte(thresholdPayout)
+		set, err := engine.Load(fs, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := engine.New(set)
+		in := input("payout")
+		in.Context["amount"] = 500.0
+		pp, _ := set.Policy("payout")
+		payout, err := e.Evaluate(ctx, pp, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		login := input("login")
+		login.Signals.Velocity.User.Count1m = 2
+		lp, _ := set.Policy("login")
+		l, err := e.Evaluate(ctx, lp, login)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return payout.Outcome.String(), l.Outcome.String()
+	}
+	for _, tc := range []struct {
+		name          string
+		files         map[string]string
+		opts          []engine.LoadOption
+		payout, login string
+	}{
+		{"no data", nil, nil, "approve", "approve"},
+		{"data.json at the root", map[string]string{"data.json": `{"thresholds":{"payout":{"max_amount":100},"login":{"max_user_1m":1}}}`}, nil, "review", "step_up"},
+		{"data.yaml in a directory", map[string]string{"thresholds/payout/data.yaml": "max_amount: 100\n"}, nil, "review", "approve"},
+		{"files merged", map[string]string{"thresholds/payout/data.json": `{"max_amount":100}`, "thresholds/login/data.yml": "max_user_1m: 1"}, nil, "review", "step_up"},
+		{"other JSON is not data", map[string]string{"payout/thresholds.json": `{"thresholds":{"payout":{"max_amount":100}}}`}, nil, "approve", "approve"},
+		{"WithData wins", map[string]string{"data.json": `{"thresholds":{"payout":{"max_amount":100}}}`},
+			[]engine.LoadOption{engine.WithData(map[string]any{"thresholds": map[string]any{"payout": map[string]any{"max_amount": 1000.0}}})}, "approve", "approve"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			payout, login := decide(t, tc.files, tc.opts...)
+			if payout != tc.payout || login != tc.login {
+				t.Fatalf("payout %s, login %s; want %s, %s", payout, login, tc.payout, tc.login)
+			}
+		})
+	}
+}
+
+func TestDataFileProblems(t *testing.T) {
+	for name, files := range map[string]map[string]string{
+		"not JSON":          {"data.json": `{"thresholds":`},
+		"trailing data":     {"data.json": `{} {}`},
+		"not an object":     {"payout/data.json": `[1, 2]`},
+		"not YAML":          {"data.yaml": "a: [1"},
+		"non-string key":    {"data.yaml": "1: a\n? [x]\n: b\n"},
+		"conflicting keys":  {"data.json": `{"thresholds":{"payout":{"max_amount":100}}}`, "thresholds/payout/data.json": `{"max_amount":200}`},
+		"object over value": {"data.json": `{"thresholds":5}`, "thresholds/data.json": `{"payout":{}}`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := engine.Load(bundle(files))
+			var le *engine.LoadError
+			if !errors.As(err, &le) || le.Problems[0].File == "" || !strings.Contains(le.Error(), "data") ||
+				(strings.Contains(name, "over") || strings.Contains(name, "conflict")) && !strings.Contains(le.Error(), "set by data.json") {
+				t.Fatalf("err = %v, want a load error naming a data file", err)
+			}
+		})
+	}
+}
