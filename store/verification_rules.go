@@ -158,6 +158,7 @@ func ApplyVerificationChange(prev Verification, ch VerificationChange, now time.
 		return Verification{}, nil, err
 	}
 	next = normalizeVerification(next)
+
 	next.CreatedAt, next.UpdatedAt = prev.CreatedAt, UTCMicros(now)
 	if err := validateVerificationRecord(next); err != nil {
 		return Verification{}, nil, err
@@ -169,8 +170,15 @@ func ApplyVerificationChange(prev Verification, ch VerificationChange, now time.
 	return next, events, nil
 }
 
+// resultChanged reports whether next holds another result than prev: status, score or
+// reason codes.
+func resultChanged(prev, next Verification) bool {
+	return prev.Status != next.Status || prev.Score != next.Score || !slices.Equal(prev.ReasonCodes, next.ReasonCodes)
+}
+
 // VerificationChangeEvents returns the audit events for next, which was prev (nil for a new
-// session): verification.status_changed when the status changed, consent_recorded when
+// session): verification.status_changed when the status, score or reason codes changed
+// (previous_status equals status when only the result within the status changed), consent_recorded when
 // consent is set for the first time, then evidence_added for each new evidence id and
 // evidence_uploaded for each item that became uploaded, in evidence order.
 func VerificationChangeEvents(prev *Verification, next Verification, ch VerificationChange, at time.Time) ([]AuditEvent, error) {
@@ -193,7 +201,7 @@ func VerificationChangeEvents(prev *Verification, next Verification, ch Verifica
 		events = append(events, ev)
 		return nil
 	}
-	if prev == nil || prevStatus != next.Status {
+	if prev == nil || resultChanged(*prev, next) {
 		if err := add(VerificationStatusChangedEvent(next, prevStatus, ch, at)); err != nil {
 			return nil, err
 		}

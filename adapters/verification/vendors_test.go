@@ -792,3 +792,32 @@ func TestVendorVeriffDecisionAfterDelayedProgressEvent(t *testing.T) {
 			"a time-less event must not advance the session's last event time", r.Reason, got.Status, err)
 	}
 }
+
+// TestVendorPersonaEventWithoutInquiryIsAcknowledged: Persona signs events about accounts,
+// cases and reports too; they name no inquiry, so they are acknowledged as ignored, not
+// refused as malformed (which would make Persona retry them).
+func TestVendorPersonaEventWithoutInquiryIsAcknowledged(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	p := persona.New(persona.Config{WebhookSecrets: providers.Secrets{[]byte(vPersonaSecret)}})
+	svc := verification.New(verification.Config{}, st, []providers.Provider{p}, nil, newVault(t, st))
+	now := time.Now().UTC()
+	body := []byte(`{"data":{"type":"event","id":"evt_acc1","attributes":{"name":"account.created","created-at":"` +
+		now.Format("2006-01-02T15:04:05.000Z") + `","payload":{"data":{"type":"account","id":"act_123",` +
+		`"attributes":{"reference-id":"user-p1"}}}}}}`)
+	r, err := svc.HandleWebhook(ctx, "persona", signPersona(vPersonaSecret, body, now), body, "")
+	if err != nil || r.Applied || r.Reason != verification.WebhookIgnored {
+		t.Fatalf("account.created: %+v, %v; want it acknowledged as ignored", r, err)
+	}
+	// A forged one is still refused.
+	if _, err := svc.HandleWebhook(ctx, "persona", signPersona("not-the-secret", body, now), body, ""); err == nil {
+		t.Fatal("a forged account.created was acknowledged")
+	}
+	if vs, err := st.ListVerifications(ctx, "user-p1", 10); err != nil || len(vs) != 0 {
+		t.Fatalf("sessions after an ignored event: %v, %v", vs, err)
+	}
+}

@@ -150,6 +150,21 @@ func TestWebhookOrderingAndIdempotency(t *testing.T) {
 	if err != nil || r.Applied || r.Reason != verification.WebhookNotApplicable {
 		t.Fatalf("event after final: %+v %v", r, err)
 	}
+	// Nor one that repeats the final status with another score and reasons: the result
+	// that decisions read stays, and so does its age.
+	score := 3.0
+	r, err = apply(providers.Event{ID: "e5", ProviderRef: ref, Status: store.StatusApproved, Score: &score,
+		ReasonCodes: []string{"FRAUD_SUSPECTED"}, OccurredAt: t0.Add(10 * time.Minute)})
+	if err != nil || r.Applied || r.Reason != verification.WebhookNotApplicable {
+		t.Fatalf("same final status, another result: %+v %v", r, err)
+	}
+	after, err := st.GetVerification(ctx, c.Verification.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Score != v.Score || !slices.Equal(after.ReasonCodes, v.ReasonCodes) || !after.UpdatedAt.Equal(v.UpdatedAt) || !after.LastEventAt.Equal(v.LastEventAt) {
+		t.Fatalf("final session changed: %+v, was %+v", after, v)
+	}
 }
 
 func TestWebhookRefusalsChangeNothing(t *testing.T) {

@@ -77,8 +77,18 @@ func (s *Service) HandleWebhook(ctx context.Context, provider string, h provider
 		}
 		return WebhookResult{}, s.reject(ctx, provider, reason, body, corr, err)
 	}
-	if ev.ID == "" || ev.ProviderRef == "" {
-		return WebhookResult{}, s.reject(ctx, provider, WebhookMalformedPayload, body, corr, errors.New("event without id or session reference"))
+	if ev.ID == "" {
+		return WebhookResult{}, s.reject(ctx, provider, WebhookMalformedPayload, body, corr, errors.New("event without id"))
+	}
+	if ev.Status == "" && !ev.Fetch {
+		// Authentic, and about nothing a session records (Persona's account.* or
+		// report.* events, which name no inquiry): acknowledged so the provider does not
+		// retry it.
+		s.cfg.ObserveWebhook(provider, WebhookIgnored)
+		return WebhookResult{Reason: WebhookIgnored}, nil
+	}
+	if ev.ProviderRef == "" {
+		return WebhookResult{}, s.reject(ctx, provider, WebhookMalformedPayload, body, corr, errors.New("event without a session reference"))
 	}
 	if ev.Fetch {
 		u, err := p.Status(ctx, ev.ProviderRef)
@@ -143,7 +153,9 @@ func (s *Service) HandleWebhook(ctx context.Context, provider string, h provider
 		switch {
 		case !ev.OccurredAt.IsZero() && !v.LastEventAt.IsZero() && ev.OccurredAt.Before(v.LastEventAt):
 			skip = WebhookStale
-		case !store.CanTransition(v.Status, ev.Status) || backwards(v.Status, ev.Status):
+		case store.Terminal(v.Status) || !store.CanTransition(v.Status, ev.Status) || backwards(v.Status, ev.Status):
+			// A final session (approved, rejected, expired) takes no event, not even one
+			// that repeats its status with another score or reasons.
 			skip = WebhookNotApplicable
 		}
 		if skip != "" {
