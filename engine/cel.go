@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"math"
 	"regexp"
 
 	"github.com/google/cel-go/cel"
@@ -143,6 +144,11 @@ func loadCEL(fsys fs.FS, file string, cfg loadConfig) (*Policy, []Problem) {
 			problems = append(problems, Problem{File: file, Line: lineOf(i, "code"), Message: fmt.Sprintf("rule %d: duplicate code %s", i+1, rs.Code)})
 		}
 		seen[rs.Code] = true
+		if rs.Score < 0 || rs.Score > 100 || math.IsNaN(rs.Score) {
+			// A decision's score is 0..100; a negative one would fail every decision the
+			// rule fires in (and the sum is capped at 100 anyway).
+			problems = append(problems, Problem{File: file, Line: lineOf(i, "score"), Message: fmt.Sprintf("rule %d: score %v: want 0 to 100", i+1, rs.Score)})
+		}
 		if r.reason.Outcome, err = ParseOutcome(rs.Outcome); err != nil {
 			problems = append(problems, Problem{File: file, Line: lineOf(i, "outcome"), Message: fmt.Sprintf("rule %d: %v", i+1, err)})
 		}

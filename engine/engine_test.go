@@ -214,6 +214,8 @@ func TestLoadErrors(t *testing.T) {
 		{"cel not bool", map[string]string{"x/x.cel.yaml": "action: x\nrules:\n  - code: A_B\n    outcome: block\n    when: '1 + 2'\n"}, "must be a bool expression"},
 		{"cel unknown field", map[string]string{"x/x.cel.yaml": "action: x\nrulez: []\n"}, "x/x.cel.yaml:2:"},
 		{"cel bad code", map[string]string{"x/x.cel.yaml": "action: x\nrules:\n  - code: lower\n    outcome: block\n    when: 'true'\n"}, "must be UPPER_SNAKE"},
+		{"cel negative score", map[string]string{"x/x.cel.yaml": "action: x\nrules:\n  - code: A_B\n    outcome: review\n    score: -50\n    when: 'true'\n"}, "x/x.cel.yaml:5: rule 1: score -50: want 0 to 100"},
+		{"cel score over 100", map[string]string{"x/x.cel.yaml": "action: x\nrules:\n  - code: A_B\n    outcome: review\n    score: 150\n    when: 'true'\n"}, "score 150: want 0 to 100"},
 		{"duplicate action", map[string]string{"p/p.cel.yaml": "action: payout\nfail_mode: closed\nrules:\n  - code: A_B\n    outcome: block\n    when: 'true'\n"}, `action "payout" is already defined`},
 	}
 	for _, tc := range tests {

@@ -146,14 +146,40 @@ func runAuditKeygen(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("audit keygen: %w", err)
 	}
-	if err := os.WriteFile(*prefix+".key", []byte(base64.StdEncoding.EncodeToString(priv.Seed())+"\n"), 0o600); err != nil {
+	// Never over an existing pair: replacing it would orphan every checkpoint it signed
+	// (verify would then report them as forged), and the old private key would be gone.
+	for _, p := range []string{*prefix + ".key", *prefix + ".pub"} {
+		if _, err := os.Lstat(p); err == nil {
+			return fmt.Errorf("audit keygen: %s exists; keep the pair that signed your checkpoints, or choose another --out", p)
+		}
+	}
+	if err := writeNew(*prefix+".key", []byte(base64.StdEncoding.EncodeToString(priv.Seed())+"\n"), 0o600); err != nil {
 		return fmt.Errorf("audit keygen: %w", err)
 	}
-	if err := os.WriteFile(*prefix+".pub", []byte(base64.StdEncoding.EncodeToString(pub)+"\n"), 0o644); err != nil {
+	if err := writeNew(*prefix+".pub", []byte(base64.StdEncoding.EncodeToString(pub)+"\n"), 0o644); err != nil {
+		os.Remove(*prefix + ".key")
 		return fmt.Errorf("audit keygen: %w", err)
 	}
 	fmt.Fprintf(stdout, "wrote %s.key (keep it secret, offline) and %s.pub\n", *prefix, *prefix)
 	return nil
+}
+
+// writeNew creates path with perm (whatever the umask leaves of it) and data; it fails if
+// path exists.
+func writeNew(path string, data []byte, perm os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // readKey reads a base64 key file of the given size.

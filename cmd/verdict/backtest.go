@@ -237,6 +237,10 @@ type btItem struct {
 	live   engine.Outcome
 	err    error
 	eval   bool // replayed in range: evaluate
+	// fileLine is the item's line in an export file (0: read from the store). A file's
+	// line that is not a decision is an error naming it; a stored decision whose input
+	// does not decode is counted and skipped.
+	fileLine int
 }
 
 type btBatch struct {
@@ -267,12 +271,12 @@ func fileSource(r io.Reader, isCSV bool) btSource {
 		}
 		sc := bufio.NewScanner(r)
 		sc.Buffer(make([]byte, 0, 1<<16), 64<<20)
-		for sc.Scan() {
+		for n := 1; sc.Scan(); n++ {
 			b := bytes.TrimSpace(sc.Bytes())
 			if len(b) == 0 {
 				continue
 			}
-			if err := emit(btItem{raw: bytes.Clone(b), line: true}); err != nil {
+			if err := emit(btItem{raw: bytes.Clone(b), line: true, fileLine: n}); err != nil {
 				return err
 			}
 		}
@@ -404,6 +408,10 @@ func runBacktestPipeline(ctx context.Context, o btOptions, src btSource, bar *pr
 		for i := range b.items {
 			it := &b.items[i]
 			if it.err != nil {
+				if it.fileLine > 0 {
+					replayErr = fmt.Errorf("line %d is not a decision of an export: %v", it.fileLine, it.err)
+					break
+				}
 				res.skipped["undecodable input"]++
 				continue
 			}
@@ -426,6 +434,10 @@ func runBacktestPipeline(ctx context.Context, o btOptions, src btSource, bar *pr
 				ev.UserID = it.rec.SubjectID
 			}
 			if err := rp.Apply(ev, &it.in.Signals); err != nil {
+				if it.fileLine > 0 {
+					replayErr = fmt.Errorf("line %d is not a decision of an export: it has no id or created_at", it.fileLine)
+					break
+				}
 				res.skipped["no id or time"]++
 				continue
 			}
@@ -659,7 +671,7 @@ func readCSV(r io.Reader, emit func(btItem) error) error {
 		if err != nil {
 			return fmt.Errorf("csv line %d: created_at: %w", line, err)
 		}
-		it := btItem{raw: []byte(get(row, "input")), rec: store.DecisionRecord{
+		it := btItem{raw: []byte(get(row, "input")), fileLine: line, rec: store.DecisionRecord{
 			ID: get(row, "id"), Action: get(row, "action"), SubjectID: get(row, "subject_id"), Outcome: get(row, "outcome"), CreatedAt: at,
 		}}
 		if ls := get(row, "labels"); ls != "" {

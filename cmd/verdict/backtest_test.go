@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -240,5 +241,36 @@ func shippedBundle(t *testing.T) string {
 			t.Fatal("no go.mod above the test directory")
 		}
 		dir = parent
+	}
+}
+
+// TestBacktestRefusesAFileThatIsNotAnExport: a line of --input that is not a decision is an
+// error naming the line, not a decision counted as skipped in a report that exits 0.
+func TestBacktestRefusesAFileThatIsNotAnExport(t *testing.T) {
+	dir := t.TempDir()
+	bundle := shippedBundle(t)
+	export := filepath.Join(dir, "h.jsonl")
+	runOK(t, nil, "seed", "--decisions", "20", "--days", "1", "--seed", "3", "--end", "2026-06-01", "--out", export)
+	good, err := os.ReadFile(export)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _, _ := bytes.Cut(good, []byte("\n"))
+	for name, tc := range map[string]struct{ body, want string }{
+		"not JSON":            {"not json\n", "line 1 is not a decision"},
+		"garbage after lines": {string(first) + "\n\n\x00\xff binary\n", "line 3 is not a decision"},
+		"JSON, no decision":   {"{}\n", "line 1 is not a decision"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".jsonl")
+			if err := os.WriteFile(f, []byte(tc.body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var out, errb bytes.Buffer
+			err := runBacktest(context.Background(), []string{"--policies", bundle, "--input", f}, func(string) string { return "" }, &out, &errb)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
 	}
 }

@@ -112,6 +112,17 @@ func TestAuditVerifyAndCheckpointEmbedded(t *testing.T) {
 	if _, _, err := runArgs(t, env, "audit", "keygen", "--out", key); err != nil {
 		t.Fatal(err)
 	}
+	// A second keygen to the same prefix refuses, and the pair stays as it was.
+	before, _ := os.ReadFile(key + ".key")
+	if _, _, err := runArgs(t, env, "audit", "keygen", "--out", key); err == nil || !strings.Contains(err.Error(), "exists") {
+		t.Fatalf("keygen over an existing pair: %v", err)
+	}
+	if after, _ := os.ReadFile(key + ".key"); !bytes.Equal(before, after) {
+		t.Fatal("keygen replaced an existing private key")
+	}
+	if st, err := os.Stat(key + ".key"); err != nil || st.Mode().Perm()&0o077 != 0 {
+		t.Fatalf("private key file mode: %v %v", st.Mode(), err)
+	}
 	// A data directory without a store (a mistyped --data-dir) is an error, not an empty
 	// chain that verifies, and nothing is created there.
 	for _, args := range [][]string{{"audit", "verify"}, {"audit", "checkpoint", "--private-key", key + ".key"}} {
