@@ -468,6 +468,12 @@ func TestEraseAndKeysCLI(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &e); err != nil || e.UserID != "cli-user" || !e.KeyDestroyed {
 		t.Fatalf("erase output %s: %v", out.String(), err)
 	}
+	// Flags may come first, and an id starting with "-" (which /v1/decide accepts) follows "--".
+	out.Reset()
+	if err := run(ctx, []string{"erase", "--data-dir", dir, "--actor", "dpo", "--", "-42"}, getenv, &out, io.Discard); err != nil ||
+		!strings.Contains(out.String(), `"user_id": "-42"`) {
+		t.Fatalf("erase -- -42: %q %v", out.String(), err)
+	}
 	st, err = openStore(ctx, backendConfig{dataDir: dir})
 	if err != nil {
 		t.Fatal(err)

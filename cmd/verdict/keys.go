@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/verdict-engine/verdict/adapters/vault"
 	"github.com/verdict-engine/verdict/engine/pii"
@@ -147,16 +146,15 @@ func runErase(ctx context.Context, args []string, getenv func(string) string, st
 	var cfg backendConfig
 	backendFlags(fs, &cfg, getenv)
 	actor := fs.String("actor", envOr(getenv, "USER", "cli"), "who asks for the erasure, for the audit event")
-	var userID string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		userID, args = args[0], args[1:]
-	}
-	if err := parseFlags(fs, args); err != nil {
+	// Flags may come before or after the id; an id that starts with "-" follows "--".
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
 		return err
 	}
-	if userID == "" || len(userID) > 256 {
-		return usageError{msg: "erase: want one USER_ID (1 to 256 characters): verdict erase USER_ID [flags]"}
+	if len(pos) != 1 || pos[0] == "" || len(pos[0]) > 256 {
+		return usageError{msg: fmt.Sprintf("erase: want one USER_ID (1 to 256 characters), got %d arguments: verdict erase [flags] [--] USER_ID", len(pos))}
 	}
+	userID := pos[0]
 	st, err := openExistingStore(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("erase: %w", err)

@@ -588,19 +588,28 @@ func policyDiff(ctx context.Context, pc *policyCmd) error {
 
 // --- activation
 
-func policyActivate(ctx context.Context, pc *policyCmd) error {
-	action := pc.args[0]
-	v, err := pc.version(ctx, pc.args[1])
+// versionFor returns the published version arg names, refusing one the replicas could not
+// serve for action: one that does not compile, or defines no policy for it.
+func (pc *policyCmd) versionFor(ctx context.Context, arg, action string) (store.PolicyVersion, error) {
+	v, err := pc.version(ctx, arg)
 	if err != nil {
-		return err
+		return store.PolicyVersion{}, err
 	}
-	// Refuse a version the replicas could not serve for this action.
 	set, err := engine.LoadVersion(v.Hash, v.Files)
 	if err != nil {
-		return fmt.Errorf("version %s does not compile: %w", shortHash(v.Hash), err)
+		return store.PolicyVersion{}, fmt.Errorf("version %s does not compile: %w", shortHash(v.Hash), err)
 	}
 	if _, ok := set.Policy(action); !ok {
-		return fmt.Errorf("version %s (%s) defines no policy for %q (it defines %s)", shortHash(v.Hash), v.Label, action, strings.Join(set.Actions(), ", "))
+		return store.PolicyVersion{}, fmt.Errorf("version %s (%s) defines no policy for %q (it defines %s)", shortHash(v.Hash), v.Label, action, strings.Join(set.Actions(), ", "))
+	}
+	return v, nil
+}
+
+func policyActivate(ctx context.Context, pc *policyCmd) error {
+	action := pc.args[0]
+	v, err := pc.versionFor(ctx, pc.args[1], action)
+	if err != nil {
+		return err
 	}
 	a, err := pc.st.ActivatePolicy(ctx, store.PolicyActivation{Action: action, Hash: v.Hash, Actor: pc.actor}, pc.requireApprove, correlationID())
 	if err != nil {
@@ -656,11 +665,14 @@ func policyShadow(ctx context.Context, pc *policyCmd) error {
 	action := pc.args[0]
 	var hashes []string
 	for _, arg := range pc.args[1:] {
-		h, err := resolveHash(ctx, pc.st, arg)
+		v, err := pc.versionFor(ctx, arg, action)
 		if err != nil {
 			return err
 		}
-		hashes = append(hashes, h)
+		if slices.Contains(hashes, v.Hash) {
+			return fmt.Errorf("version %s is listed twice", shortHash(v.Hash))
+		}
+		hashes = append(hashes, v.Hash)
 	}
 	if err := pc.st.SetShadow(ctx, action, hashes, pc.actor, correlationID()); err != nil {
 		return err

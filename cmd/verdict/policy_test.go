@@ -153,6 +153,13 @@ func TestPolicyLifecycle(t *testing.T) {
 		t.Errorf("activating a version without the action = %v", err)
 	}
 	run("activate", "login", cel)
+	// Shadowing checks what activating checks: the version must serve the action, once.
+	if _, _, err := runPolicyArgs(t, env, "shadow", "nosuchaction", h1); err == nil || !strings.Contains(err.Error(), `defines no policy for "nosuchaction"`) {
+		t.Errorf("shadowing a version for an action it lacks = %v", err)
+	}
+	if _, _, err := runPolicyArgs(t, env, "shadow", "payout", h1, h1); err == nil || !strings.Contains(err.Error(), "listed twice") {
+		t.Errorf("shadowing one version twice = %v", err)
+	}
 	run("shadow", "payout", h1)
 	if st := openTestStore(t, env); len(st.Shadow["payout"]) != 1 || st.Shadow["payout"][0] != h1 || st.Active["login"] != cel {
 		t.Errorf("live state = %+v", st)
