@@ -63,6 +63,15 @@ func NormalizeListValue(list, value string) (string, error) {
 			if err != nil {
 				return "", fmt.Errorf("%w: %q is not an IP address or CIDR prefix", ErrInvalidList, value)
 			}
+			// Requests' addresses are matched unmapped (::ffff:192.0.2.1 is 192.0.2.1), so
+			// an IPv4-mapped prefix is stored as the IPv4 prefix it covers; one wider than
+			// the mapped range (::ffff:0:0/96) could never match an IPv4 request.
+			if a := p.Addr(); a.Is4In6() {
+				if p.Bits() < 96 {
+					return "", fmt.Errorf("%w: %q reaches beyond the IPv4-mapped range; write IPv4 prefixes as such (10.0.0.0/8)", ErrInvalidList, value)
+				}
+				p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+			}
 			return p.Masked().String(), nil
 		}
 		a, err := netip.ParseAddr(value)

@@ -21,6 +21,10 @@ func TestNormalizeListValue(t *testing.T) {
 		{"deny_ip", "10.0.0.0/33", "", false},
 		{"deny_ip", "example.com", "", false},
 		{"deny_ip", "fe80::1%eth0", "", false},
+		{"deny_ip", "::ffff:192.168.0.0/120", "192.168.0.0/24", true},
+		{"deny_ip", "::ffff:192.168.1.7/128", "192.168.1.7/32", true},
+		{"deny_ip", "::ffff:0:0/96", "0.0.0.0/0", true},
+		{"deny_ip", "::ffff:0:0/80", "", false},
 		{"deny_country", "de", "DE", true},
 		{"deny_country", "DEU", "", false},
 		{"deny_user", "user-1", "user-1", true},
@@ -83,7 +87,7 @@ func TestMatcher(t *testing.T) {
 }
 
 func FuzzNormalizeListValue(f *testing.F) {
-	for _, s := range []string{"deny_ip|10.0.0.0/8", "deny_country|de", "deny_user|u", "x|y", "deny_ip|::1%eth0"} {
+	for _, s := range []string{"deny_ip|10.0.0.0/8", "deny_country|de", "deny_user|u", "x|y", "deny_ip|::1%eth0", "deny_ip|::ffff:1.2.3.0/120"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
