@@ -90,8 +90,9 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 	}
 	secret := c.Get("X-API-Key")
 	if auth := c.Get(fiber.HeaderAuthorization); secret == "" && auth != "" {
-		if after, ok := strings.CutPrefix(auth, "Bearer "); ok {
-			secret = strings.TrimSpace(after)
+		// The scheme is case-insensitive (RFC 9110 §11.1): "bearer" is "Bearer".
+		if len(auth) > 7 && strings.EqualFold(auth[:7], "Bearer ") {
+			secret = strings.TrimSpace(auth[7:])
 		}
 	}
 	if secret == "" {

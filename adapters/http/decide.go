@@ -11,6 +11,7 @@ import (
 	"io"
 	"math"
 	"net/netip"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -169,8 +170,12 @@ func decodeProblem(err error) *apiError {
 		if te.Field == "" {
 			return problemf(fiber.StatusBadRequest, CodeMalformedJSON, "the body must be a JSON object")
 		}
+		detail := "must be " + jsonKind(te.Type.Kind().String())
+		if strings.HasPrefix(te.Value, "number") && (te.Type.Kind() == reflect.Float64 || te.Type.Kind() == reflect.Interface) {
+			detail = "holds a number beyond the range of a 64-bit float"
+		}
 		return &apiError{status: fiber.StatusBadRequest, code: CodeInvalidRequest, detail: "the request has invalid fields",
-			fields: []FieldError{{Pointer: ptr, Detail: "must be " + jsonKind(te.Type.Kind().String())}}}
+			fields: []FieldError{{Pointer: ptr, Detail: detail}}}
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 		return &apiError{status: fiber.StatusBadRequest, code: CodeInvalidRequest, detail: "the request has unknown fields",
@@ -185,6 +190,12 @@ func jsonKind(goKind string) string {
 		return "an object"
 	case "string":
 		return "a string"
+	case "float64", "float32", "int", "int64", "int32", "uint", "uint64", "uint32":
+		return "a number"
+	case "slice", "array":
+		return "an array"
+	case "bool":
+		return "true or false"
 	}
 	return "of another type"
 }

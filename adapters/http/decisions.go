@@ -13,10 +13,12 @@ import (
 // getDecision answers GET /v1/decisions/{id}: the stored answer plus, as "input", the
 // exact policy input document it was evaluated on.
 func (s *Server) getDecision(c *fiber.Ctx) error {
-	id := c.Params("id")
-	if _, err := uuid.Parse(id); err != nil {
+	u, err := uuid.Parse(c.Params("id"))
+	if err != nil {
 		return problemf(fiber.StatusNotFound, CodeNotFound, "no decision with this id")
 	}
+	id := u.String() // canonical: lower case, as stored
+
 	rec, err := s.deps.Store.GetDecision(c.UserContext(), id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):

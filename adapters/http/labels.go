@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
 
 	"github.com/verdict-engine/verdict/store"
 )
@@ -47,7 +48,11 @@ func (s *Server) labelDecision(c *fiber.Ctx) error {
 	if !validDecisionID(id) {
 		return problemf(fiber.StatusNotFound, CodeNotFound, "no decision with this id")
 	}
-	id = string([]byte(id))
+	if u, err := uuid.Parse(id); err == nil {
+		id = u.String() // decision ids are stored in canonical (lower-case) form
+	} else {
+		id = string([]byte(id))
+	}
 	var body labelBody
 	if err := decodeStrict(c, &body); err != nil {
 		return err
@@ -68,7 +73,7 @@ func (s *Server) labelDecision(c *fiber.Ctx) error {
 	if len(fields) > 0 {
 		return &apiError{status: fiber.StatusBadRequest, code: CodeInvalidRequest, detail: "the request has invalid fields", fields: fields}
 	}
-	l := store.OutcomeLabel{DecisionID: id, Label: body.Label, Tags: body.Tags, CreatedAt: time.Now().UTC().Truncate(time.Microsecond), Actor: actor(c)}
+	l := store.OutcomeLabel{DecisionID: id, Label: body.Label, Tags: distinct(body.Tags), CreatedAt: time.Now().UTC().Truncate(time.Microsecond), Actor: actor(c)}
 	created, err := s.deps.Store.PutLabels(c.UserContext(), []store.OutcomeLabel{l}, requestID(c))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -205,7 +210,7 @@ func parseLabelsCSV(r io.Reader, actor string) ([]store.OutcomeLabel, []int, err
 		}
 		// ReuseRecord: the strings of rec are fresh per record (only the slice is reused).
 		seen[key] = line
-		out = append(out, store.OutcomeLabel{DecisionID: id, Label: label, Tags: tags, Actor: actor})
+		out = append(out, store.OutcomeLabel{DecisionID: id, Label: label, Tags: distinct(tags), Actor: actor})
 		lines = append(lines, line)
 	}
 }
@@ -230,6 +235,20 @@ func checkLabel(label string) string {
 		return ""
 	}
 	return "must be one of " + strings.Join(store.Labels, ", ")
+}
+
+// distinct returns tags without repeats, in their first order: a tag is a set member.
+func distinct(tags []string) []string {
+	out := tags[:0:0]
+	for _, t := range tags {
+		if !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	if tags == nil {
+		return nil
+	}
+	return out
 }
 
 func validDecisionID(id string) bool {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/gofiber/fiber/v2"
@@ -174,4 +175,17 @@ func FuzzTooDeep(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestOutOfRangeNumber(t *testing.T) {
+	for _, body := range []string{
+		`{"action":"login","subject":{"id":"u"},"context":{"amount":1e400}}`,
+		`{"action":"login","subject":{"id":"u"},"behavior":{"x":-1e999}}`,
+	} {
+		err := parse(body)
+		var ae *apiError
+		if !errors.As(err, &ae) || ae.status != fiber.StatusBadRequest || len(ae.fields) != 1 || !strings.Contains(ae.fields[0].Detail, "beyond the range") {
+			t.Errorf("%s: %v", body, err)
+		}
+	}
 }

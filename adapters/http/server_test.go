@@ -667,3 +667,26 @@ func TestServerErrorsLoggedOncePerInterval(t *testing.T) {
 		t.Errorf("the line does not name the route and status:\n%s", buf.String())
 	}
 }
+
+// TestCaseInsensitiveWhereTheStandardsSaySo: the auth scheme (RFC 9110) and a UUID's hex
+// digits (RFC 9562) are case-insensitive; a label's tags are a set.
+func TestCaseInsensitiveWhereTheStandardsSaySo(t *testing.T) {
+	e := newEnv(t, options{keys: "app:app-secret-0123456789:decide+label"})
+	for _, scheme := range []string{"Bearer ", "bearer ", "BEARER "} {
+		if r := e.do(t, "POST", "/v1/decide", loginBody, "Authorization", scheme+"app-secret-0123456789"); r.status != 200 {
+			t.Fatalf("scheme %q: %d %s", scheme, r.status, r.body)
+		}
+	}
+	auth := []string{"Authorization", "Bearer app-secret-0123456789"}
+	id := e.do(t, "POST", "/v1/decide", loginBody, auth...).json(t)["decision_id"].(string)
+	if r := e.do(t, "GET", "/v1/decisions/"+strings.ToUpper(id), "", auth...); r.status != 200 || r.json(t)["decision_id"] != id {
+		t.Fatalf("GET with the id in upper case: %d %s", r.status, r.body)
+	}
+	r := e.do(t, "POST", "/v1/decisions/"+strings.ToUpper(id)+"/label", `{"label":"fraud","tags":["ato","ato","mule"]}`, auth...)
+	if r.status != 201 {
+		t.Fatalf("label with the id in upper case: %d %s", r.status, r.body)
+	}
+	if tags := r.json(t)["tags"].([]any); len(tags) != 2 || tags[0] != "ato" || tags[1] != "mule" {
+		t.Fatalf("tags stored: %v, want [ato mule]", tags)
+	}
+}
