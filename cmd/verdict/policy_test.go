@@ -329,3 +329,28 @@ func TestUnifiedDiff(t *testing.T) {
 		t.Errorf("diff from empty = %q", out.String())
 	}
 }
+
+// TestReloadKeepsEveryAction: a SIGHUP reload of a bundle that lost an action is refused;
+// one that compiles and keeps them (adding one is fine) is taken.
+func TestReloadKeepsEveryAction(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join("..", "..", "policies", "bundle"))); err != nil {
+		t.Fatal(err)
+	}
+	running, err := loadPolicies(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "payout")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reloadPolicies(dir, running); err == nil || !strings.Contains(err.Error(), "no longer defines payout") {
+		t.Fatalf("reload without payout: %v", err)
+	}
+	if err := os.CopyFS(filepath.Join(dir, "payout"), os.DirFS(filepath.Join("..", "..", "policies", "bundle", "payout"))); err != nil {
+		t.Fatal(err)
+	}
+	if set, err := reloadPolicies(dir, running); err != nil || len(set.Actions()) != len(running.Actions()) {
+		t.Fatalf("reload of the whole bundle: %v", err)
+	}
+}

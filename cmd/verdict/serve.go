@@ -214,7 +214,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Vault: vlt, Pseudonyms: pseudonyms})
 
 	if cfg.policiesDir != "" {
-		go reloadOnHUP(bg, cfg.policiesDir, policy.setBase(bg), log)
+		go reloadOnHUP(bg, cfg.policiesDir, set, policy.setBase(bg), log)
 	}
 
 	if cfg.debugAddr != "" {
@@ -263,9 +263,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 }
 
 // reloadOnHUP recompiles the policy directory on SIGHUP and swaps it in (as the base
-// under the live versions); a bundle that fails to compile is refused and the running
-// one kept.
-func reloadOnHUP(ctx context.Context, dir string, swap func(*engine.PolicySet), log *slog.Logger) {
+// under the live versions). A bundle that fails to compile, or lacks an action the running
+// one serves, is refused and the running one kept: callers of a dropped action would get
+// 422 unknown_action instead of its fail mode, and payout must never fail open. Removing
+// an action takes a restart.
+func reloadOnHUP(ctx context.Context, dir string, running *engine.PolicySet, swap func(*engine.PolicySet), log *slog.Logger) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -274,15 +276,35 @@ func reloadOnHUP(ctx context.Context, dir string, swap func(*engine.PolicySet), 
 		case <-ctx.Done():
 			return
 		case <-hup:
-			set, err := loadPolicies(dir)
+			set, err := reloadPolicies(dir, running)
 			if err != nil {
 				log.Error("policy reload refused; keeping the running policies", "err", err)
 				continue
 			}
 			swap(set)
+			running = set
 			log.Info("policies reloaded", "actions", strings.Join(set.Actions(), ","))
 		}
 	}
+}
+
+// reloadPolicies compiles dir as the next base bundle after running: it must compile and
+// keep every action running serves.
+func reloadPolicies(dir string, running *engine.PolicySet) (*engine.PolicySet, error) {
+	set, err := loadPolicies(dir)
+	if err != nil {
+		return nil, err
+	}
+	var dropped []string
+	for _, a := range running.Actions() {
+		if _, ok := set.Policy(a); !ok {
+			dropped = append(dropped, a)
+		}
+	}
+	if len(dropped) > 0 {
+		return nil, fmt.Errorf("the bundle in %s no longer defines %s; restart to remove an action", dir, strings.Join(dropped, ", "))
+	}
+	return set, nil
 }
 
 // serveDebug serves the pprof handlers on their own listener, never on the API port.
