@@ -38,6 +38,9 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	if err := dec.Decode(&in); err != nil {
 		return fmt.Errorf("eval: %s: not a policy input document: %v", *inputPath, err)
 	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("eval: %s: not a policy input document: data after the JSON object", *inputPath)
+	}
 	if *action != "" {
 		in.Action = *action
 	}

@@ -17,6 +17,9 @@ func main() {
 	stop()
 	if err != nil {
 		var ue usageError
+		if errors.As(err, &ue) && ue.help {
+			os.Exit(0) // the flag package printed the usage
+		}
 		if !errors.As(err, &ue) || ue.msg != "" {
 			fmt.Fprintf(os.Stderr, "verdict: %s\n", oneLine(err.Error()))
 		}

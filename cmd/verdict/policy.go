@@ -171,7 +171,7 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				return nil, usageError{}
+				return nil, usageError{help: true}
 			}
 			return nil, usageError{msg: strings.TrimSpace(err.Error())}
 		}

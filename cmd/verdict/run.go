@@ -9,7 +9,12 @@ import (
 )
 
 // usageError is a command-line mistake: exit status 2.
-type usageError struct{ msg string }
+// usageError is a command line the program cannot run (exit status 2), or a request for
+// help (help set: the usage was printed, exit status 0).
+type usageError struct {
+	msg  string
+	help bool
+}
 
 func (e usageError) Error() string { return e.msg }
 
@@ -42,6 +47,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return usageError{}
 	}
 	cmd, rest := args[0], args[1:]
+	groups := map[string]string{"audit": auditUsage, "labels": labelsUsage, "retention": retentionUsage, "keys": keysUsage, "golden": goldenUsage}
+	if u, ok := groups[cmd]; ok && len(rest) == 1 && isHelp(rest[0]) {
+		fmt.Fprint(stdout, u)
+		return nil
+	}
 	switch cmd {
 	case "serve":
 		return runServe(ctx, rest, getenv, stdout, stderr)
@@ -70,6 +80,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "keys":
 		return runKeys(ctx, rest, getenv, stdout, stderr)
 	case "version":
+		if len(rest) > 0 {
+			return usageError{msg: fmt.Sprintf("version: unexpected argument %q", rest[0])}
+		}
 		fmt.Fprintln(stdout, version())
 		return nil
 	case "help", "-h", "--help":
@@ -91,15 +104,17 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
-			return usageError{}
+			return usageError{help: true}
 		}
 		return usageError{msg: strings.TrimSpace(err.Error())}
 	}
 	if fs.NArg() > 0 {
-		return usageError{msg: fmt.Sprintf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))}
+		return usageError{msg: fmt.Sprintf("%s: unexpected argument %q", strings.TrimPrefix(fs.Name(), "verdict "), fs.Arg(0))}
 	}
 	return nil
 }
+
+func isHelp(arg string) bool { return arg == "-h" || arg == "--help" || arg == "help" }
 
 // envOr returns the environment variable's value, or def when unset.
 func envOr(getenv func(string) string, name, def string) string {

@@ -96,6 +96,10 @@ func TestEval(t *testing.T) {
 	if _, _, err := runArgs(t, nil, "eval", "--input", path); err == nil || !strings.Contains(err.Error(), "not a policy input document") {
 		t.Fatalf("bad input: err = %v", err)
 	}
+	os.WriteFile(path, append(bytes.Clone(b), " trailing"...), 0o644)
+	if _, _, err := runArgs(t, nil, "eval", "--input", path); err == nil || !strings.Contains(err.Error(), "data after the JSON object") {
+		t.Fatalf("input with trailing data: err = %v", err)
+	}
 	os.WriteFile(path, b, 0o644)
 	bad := filepath.Join(dir, "bundle")
 	os.MkdirAll(filepath.Join(bad, "x"), 0o755)
@@ -150,5 +154,27 @@ func TestAuditVerifyAndCheckpointEmbedded(t *testing.T) {
 	}
 	if _, _, err := runArgs(t, env, "audit", "verify", "--checkpoint", cp, "--public-key", key+".key"); err == nil {
 		t.Fatal("a private key file was accepted as a public key")
+	}
+}
+
+// TestHelpIsNotAnError: help asked of a command group prints its usage to stdout; help of a
+// command is a usage error marked as help, which main exits 0 on.
+func TestHelpIsNotAnError(t *testing.T) {
+	for _, group := range []string{"audit", "labels", "retention", "keys", "golden", "policy"} {
+		for _, h := range []string{"-h", "--help", "help"} {
+			out, _, err := runArgs(t, nil, group, h)
+			if err != nil || !strings.Contains(out, "verdict "+group) {
+				t.Errorf("verdict %s %s: %q %v", group, h, out, err)
+			}
+		}
+	}
+	for _, args := range [][]string{{"erase", "-h"}, {"eval", "--help"}, {"audit", "verify", "-h"}} {
+		var ue usageError
+		if _, _, err := runArgs(t, nil, args...); !errors.As(err, &ue) || !ue.help {
+			t.Errorf("verdict %v: %v, want a help request", args, err)
+		}
+	}
+	if _, _, err := runArgs(t, nil, "version", "--json"); err == nil {
+		t.Error("verdict version --json: accepted")
 	}
 }
