@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/url"
+	"reflect"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -98,8 +100,15 @@ func decodeStrict(c *fiber.Ctx, dst any) error {
 		case errors.As(err, &se):
 			return problemf(fiber.StatusBadRequest, CodeMalformedJSON, "malformed JSON at byte %d", se.Offset)
 		case errors.As(err, &te) && te.Field != "":
+			detail := "must be " + jsonKind(te.Type.Kind().String())
+			switch te.Type.Kind() {
+			case reflect.Int, reflect.Int64, reflect.Int32, reflect.Uint, reflect.Uint64, reflect.Uint32:
+				if strings.HasPrefix(te.Value, "number") {
+					detail = "must be an integer"
+				}
+			}
 			return &apiError{status: fiber.StatusBadRequest, code: CodeInvalidRequest, detail: "the request has invalid fields",
-				fields: []FieldError{{Pointer: "/" + jsonPointerPath(te.Field), Detail: "must be " + jsonKind(te.Type.Kind().String())}}}
+				fields: []FieldError{{Pointer: "/" + jsonPointerPath(te.Field), Detail: detail}}}
 		}
 		return problemf(fiber.StatusBadRequest, CodeMalformedJSON, "the body is not a valid JSON object of the documented shape: %s", safeJSONError(err))
 	}
@@ -277,6 +286,11 @@ func (s *Server) recordConsent(c *fiber.Ctx) error {
 	}
 	v, err := s.deps.Verifications.RecordConsent(c.UserContext(), id,
 		store.Consent{PolicyHash: body.PolicyHash, Locale: body.Locale, Scope: body.Scope, GrantedAt: body.GrantedAt.UTC()}, actor(c), requestID(c))
+	var ie *verification.InvalidError
+	if errors.As(err, &ie) {
+		// Here the body is the consent itself: /scope, not /consent/scope.
+		return invalidField(strings.TrimPrefix(ie.Field, "/consent"), ie.Detail)
+	}
 	if err != nil {
 		return verificationProblem(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/verdict-engine/verdict/adapters/evidence"
 	httpapi "github.com/verdict-engine/verdict/adapters/http"
@@ -219,5 +220,42 @@ func TestUploadURLClosesAtSubmission(t *testing.T) {
 	}
 	if after, err := os.ReadFile(object); err != nil || !bytes.Equal(after, sealed) {
 		t.Fatalf("the sealed object changed after refused uploads: %q, %v", after, err)
+	}
+}
+
+// TestVerificationFieldPointers: a refused field is named where it is in the body sent.
+func TestVerificationFieldPointers(t *testing.T) {
+	e := newEnv(t, options{verify: true})
+	created := e.do(t, "POST", "/v1/verifications", `{"user_id":"user-ptr","provider":"sandbox"}`)
+	if created.status != 201 {
+		t.Fatalf("create: %d %s", created.status, created.body)
+	}
+	id := created.json(t)["verification_id"].(string)
+	future := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	for _, tc := range []struct{ path, body, pointer string }{
+		{"/v1/verifications/" + id + "/consent", `{"policy_hash":"sha256:4f2a9c01","locale":"en-GB","scope":[]}`, "/scope"},
+		{"/v1/verifications/" + id + "/consent", `{"policy_hash":"x","locale":"en-GB","scope":["identity_verification"]}`, "/policy_hash"},
+		{"/v1/verifications/" + id + "/consent", `{"policy_hash":"sha256:4f2a9c01","locale":"en-GB","scope":["identity_verification","Bad"]}`, "/scope/1"},
+		{"/v1/verifications/" + id + "/consent", `{"policy_hash":"sha256:4f2a9c01","locale":"en-GB","scope":["identity_verification"],"granted_at":"` + future + `"}`, "/granted_at"},
+		{"/v1/verifications/" + id + "/consent", `{"policy_hash":"sha256:4f2a9c01","locale":"en-GB","scope":["identity_verification"],"granted_at":"0001-01-01T00:00:00+05:00"}`, "/granted_at"},
+		{"/v1/verifications", `{"user_id":"u","provider":"sandbox","consent":{"policy_hash":"sha256:4f2a9c01","locale":"en-GB","scope":["identity_verification"],"granted_at":"` + future + `"}}`, "/consent/granted_at"},
+	} {
+		r := e.do(t, "POST", tc.path, tc.body)
+		if r.status != 400 {
+			t.Errorf("%s %s: %d %s", tc.path, tc.body, r.status, r.body)
+			continue
+		}
+		errs, _ := r.json(t)["errors"].([]any)
+		if len(errs) != 1 || errs[0].(map[string]any)["pointer"] != tc.pointer {
+			t.Errorf("%s %s: errors %v, want pointer %s", tc.path, tc.body, errs, tc.pointer)
+		}
+	}
+	r := e.do(t, "POST", "/v1/verifications/"+id+"/consent", `{"policy_hash":"sha256:4f2a9c01","locale":"en-GB","scope":["identity_verification"]}`)
+	if r.status != 200 {
+		t.Fatalf("consent: %d %s", r.status, r.body)
+	}
+	r = e.do(t, "POST", "/v1/verifications/"+id+"/evidence", `{"items":[{"kind":"selfie","content_type":"image/png","sha256":"`+strings.Repeat("a", 64)+`","size":3.5}]}`)
+	if errs, _ := r.json(t)["errors"].([]any); r.status != 400 || len(errs) != 1 || errs[0].(map[string]any)["detail"] != "must be an integer" {
+		t.Errorf("fractional size: %d %s", r.status, r.body)
 	}
 }

@@ -174,7 +174,7 @@ func (s *Service) Create(ctx context.Context, r CreateRequest) (Created, error) 
 		return Created{}, fmt.Errorf("%w: %q is not configured (configured: %s)", ErrUnknownProvider, r.Provider, strings.Join(s.Providers(), ", "))
 	}
 	if r.Consent != nil {
-		if err := CheckConsent(r.Consent); err != nil {
+		if err := CheckConsent(r.Consent, s.cfg.Now()); err != nil {
 			return Created{}, err
 		}
 		if r.Consent.GrantedAt.IsZero() {
@@ -253,7 +253,7 @@ var (
 
 // CheckConsent validates a consent record: policy_hash (the hash or version id of the text
 // the person agreed to), a locale, and at least one scope.
-func CheckConsent(c *store.Consent) error {
+func CheckConsent(c *store.Consent, now time.Time) error {
 	switch {
 	case !hashRE.MatchString(c.PolicyHash):
 		return &InvalidError{"/consent/policy_hash", "must be 8-128 characters of [A-Za-z0-9:_.-] (the hash or version of the consent text shown)"}
@@ -262,18 +262,28 @@ func CheckConsent(c *store.Consent) error {
 	case len(c.Scope) == 0 || len(c.Scope) > 16:
 		return &InvalidError{"/consent/scope", "must list 1 to 16 scopes"}
 	}
-	for _, sc := range c.Scope {
+	for i, sc := range c.Scope {
 		if !scopeRE.MatchString(sc) {
-			return &InvalidError{"/consent/scope", "scopes are lower_snake_case, such as identity_verification"}
+			return &InvalidError{fmt.Sprintf("/consent/scope/%d", i), "scopes are lower_snake_case, such as identity_verification"}
 		}
+	}
+	// When the person agreed, if the client says: not in the future (beyond clock skew),
+	// not before anyone could have agreed to anything here.
+	if g := c.GrantedAt; !g.IsZero() && (g.After(now.Add(consentClockSkew)) || g.Before(consentEpoch)) {
+		return &InvalidError{"/consent/granted_at", "must be the time the person agreed: not in the future, not before 2000; leave it out to use the server's time"}
 	}
 	return nil
 }
 
+// consentClockSkew is how far in the future a client's granted_at may be (its clock).
+const consentClockSkew = 5 * time.Minute
+
+var consentEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
 // RecordConsent records consent on a session that has none yet; consent already recorded is
 // kept (the first agreement stands; a new one needs a new session).
 func (s *Service) RecordConsent(ctx context.Context, id string, c store.Consent, actor, corr string) (store.Verification, error) {
-	if err := CheckConsent(&c); err != nil {
+	if err := CheckConsent(&c, s.cfg.Now()); err != nil {
 		return store.Verification{}, err
 	}
 	if c.GrantedAt.IsZero() {
