@@ -1,7 +1,6 @@
 package http
 
 import (
-	"encoding/json"
 	"errors"
 	"net/url"
 	"time"
@@ -62,8 +61,8 @@ func (s *Server) putListEntry(c *fiber.Ctx) error {
 	}
 	var body listEntryBody
 	if len(c.Body()) > 0 {
-		if err := json.Unmarshal(c.Body(), &body); err != nil {
-			return decodeProblem(err)
+		if err := decodeStrict(c, &body); err != nil { // unknown fields refused, as on every route
+			return err
 		}
 		if len(body.Reason) > 500 || !printable(body.Reason) {
 			return &apiError{status: fiber.StatusBadRequest, code: CodeInvalidRequest, detail: "the request has invalid fields",

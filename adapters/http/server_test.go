@@ -337,6 +337,7 @@ func TestBadInput(t *testing.T) {
 		{"list value not UTF-8", "PUT", "/v1/lists/deny_user/entries/bad%ffid", "", nil, 400, httpapi.CodeInvalidList},
 		{"delete list value not UTF-8", "DELETE", "/v1/lists/deny_device/entries/%ff", "", nil, 400, httpapi.CodeInvalidList},
 		{"media type with a suffix", "POST", "/v1/decide", loginBody, []string{"Content-Type", "application/jsonx"}, 415, httpapi.CodeUnsupportedMedia},
+		{"list body with an unknown field", "PUT", "/v1/lists/deny_user/entries/u1", `{"reason":"x","extra":1}`, nil, 400, httpapi.CodeMalformedJSON},
 		{"list body not JSON", "PUT", "/v1/lists/deny_user/entries/u1", `reason=x`, []string{"Content-Type", "application/x-www-form-urlencoded"}, 415, httpapi.CodeUnsupportedMedia},
 		{"gzip body", "POST", "/v1/decide", gzipped(t, loginBody), []string{"Content-Encoding", "gzip"}, 415, httpapi.CodeUnsupportedMedia},
 		{"brotli body", "POST", "/v1/decide", loginBody, []string{"Content-Encoding", "br"}, 415, httpapi.CodeUnsupportedMedia},

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -76,6 +77,15 @@ func runBacktest(ctx context.Context, args []string, getenv func(string) string,
 			return usageError{msg: "backtest: --sweep: " + err.Error()}
 		}
 		o.sweep = &s
+	}
+	// A report path that cannot be written fails now, not after a replay of the history.
+	for flag, p := range map[string]string{"--json": *jsonOut, "--html": *htmlOut} {
+		if p == "" {
+			continue
+		}
+		if st, err := os.Stat(filepath.Dir(p)); err != nil || !st.IsDir() {
+			return usageError{msg: fmt.Sprintf("backtest: %s %s: no such directory %s", flag, p, filepath.Dir(p))}
+		}
 	}
 	if o.set, err = loadPolicies(o.policies); err != nil {
 		return fmt.Errorf("backtest: %w", err)

@@ -273,4 +273,11 @@ func TestBacktestRefusesAFileThatIsNotAnExport(t *testing.T) {
 			}
 		})
 	}
+	// A report path in no directory is refused before the replay.
+	var out, errb bytes.Buffer
+	err = runBacktest(context.Background(), []string{"--policies", bundle, "--input", export, "--json", filepath.Join(dir, "nowhere", "r.json")},
+		func(string) string { return "" }, &out, &errb)
+	if err == nil || !strings.Contains(err.Error(), "no such directory") {
+		t.Fatalf("--json in a missing directory: %v", err)
+	}
 }
