@@ -87,7 +87,7 @@ func NormalizeListValue(list, value string) (string, error) {
 		return strings.ToUpper(value), nil
 	default:
 		if value == "" || len(value) > 256 || !isPrintable(value) {
-			return "", fmt.Errorf("%w: %s id must be 1 to 256 printable characters", ErrInvalidList, field)
+			return "", fmt.Errorf("%w: %s id must be printable text of 1 to 256 bytes (UTF-8)", ErrInvalidList, field)
 		}
 		return value, nil
 	}

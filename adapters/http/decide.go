@@ -110,7 +110,7 @@ func parseDecideRequest(body []byte, lookup func(string) (*engine.Policy, bool),
 		switch id := req.Subject["id"].(type) {
 		case string:
 			if id == "" || len(id) > 256 || !printable(id) {
-				bad("/subject/id", "must be 1 to 256 printable characters")
+				bad("/subject/id", "must be printable text of 1 to 256 bytes (UTF-8)")
 			}
 			p.userID = id
 		case nil:
@@ -122,7 +122,7 @@ func parseDecideRequest(body []byte, lookup func(string) (*engine.Policy, bool),
 	if v, ok := req.Device["id"]; ok {
 		id, isStr := v.(string)
 		if !isStr || id == "" || len(id) > 256 || !printable(id) {
-			bad("/device/id", "must be a string of 1 to 256 printable characters")
+			bad("/device/id", "must be a string of printable text, 1 to 256 bytes (UTF-8)")
 		}
 		p.deviceID = id
 	}

@@ -51,7 +51,7 @@ func publicListError(list string) string {
 	case signals.FieldCountry:
 		return "the value must be an ISO 3166 alpha-2 country code"
 	}
-	return "the value must be 1 to 256 printable characters"
+	return "the value must be printable text of 1 to 256 bytes (UTF-8)"
 }
 
 func (s *Server) putListEntry(c *fiber.Ctx) error {

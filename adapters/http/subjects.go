@@ -17,7 +17,7 @@ func (s *Server) eraseSubject(c *fiber.Ctx) error {
 	id, err := url.PathUnescape(c.Params("id"))
 	id = strings.Clone(id) // fasthttp reuses the buffer behind c.Params
 	if err != nil || id == "" || len(id) > 256 || !printable(id) {
-		return invalidField("/user_id", "must be 1 to 256 printable characters, URL-encoded")
+		return invalidField("/user_id", "must be printable text of 1 to 256 bytes (UTF-8), URL-encoded")
 	}
 	var blobs vault.BlobDeleter
 	if s.deps.Verifications != nil && s.deps.Verifications.Evidence() != nil {

@@ -196,7 +196,7 @@ func (s *Server) createVerification(c *fiber.Ctx) error {
 		return err
 	}
 	if body.UserID == "" || len(body.UserID) > 256 || !printable(body.UserID) {
-		return invalidField("/user_id", "required, at most 256 printable characters")
+		return invalidField("/user_id", "required: printable text of 1 to 256 bytes (UTF-8)")
 	}
 	if body.Provider == "" {
 		return invalidField("/provider", "required: one of the configured providers")

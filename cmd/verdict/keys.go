@@ -152,7 +152,7 @@ func runErase(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	if len(pos) != 1 || pos[0] == "" || len(pos[0]) > 256 {
-		return usageError{msg: fmt.Sprintf("erase: want one USER_ID (1 to 256 characters), got %d arguments: verdict erase [flags] [--] USER_ID", len(pos))}
+		return usageError{msg: fmt.Sprintf("erase: want one USER_ID (1 to 256 bytes), got %d arguments: verdict erase [flags] [--] USER_ID", len(pos))}
 	}
 	userID := pos[0]
 	st, err := openExistingStore(ctx, cfg)
