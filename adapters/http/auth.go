@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -85,6 +86,12 @@ const localsPrincipal = "verdict.principal"
 // Every configured key is compared, in constant time, so timing reveals nothing.
 func (s *Server) authenticate(c *fiber.Ctx) error {
 	if s.cfg.Dev {
+		// Without keys, any web page the developer has open could otherwise drive the API
+		// from their browser (a form or a no-cors fetch needs no preflight): a request a
+		// browser marks as coming from another origin is refused.
+		if crossOrigin(c) {
+			return problemf(fiber.StatusForbidden, CodeForbidden, "--dev mode refuses requests from other web origins")
+		}
 		c.Locals(localsPrincipal, principal{id: "dev", scopes: []string{ScopeAdmin}})
 		return c.Next()
 	}
@@ -128,4 +135,21 @@ func require(scope string) fiber.Handler {
 func actor(c *fiber.Ctx) string {
 	p, _ := c.Locals(localsPrincipal).(principal)
 	return p.id
+}
+
+// crossOrigin reports whether a browser says the request comes from a page of another
+// origin: Sec-Fetch-Site other than same-origin or none, or an Origin whose host is not
+// the request's. Clients that are not browsers send neither header.
+func crossOrigin(c *fiber.Ctx) bool {
+	switch c.Get("Sec-Fetch-Site") {
+	case "", "same-origin", "none":
+	default:
+		return true
+	}
+	origin := c.Get(fiber.HeaderOrigin)
+	if origin == "" {
+		return false
+	}
+	u, err := url.Parse(origin)
+	return err != nil || u.Host != string(c.Request().Host())
 }

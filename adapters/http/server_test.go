@@ -691,3 +691,31 @@ func TestCaseInsensitiveWhereTheStandardsSaySo(t *testing.T) {
 		t.Fatalf("tags stored: %v, want [ato mule]", tags)
 	}
 }
+
+// TestDevModeRefusesOtherOrigins: without API keys, a page of another origin in the
+// developer's browser must not drive the API (a no-cors fetch or a form needs no preflight).
+func TestDevModeRefusesOtherOrigins(t *testing.T) {
+	e := newEnv(t, options{dev: true})
+	for _, tc := range []struct {
+		hdr  []string
+		want int
+	}{
+		{nil, 200}, // curl, an SDK: no browser headers
+		{[]string{"Origin", "http://example.com"}, 200}, // the review page, same origin (httptest's host)
+		{[]string{"Sec-Fetch-Site", "same-origin"}, 200},
+		{[]string{"Origin", "https://evil.example"}, 403},
+		{[]string{"Origin", "null"}, 403},
+		{[]string{"Sec-Fetch-Site", "cross-site"}, 403},
+		{[]string{"Sec-Fetch-Site", "same-site"}, 403},
+	} {
+		r := e.do(t, "POST", "/v1/decide", loginBody, tc.hdr...)
+		if r.status != tc.want {
+			t.Errorf("%v: %d %s, want %d", tc.hdr, r.status, r.body, tc.want)
+		}
+	}
+	// With keys, the key is the authorization; browsers do not send it on their own.
+	k := newEnv(t, options{keys: "app:app-secret-0123456789:decide"})
+	if r := k.do(t, "POST", "/v1/decide", loginBody, "Authorization", "Bearer app-secret-0123456789", "Origin", "https://app.example"); r.status != 200 {
+		t.Errorf("with a key from another origin: %d %s", r.status, r.body)
+	}
+}
