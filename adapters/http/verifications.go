@@ -183,6 +183,9 @@ type createVerificationBody struct {
 	Provider string       `json:"provider"`
 	Locale   string       `json:"locale"`
 	Consent  *consentJSON `json:"consent"`
+	// RetentionPolicy names a retention rule set of the server's retention file (a
+	// jurisdiction's); absent: the file's default_policy.
+	RetentionPolicy string `json:"retention_policy"`
 }
 
 type clientJSON struct {
@@ -210,7 +213,7 @@ func (s *Server) createVerification(c *fiber.Ctx) error {
 	}
 	req := verification.CreateRequest{
 		UserID: string([]byte(body.UserID)), Provider: body.Provider, Locale: body.Locale,
-		Actor: actor(c), CorrelationID: requestID(c),
+		Actor: actor(c), CorrelationID: requestID(c), RetentionPolicy: body.RetentionPolicy,
 	}
 	if key != "" {
 		req.IdempotencyKey = actor(c) + ":" + key // the client's own, as for decisions

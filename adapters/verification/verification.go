@@ -48,6 +48,9 @@ type Config struct {
 	// RetentionPolicy names the retention rule set new sessions fall under (default
 	// "kyc-default").
 	RetentionPolicy string
+	// RetentionPolicies are the rule sets a client may name for a session instead
+	// (CreateRequest.RetentionPolicy); empty: any name is refused but the default.
+	RetentionPolicies []string
 	// MaxEvidence is the most evidence items one session may hold (default 10).
 	MaxEvidence int
 	Now         func() time.Time
@@ -155,6 +158,9 @@ type CreateRequest struct {
 	RequestHash    string
 	Actor          string
 	CorrelationID  string
+	// RetentionPolicy names the session's retention rule set (a jurisdiction's); empty:
+	// Config.RetentionPolicy.
+	RetentionPolicy string
 }
 
 // Created is the answer to Create. ClientURL and ClientToken are only set on the call that
@@ -173,6 +179,17 @@ func (s *Service) Create(ctx context.Context, r CreateRequest) (Created, error) 
 	if !ok {
 		return Created{}, fmt.Errorf("%w: %q is not configured (configured: %s)", ErrUnknownProvider, r.Provider, strings.Join(s.Providers(), ", "))
 	}
+	retain := s.cfg.RetentionPolicy
+	if r.RetentionPolicy != "" && r.RetentionPolicy != retain {
+		if !slices.Contains(s.cfg.RetentionPolicies, r.RetentionPolicy) {
+			names := s.cfg.RetentionPolicies
+			if !slices.Contains(names, retain) {
+				names = append([]string{retain}, names...)
+			}
+			return Created{}, &InvalidError{"/retention_policy", "must name a policy of the retention file: " + strings.Join(names, ", ")}
+		}
+		retain = r.RetentionPolicy
+	}
 	if r.Consent != nil {
 		if err := CheckConsent(r.Consent, s.cfg.Now()); err != nil {
 			return Created{}, err
@@ -189,7 +206,7 @@ func (s *Service) Create(ctx context.Context, r CreateRequest) (Created, error) 
 	v, created, err := s.store.CreateVerification(ctx, store.NewVerification{
 		Verification: store.Verification{
 			ID: "ver_" + compact(id), UserID: r.UserID, Provider: r.Provider,
-			Status: store.StatusInitiated, Consent: r.Consent, RetentionPolicy: s.cfg.RetentionPolicy,
+			Status: store.StatusInitiated, Consent: r.Consent, RetentionPolicy: retain,
 			ReasonCodes: []string{}, ExpiresAt: now.Add(s.cfg.TTL),
 		},
 		IdempotencyKey: r.IdempotencyKey, RequestHash: r.RequestHash, Actor: r.Actor, CorrelationID: r.CorrelationID,

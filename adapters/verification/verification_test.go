@@ -449,3 +449,28 @@ func TestRejectedWebhookAuditSurvivesAStoreOutage(t *testing.T) {
 		t.Fatalf("audit events after the outage = %+v, want one counting the 10 before it", evs)
 	}
 }
+
+// TestRetentionPolicyOfNewSessions: a session falls under the configured default retention
+// policy (the retention file's default_policy), or another policy of the file its creator
+// names; a name the file does not define is refused.
+func TestRetentionPolicyOfNewSessions(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	p := &fakeProvider{secret: []byte("webhook-secret-for-tests")}
+	svc := verification.New(verification.Config{RetentionPolicy: "kyc-eu", RetentionPolicies: []string{"kyc-eu", "kyc-us"}},
+		st, []providers.Provider{p}, nil, newVault(t, st))
+	for _, tc := range []struct{ ask, want string }{{"", "kyc-eu"}, {"kyc-us", "kyc-us"}, {"kyc-eu", "kyc-eu"}} {
+		c, err := svc.Create(ctx, verification.CreateRequest{UserID: "u-" + tc.ask, Provider: "fake", Actor: "test", RetentionPolicy: tc.ask})
+		if err != nil || c.Verification.RetentionPolicy != tc.want {
+			t.Fatalf("asked %q: policy %q, %v; want %q", tc.ask, c.Verification.RetentionPolicy, err, tc.want)
+		}
+	}
+	var ie *verification.InvalidError
+	if _, err := svc.Create(ctx, verification.CreateRequest{UserID: "u-x", Provider: "fake", Actor: "test", RetentionPolicy: "kyc-default"}); !errors.As(err, &ie) || ie.Field != "/retention_policy" {
+		t.Fatalf("a policy the file does not define: %v", err)
+	}
+}

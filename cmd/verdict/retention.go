@@ -157,11 +157,7 @@ func openEvidenceForDeletion(ctx context.Context, dataDir string, getenv func(st
 // with the policy file VERDICT_RETENTION_FILE (default: the embedded policy), until ctx
 // ends, then releases the evidence bucket it opened. A bad policy file is an error at
 // start.
-func startRetention(ctx context.Context, dataDir string, getenv func(string) string, st store.Retention, log *slog.Logger) error {
-	policies, err := retention.Load(getenv("VERDICT_RETENTION_FILE"))
-	if err != nil {
-		return fmt.Errorf("VERDICT_RETENTION_FILE: %w", err)
-	}
+func startRetention(ctx context.Context, dataDir string, getenv func(string) string, st store.Retention, policies *retention.Policies, log *slog.Logger) error {
 	ev, err := openEvidenceForDeletion(ctx, dataDir, getenv)
 	if err != nil {
 		return err

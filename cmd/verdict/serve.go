@@ -23,6 +23,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	httpapi "github.com/verdict-engine/verdict/adapters/http"
+	"github.com/verdict-engine/verdict/adapters/retention"
 	"github.com/verdict-engine/verdict/engine"
 	"github.com/verdict-engine/verdict/signals"
 	"github.com/verdict-engine/verdict/signals/redis"
@@ -198,13 +199,17 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		verifications = signals.NewVerificationBatcher(st, cfg.sourceTimeout)
 	}
 	gatherer := signals.NewGatherer(vel, lists, verifications, signals.WithSourceTimeout(cfg.sourceTimeout))
-	ver, err := setupVerifications(ctx, cfg, getenv, st, vlt, reg, log)
+	retentionPolicies, err := retention.Load(getenv("VERDICT_RETENTION_FILE"))
+	if err != nil {
+		return fmt.Errorf("serve: VERDICT_RETENTION_FILE: %w", err)
+	}
+	ver, err := setupVerifications(ctx, cfg, getenv, st, vlt, retentionPolicies, reg, log)
 	if err != nil {
 		return err
 	}
 	defer ver.close()
 	go ver.svc.RunExpiry(bg, time.Minute)
-	if err := startRetention(bg, cfg.dataDir, getenv, st, log); err != nil {
+	if err := startRetention(bg, cfg.dataDir, getenv, st, retentionPolicies, log); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	policy := startPolicyLifecycle(bg, st, eng, set, cfg.shadowRate, reg, log)

@@ -24,6 +24,7 @@ import (
 	"github.com/verdict-engine/verdict/adapters/providers/sandbox"
 	"github.com/verdict-engine/verdict/adapters/providers/sumsub"
 	"github.com/verdict-engine/verdict/adapters/providers/veriff"
+	"github.com/verdict-engine/verdict/adapters/retention"
 	"github.com/verdict-engine/verdict/adapters/vault"
 	"github.com/verdict-engine/verdict/adapters/verification"
 	"github.com/verdict-engine/verdict/store"
@@ -47,7 +48,7 @@ type verificationSetup struct {
 	close   func()
 }
 
-func setupVerifications(ctx context.Context, cfg serveConfig, getenv func(string) string, st store.Store, v *vault.Vault, reg prometheus.Registerer, log *slog.Logger) (*verificationSetup, error) {
+func setupVerifications(ctx context.Context, cfg serveConfig, getenv func(string) string, st store.Store, v *vault.Vault, retain *retention.Policies, reg prometheus.Registerer, log *slog.Logger) (*verificationSetup, error) {
 	public := strings.TrimRight(getenv("VERDICT_PUBLIC_URL"), "/")
 	if public == "" {
 		_, port, err := net.SplitHostPort(cfg.addr)
@@ -123,6 +124,9 @@ func setupVerifications(ctx context.Context, cfg serveConfig, getenv func(string
 
 	svc := verification.New(verification.Config{
 		TTL: ttl, CallbackBase: public, Logger: log,
+		// New sessions fall under the retention file's default_policy; a client may name
+		// another of its policies.
+		RetentionPolicy: retain.DefaultPolicy, RetentionPolicies: retentionNames(retain),
 		ObserveWebhook:    func(p, r string) { webhooks.WithLabelValues(p, r).Inc() },
 		ObserveTransition: func(p, s string) { transitions.WithLabelValues(p, s).Inc() },
 	}, st, ps, ev, v)
@@ -188,4 +192,13 @@ func keyFrom(value, path string, n int) ([]byte, error) {
 		return nil, err
 	}
 	return keyFrom(strings.TrimSpace(string(b)), "", n)
+}
+
+// retentionNames lists the policies of a retention file.
+func retentionNames(ps *retention.Policies) []string {
+	names := make([]string, 0, len(ps.Policies))
+	for _, p := range ps.Policies {
+		names = append(names, p.Name)
+	}
+	return names
 }
