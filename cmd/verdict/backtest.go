@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -96,8 +97,14 @@ func runBacktest(ctx context.Context, args []string, getenv func(string) string,
 		}
 	}
 	if o.sweep != nil {
-		if _, ok := o.set.Policy(o.sweep.Action); !ok {
+		p, ok := o.set.Policy(o.sweep.Action)
+		if !ok {
 			return fmt.Errorf("backtest: --sweep: the bundle in %s has no policy for action %q", o.policies, o.sweep.Action)
+		}
+		// A threshold is read by its name; one no file of the policy mentions (a typo)
+		// would sweep nothing and report a flat line.
+		if !policyMentions(o.policies, p.Files, o.sweep.Name) {
+			return usageError{msg: fmt.Sprintf("backtest: --sweep: no file of the %s policy mentions %q; check the threshold's name", o.sweep.Action, o.sweep.Name)}
 		}
 		for _, v := range o.sweep.Values {
 			s, err := engine.Load(os.DirFS(o.policies), engine.WithData(map[string]any{
@@ -691,4 +698,15 @@ func readCSV(r io.Reader, emit func(btItem) error) error {
 			return err
 		}
 	}
+}
+
+// policyMentions reports whether any of files (paths in the bundle in dir) holds name.
+func policyMentions(dir string, files []string, name string) bool {
+	fsys := os.DirFS(dir)
+	for _, f := range files {
+		if b, err := fs.ReadFile(fsys, f); err == nil && bytes.Contains(b, []byte(name)) {
+			return true
+		}
+	}
+	return false
 }

@@ -273,6 +273,11 @@ func TestBacktestRefusesAFileThatIsNotAnExport(t *testing.T) {
 			}
 		})
 	}
+	// A sweep of a threshold no file of the policy mentions (a typo) is refused.
+	if err := runBacktest(context.Background(), []string{"--policies", bundle, "--input", export, "--sweep", "payout.max_unverifed_amount=50:300:50"},
+		func(string) string { return "" }, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "mentions") {
+		t.Fatalf("sweep of a misspelt threshold: %v", err)
+	}
 	// A report path in no directory is refused before the replay.
 	var out, errb bytes.Buffer
 	err = runBacktest(context.Background(), []string{"--policies", bundle, "--input", export, "--json", filepath.Join(dir, "nowhere", "r.json")},
