@@ -29,6 +29,7 @@ fuzz:
 	$(GO) test ./adapters/http -run '^$$' -fuzz FuzzTooDeep -fuzztime $(FUZZTIME)
 	$(GO) test ./engine -run '^$$' -fuzz FuzzLoadCEL -fuzztime $(FUZZTIME)
 	$(GO) test ./engine -run '^$$' -fuzz FuzzLoadRego -fuzztime $(FUZZTIME)
+	$(GO) test ./engine -run '^$$' -fuzz FuzzLoadData -fuzztime $(FUZZTIME)
 	$(GO) test ./engine -run '^$$' -fuzz FuzzLibDecide -fuzztime $(FUZZTIME)
 	$(GO) test ./signals -run '^$$' -fuzz FuzzNormalizeListValue -fuzztime $(FUZZTIME)
 	$(GO) test ./store -run '^$$' -fuzz FuzzCanonicalJSONMatchesEncodingJSON -fuzztime $(FUZZTIME)

@@ -3,6 +3,8 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"io/fs"
+	"strings"
 	"testing"
 	"testing/fstest"
 
@@ -31,8 +33,29 @@ func FuzzLoadRego(f *testing.F) {
 	})
 }
 
-func fuzzLoad(t *testing.T, name string, src []byte) {
+// FuzzLoadData: a bundle's data file (JSON or YAML, at the root or in a directory) is
+// loaded or refused with a *LoadError, and what loads decides validly.
+func FuzzLoadData(f *testing.F) {
+	f.Add("data.json", []byte(`{"thresholds":{"payout":{"max_amount":100}}}`))
+	f.Add("thresholds/payout/data.yaml", []byte("max_amount: 100\n"))
+	f.Add("data.yaml", []byte("thresholds: {payout: {max_amount: [1, {a: b}]}}\n"))
+	f.Add("data.yml", []byte("? [a]\n: b\n"))
+	f.Add("x/data.json", []byte(`[1]`))
+	f.Fuzz(func(t *testing.T, name string, src []byte) {
+		if !fs.ValidPath(name) || name == "." || strings.HasSuffix(name, ".rego") || strings.HasSuffix(name, ".cel.yaml") || strings.HasPrefix(name, "payout/") || strings.HasPrefix(name, "lib/") {
+			return
+		}
+		fuzzLoad(t, name, src, "payout/payout.rego", thresholdPayout)
+	})
+}
+
+// fuzzLoad loads a bundle of the test library, name holding src, and the extra files
+// (name, content pairs), and checks that it is refused with a *LoadError or decides validly.
+func fuzzLoad(t *testing.T, name string, src []byte, extra ...string) {
 	fsys := fstest.MapFS{"lib/verdict.rego": {Data: []byte(libRego)}, name: {Data: src}}
+	for i := 0; i+1 < len(extra); i += 2 {
+		fsys[extra[i]] = &fstest.MapFile{Data: []byte(extra[i+1])}
+	}
 	set, err := engine.Load(fsys)
 	if err != nil {
 		var le *engine.LoadError

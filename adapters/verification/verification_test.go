@@ -79,6 +79,12 @@ func newVault(t *testing.T, st store.SubjectKeys) *vault.Vault {
 }
 
 func newService(t *testing.T) (*verification.Service, *fakeProvider, *sqlite.Store) {
+	return newServiceWith(t, verification.Config{CallbackBase: "http://verdict.test"})
+}
+
+// newServiceWith returns a service configured by cfg over a fresh embedded store, with the
+// fake provider.
+func newServiceWith(t *testing.T, cfg verification.Config) (*verification.Service, *fakeProvider, *sqlite.Store) {
 	t.Helper()
 	st, err := sqlite.Open(context.Background(), t.TempDir())
 	if err != nil {
@@ -87,7 +93,7 @@ func newService(t *testing.T) (*verification.Service, *fakeProvider, *sqlite.Sto
 	t.Cleanup(func() { st.Close() })
 	sealer := newVault(t, st)
 	p := &fakeProvider{secret: []byte("webhook-secret-for-tests")}
-	return verification.New(verification.Config{CallbackBase: "http://verdict.test"}, st, []providers.Provider{p}, nil, sealer), p, st
+	return verification.New(cfg, st, []providers.Provider{p}, nil, sealer), p, st
 }
 
 func TestWebhookOrderingAndIdempotency(t *testing.T) {
@@ -455,14 +461,7 @@ func TestRejectedWebhookAuditSurvivesAStoreOutage(t *testing.T) {
 // names; a name the file does not define is refused.
 func TestRetentionPolicyOfNewSessions(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	p := &fakeProvider{secret: []byte("webhook-secret-for-tests")}
-	svc := verification.New(verification.Config{RetentionPolicy: "kyc-eu", RetentionPolicies: []string{"kyc-eu", "kyc-us"}},
-		st, []providers.Provider{p}, nil, newVault(t, st))
+	svc, _, _ := newServiceWith(t, verification.Config{RetentionPolicy: "kyc-eu", RetentionPolicies: []string{"kyc-eu", "kyc-us"}})
 	for _, tc := range []struct{ ask, want string }{{"", "kyc-eu"}, {"kyc-us", "kyc-us"}, {"kyc-eu", "kyc-eu"}} {
 		c, err := svc.Create(ctx, verification.CreateRequest{UserID: "u-" + tc.ask, Provider: "fake", Actor: "test", RetentionPolicy: tc.ask})
 		if err != nil || c.Verification.RetentionPolicy != tc.want {
