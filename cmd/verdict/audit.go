@@ -66,7 +66,7 @@ func runAuditVerify(ctx context.Context, args []string, getenv func(string) stri
 		return fmt.Errorf("audit verify: %w", err)
 	}
 	if *cpPath != "" {
-		pub, err := readKey(*pubPath, ed25519.PublicKeySize)
+		pub, err := readKey(*pubPath, ed25519.PublicKeySize, publicKeyHeader)
 		if err != nil {
 			return fmt.Errorf("audit verify: public key: %w", err)
 		}
@@ -102,7 +102,7 @@ func runAuditCheckpoint(ctx context.Context, args []string, getenv func(string) 
 	if *keyPath == "" {
 		return usageError{msg: "audit checkpoint: --private-key is required"}
 	}
-	seed, err := readKey(*keyPath, ed25519.SeedSize)
+	seed, err := readKey(*keyPath, ed25519.SeedSize, privateKeyHeader)
 	if err != nil {
 		return fmt.Errorf("audit checkpoint: private key: %w", err)
 	}
@@ -153,10 +153,10 @@ func runAuditKeygen(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("audit keygen: %s exists; keep the pair that signed your checkpoints, or choose another --out", p)
 		}
 	}
-	if err := writeNew(*prefix+".key", []byte(base64.StdEncoding.EncodeToString(priv.Seed())+"\n"), 0o600); err != nil {
+	if err := writeNew(*prefix+".key", []byte(privateKeyHeader+"\n"+base64.StdEncoding.EncodeToString(priv.Seed())+"\n"), 0o600); err != nil {
 		return fmt.Errorf("audit keygen: %w", err)
 	}
-	if err := writeNew(*prefix+".pub", []byte(base64.StdEncoding.EncodeToString(pub)+"\n"), 0o644); err != nil {
+	if err := writeNew(*prefix+".pub", []byte(publicKeyHeader+"\n"+base64.StdEncoding.EncodeToString(pub)+"\n"), 0o644); err != nil {
 		os.Remove(*prefix + ".key")
 		return fmt.Errorf("audit keygen: %w", err)
 	}
@@ -182,13 +182,33 @@ func writeNew(path string, data []byte, perm os.FileMode) error {
 	return f.Close()
 }
 
-// readKey reads a base64 key file of the given size.
-func readKey(path string, size int) ([]byte, error) {
+// The first line of the key files keygen writes: a seed and a public key are both 32
+// bytes of base64, and signing with the public key as a seed makes checkpoints nobody can
+// verify.
+const (
+	privateKeyHeader = "# verdict audit signing key (private): keep it offline"
+	publicKeyHeader  = "# verdict audit verification key (public)"
+)
+
+// readKey reads a base64 key file of the given size. A file from keygen names its kind on
+// its first line, and a key of the other kind is refused; a bare base64 key is accepted.
+func readKey(path string, size int, want string) ([]byte, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(raw)))
+	text := strings.TrimSpace(string(raw))
+	if first, rest, ok := strings.Cut(text, "\n"); ok && strings.HasPrefix(first, "#") {
+		if other := map[string]string{privateKeyHeader: publicKeyHeader, publicKeyHeader: privateKeyHeader}[want]; strings.TrimSpace(first) == other {
+			kind := "public"
+			if other == privateKeyHeader {
+				kind = "private"
+			}
+			return nil, fmt.Errorf("%s is the %s key of the pair", path, kind)
+		}
+		text = strings.TrimSpace(rest)
+	}
+	k, err := base64.StdEncoding.DecodeString(text)
 	if err != nil || len(k) != size {
 		return nil, fmt.Errorf("%s: not a base64 Ed25519 key of %d bytes", path, size)
 	}

@@ -127,6 +127,13 @@ func TestAuditVerifyAndCheckpointEmbedded(t *testing.T) {
 	if st, err := os.Stat(key + ".key"); err != nil || st.Mode().Perm()&0o077 != 0 {
 		t.Fatalf("private key file mode: %v %v", st.Mode(), err)
 	}
+	// The two halves of the pair cannot be swapped: both are 32 bytes of base64.
+	if _, err := readKey(key+".pub", 32, privateKeyHeader); err == nil || !strings.Contains(err.Error(), "is the public key") {
+		t.Fatalf("the public key read as the private one: %v", err)
+	}
+	if _, err := readKey(key+".key", 32, publicKeyHeader); err == nil || !strings.Contains(err.Error(), "is the private key") {
+		t.Fatalf("the private key read as the public one: %v", err)
+	}
 	// A data directory without a store (a mistyped --data-dir) is an error, not an empty
 	// chain that verifies, and nothing is created there.
 	for _, args := range [][]string{{"audit", "verify"}, {"audit", "checkpoint", "--private-key", key + ".key"}} {
