@@ -389,6 +389,13 @@ func (s *Server) decide(c *fiber.Ctx) error {
 		rec.FailMode = deg.FailMode
 	}
 	err = s.deps.Committer.Commit(ctx, rec)
+	if err != nil && errors.Is(err, store.ErrUnavailable) && s.storedAfterAll(ctx, decisionID) {
+		// The write failed in the one ambiguous way (the deadline or the connection ended
+		// while the commit was in flight) and the decision is stored after all: answer it,
+		// rather than a fail-mode outcome that contradicts the stored record and its audit
+		// event under the same id.
+		err = nil
+	}
 	persisted := time.Now()
 	switch {
 	case err == nil:
@@ -480,6 +487,21 @@ func (s *Server) replayIdempotent(c *fiber.Ctx, ctx context.Context, key, reqHas
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 	return true, c.Send(rec.Response)
 }
+
+// storedAfterAll reports whether the decision id is in the store, read within
+// ambiguousCheckTimeout of its own (the request's deadline has usually passed by then).
+// A store that cannot answer counts as not stored: the fail-mode answer then says
+// "stored": false, and a retry with the Idempotency-Key returns the stored decision if the
+// write did land.
+func (s *Server) storedAfterAll(ctx context.Context, id string) bool {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ambiguousCheckTimeout)
+	defer cancel()
+	_, err := s.deps.Store.GetDecision(ctx, id)
+	return err == nil
+}
+
+// ambiguousCheckTimeout bounds the read that settles a failed write (storedAfterAll).
+const ambiguousCheckTimeout = 100 * time.Millisecond
 
 // appendField adds "name":value to the end of a JSON object.
 func appendField(obj []byte, name string, value []byte) []byte {

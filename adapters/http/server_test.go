@@ -577,6 +577,29 @@ func TestFailModes(t *testing.T) {
 	})
 }
 
+// TestAmbiguousWriteIsSettledByReading: a write reported failed (the deadline or the
+// connection ended during COMMIT) that did land is answered as stored, with the stored
+// outcome; one that did not land is answered by the fail mode, "stored": false.
+func TestAmbiguousWriteIsSettledByReading(t *testing.T) {
+	payout := `{"action":"payout","subject":{"id":"user-amb"},"context":{"amount":50,"country":"DE"}}`
+	e := newEnv(t, options{committer: func(gc *store.GroupCommitter) httpapi.Committer {
+		return committerFunc(func(ctx context.Context, rec store.DecisionRecord) error {
+			if err := gc.Commit(ctx, rec); err != nil {
+				return err
+			}
+			return fmt.Errorf("write decisions: %w: timeout: %w", store.ErrUnavailable, context.DeadlineExceeded)
+		})
+	}})
+	d := e.do(t, "POST", "/v1/decide", payout).json(t)
+	if d["degraded"] != nil {
+		t.Fatalf("a decision stored after all was answered as not stored: %v", d)
+	}
+	g := e.do(t, "GET", "/v1/decisions/"+d["decision_id"].(string), "").json(t)
+	if g["outcome"] != d["outcome"] {
+		t.Fatalf("answered %v, stored %v", d["outcome"], g["outcome"])
+	}
+}
+
 type committerFunc func(context.Context, store.DecisionRecord) error
 
 func (f committerFunc) Commit(ctx context.Context, rec store.DecisionRecord) error {
