@@ -296,8 +296,8 @@ func (s *Store) RollbackPolicy(ctx context.Context, action, actor, correlationID
 		var restoredPrev string
 		if cur.Previous != "" {
 			switch err := w.tx.QueryRow(ctx, `SELECT previous FROM policy_activations
-				WHERE action = $1 AND hash = $2 AND seq < $3 AND status = 'superseded' ORDER BY seq DESC LIMIT 1`,
-				action, cur.Previous, seq).Scan(&restoredPrev); {
+				WHERE action = $1 AND hash = $2 AND at <= $3 AND seq <> $4 AND status = 'superseded' ORDER BY at DESC, seq DESC LIMIT 1`,
+				action, cur.Previous, cur.At, seq).Scan(&restoredPrev); {
 			case errors.Is(err, pgx.ErrNoRows):
 			case err != nil:
 				return err

@@ -299,8 +299,8 @@ func (s *Store) RollbackPolicy(ctx context.Context, action, actor, correlationID
 		var restoredPrev string
 		if cur.Previous != "" {
 			switch err := tx.QueryRowContext(ctx, `SELECT previous FROM policy_activations
-				WHERE action = ? AND hash = ? AND seq < ? AND status = 'superseded' ORDER BY seq DESC LIMIT 1`,
-				action, cur.Previous, seq).Scan(&restoredPrev); {
+				WHERE action = ? AND hash = ? AND at <= ? AND seq <> ? AND status = 'superseded' ORDER BY at DESC, seq DESC LIMIT 1`,
+				action, cur.Previous, micros(cur.At), seq).Scan(&restoredPrev); {
 			case errors.Is(err, sql.ErrNoRows):
 			case err != nil:
 				return err

@@ -3,6 +3,7 @@ package storetest
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"sort"
 	"testing"
@@ -280,6 +281,42 @@ func testPolicyActivation(t *testing.T, s store.Store) {
 	rolled := eventPayloads(t, s, store.EventPolicyRolledBack)
 	if len(rolled) != 2 || rolled[0]["rolled_back"] != v2.Hash || rolled[0]["hash"] != v1.Hash || rolled[1]["hash"] != "" {
 		t.Errorf("policy.rolled_back payloads = %v", rolled)
+	}
+	verifyChain(t, s)
+}
+
+// testPolicyRollbackAfterLateApproval: an activation approved after another was activated
+// (requested first, live last) rolls back to what was live before it, and on down the
+// chain by when versions went live, not by when they were requested.
+func testPolicyRollbackAfterLateApproval(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	var h [4]string
+	for i := 1; i <= 3; i++ {
+		v := policyVersion(fmt.Sprintf("late-v%d", i), baseTime().Add(time.Duration(i)*time.Minute))
+		mustPublish(t, s, v)
+		h[i] = v.Hash
+	}
+	const action = "onboarding"
+	activate := func(hash, actor string, approval bool) store.PolicyActivation {
+		t.Helper()
+		a, err := s.ActivatePolicy(ctx, store.PolicyActivation{Action: action, Hash: hash, Actor: actor}, approval, "")
+		if err != nil {
+			t.Fatalf("ActivatePolicy(%s): %v", hash, err)
+		}
+		return a
+	}
+	activate(h[1], "alice", false)
+	activate(h[2], "alice", false)
+	pending := activate(h[1], "dana", true) // requested while v2 is live
+	activate(h[3], "carl", false)
+	if _, err := s.ApproveActivation(ctx, pending.ID, "sam", ""); err != nil { // v1 goes live after v3
+		t.Fatalf("ApproveActivation: %v", err)
+	}
+	for _, want := range []string{h[3], h[2], h[1], ""} {
+		rb, err := s.RollbackPolicy(ctx, action, "carol", "")
+		if err != nil || rb.Hash != want {
+			t.Fatalf("rollback = %+v, %v; want %q live (chain v3, v2, v1, default)", rb, err, want)
+		}
 	}
 	verifyChain(t, s)
 }

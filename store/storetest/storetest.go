@@ -70,6 +70,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"AppendAudit", testAppendAudit},
 		{"PolicyPublish", testPolicyPublish},
 		{"PolicyActivation", testPolicyActivation},
+		{"PolicyRollbackAfterLateApproval", testPolicyRollbackAfterLateApproval},
 		{"PolicyShadow", testPolicyShadow},
 		{"ShadowAgreement", testShadowAgreement},
 		{"AuditChainAfterMixedWrites", testAuditChain},
