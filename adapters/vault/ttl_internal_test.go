@@ -6,8 +6,9 @@ import (
 	"time"
 )
 
-// A cached key is used for CacheTTL; past that, only while the store's erasure
-// announcements are heard, and never past HeardCacheTTL.
+// Without an erasure feed, a cached key is used for CacheTTL. With one, only while it is
+// delivering (a replica whose listener is reconnecting may be missing an erasure), and
+// never past HeardCacheTTL.
 func TestCacheTTLWhileErasuresAreHeard(t *testing.T) {
 	t0 := time.Date(2026, 12, 7, 15, 0, 0, 0, time.UTC)
 	v := New(nil, nil)
@@ -21,6 +22,7 @@ func TestCacheTTLWhileErasuresAreHeard(t *testing.T) {
 		{30 * time.Second, false, false, true},
 		{2 * time.Minute, false, false, false},
 		{2 * time.Minute, true, false, false}, // a feed that is not delivering
+		{1 * time.Second, true, false, false}, // not even a fresh key
 		{2 * time.Minute, true, true, true},
 		{14 * time.Minute, true, true, true},
 		{16 * time.Minute, true, true, false},

@@ -157,7 +157,8 @@ func (r *Ring) unwrap(k store.SubjectKey) ([]byte, error) {
 // yet seen an erasure may seal new data under the destroyed key for that long, and that
 // data is then unreadable. A store that announces erasures (postgres.Store's
 // OnSubjectKeysErased, wired to Forget and ForgetAll, and HearErasures) shortens that to
-// the announcement's delivery while it listens, and keys are then kept for HeardCacheTTL.
+// the announcement's delivery while it listens, and keys are then kept for HeardCacheTTL;
+// while it does not listen (reconnecting), cached keys are not used at all.
 // Opening always reads the key from the store, so nothing sealed can be read once an
 // erasure has committed.
 type Vault struct {
@@ -210,7 +211,17 @@ func (v *Vault) cachedAEAD(userID string, now time.Time) cipher.AEAD {
 	if !ok {
 		return nil
 	}
-	if age := now.Sub(c.at); age > v.ttl && (age > HeardCacheTTL || v.heard == nil || !v.heard()) {
+	switch age := now.Sub(c.at); {
+	case v.heard == nil:
+		if age > v.ttl {
+			return nil
+		}
+	case !v.heard():
+		// The store announces erasures but this replica is not hearing them now (its
+		// listener is reconnecting): one committed meanwhile by another replica would go
+		// unnoticed, so every key is read again until it hears (and forgets all) again.
+		return nil
+	case age > HeardCacheTTL:
 		return nil
 	}
 	a, err := newAEAD(c.dk)
