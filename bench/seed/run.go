@@ -33,7 +33,10 @@ type Options struct {
 
 // Stats summarizes a run.
 type Stats struct {
-	Decisions  int
+	Decisions int
+	// First and Last are the times of the first and last decision written: with few
+	// decisions, or campaigns that use the budget up, they span less than the days asked.
+	First, Last time.Time
 	ByScenario map[string]int
 	ByOutcome  map[string]int
 	Labels     map[string]int
@@ -159,6 +162,12 @@ func Run(ctx context.Context, cfg Config, set *engine.PolicySet, sink Sink, o Op
 				break
 			}
 			out = append(out, it.out)
+			if at := it.out.CreatedAt; st.First.IsZero() || at.Before(st.First) {
+				st.First = at
+			}
+			if at := it.out.CreatedAt; at.After(st.Last) {
+				st.Last = at
+			}
 			st.ByScenario[it.ev.Scenario]++
 			st.ByOutcome[it.out.Outcome]++
 			for _, l := range it.out.Labels {

@@ -133,8 +133,9 @@ func runSeed(ctx context.Context, args []string, getenv func(string) string, std
 		return fmt.Errorf("seed: %w", err)
 	}
 	el := time.Since(start)
-	fmt.Fprintf(stdout, "seeded %d decisions over %d days ending %s into %s in %s (%.0f decisions/s)\n",
-		stats.Decisions, *days, end.Format(time.RFC3339), dest, el.Round(time.Millisecond), float64(stats.Decisions)/el.Seconds())
+	fmt.Fprintf(stdout, "seeded %d decisions from %s to %s (asked: %d days ending %s) into %s in %s (%.0f decisions/s)\n",
+		stats.Decisions, stats.First.UTC().Format(time.RFC3339), stats.Last.UTC().Format(time.RFC3339), *days, end.Format(time.RFC3339),
+		dest, el.Round(time.Millisecond), float64(stats.Decisions)/el.Seconds())
 	fmt.Fprintf(stdout, "scenarios: %s\noutcomes:  %s\nlabels:    %s\n", counts(stats.ByScenario), counts(stats.ByOutcome), counts(stats.Labels))
 	return nil
 }
