@@ -37,9 +37,9 @@ type Stats struct {
 	// First and Last are the times of the first and last decision written: with few
 	// decisions, or campaigns that use the budget up, they span less than the days asked.
 	First, Last time.Time
-	ByScenario map[string]int
-	ByOutcome  map[string]int
-	Labels     map[string]int
+	ByScenario  map[string]int
+	ByOutcome   map[string]int
+	Labels      map[string]int
 }
 
 // response is the stored answer, shaped as POST /v1/decide answers.
