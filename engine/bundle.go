@@ -69,6 +69,9 @@ func (s *PolicySet) LoadedAt() time.Time { return s.loadedAt }
 type loadConfig struct {
 	celCostLimit uint64
 	data         map[string]any
+	// dataFiles are the bundle's data files, hashed into every policy's version: any
+	// policy may read them, and they change what it decides.
+	dataFiles map[string][]byte
 	now          func() time.Time
 }
 
@@ -127,11 +130,12 @@ func Load(fsys fs.FS, opts ...LoadOption) (*PolicySet, error) {
 		return nil, &LoadError{Problems: []Problem{{Message: "bundle holds no *.rego or *.cel.yaml policy"}}}
 	}
 	if len(dataFiles) > 0 {
-		data, probs := loadData(fsys, dataFiles)
+		data, contents, probs := loadData(fsys, dataFiles)
 		if len(probs) > 0 {
 			return nil, &LoadError{Problems: probs}
 		}
 		cfg.data = overlay(data, cfg.data) // WithData (a backtest sweep) wins over the files
+		cfg.dataFiles = contents
 	}
 	set := &PolicySet{policies: map[string]*Policy{}, loadedAt: cfg.now()}
 	add := func(p *Policy) {

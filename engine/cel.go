@@ -183,7 +183,7 @@ func loadCEL(fsys fs.FS, file string, cfg loadConfig) (*Policy, []Problem) {
 	p := &Policy{
 		Action:   spec.Action,
 		Version:  spec.Version,
-		Hash:     contentHash(map[string][]byte{file: b}),
+		Hash:     contentHash(hashedWithData(file, b, cfg.dataFiles)),
 		Language: LangCEL,
 		FailMode: fm,
 		Files:    []string{file},
@@ -425,4 +425,15 @@ func signalsMap(s *Signals) map[string]any {
 		"lists":       lists,
 		"unavailable": un,
 	}
+}
+
+// hashedWithData returns the files a CEL policy's hash covers: its file and the bundle's
+// data files.
+func hashedWithData(file string, b []byte, data map[string][]byte) map[string][]byte {
+	out := make(map[string][]byte, 1+len(data))
+	for f, d := range data {
+		out[f] = d
+	}
+	out[file] = b
+	return out
 }

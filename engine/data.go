@@ -26,12 +26,13 @@ func isDataFile(p string) bool {
 }
 
 // loadData reads the data files of a bundle and merges them into one document, each at its
-// directory's path. Every problem names its file: a file that does not parse, a document
+// directory's path, and returns their contents too (they are part of every policy's hash). Every problem names its file: a file that does not parse, a document
 // that is not an object, mapping keys that are not strings, or two files that give one key
 // different values.
-func loadData(fsys fs.FS, files []string) (map[string]any, []Problem) {
+func loadData(fsys fs.FS, files []string) (map[string]any, map[string][]byte, []Problem) {
 	var problems []Problem
 	root := map[string]any{}
+	contents := make(map[string][]byte, len(files))
 	owner := map[string]string{} // a merged path → the file that set it
 	for _, f := range files {
 		b, err := fs.ReadFile(fsys, f)
@@ -39,6 +40,7 @@ func loadData(fsys fs.FS, files []string) (map[string]any, []Problem) {
 			problems = append(problems, Problem{File: f, Message: fmt.Sprintf("read data file: %v", err)})
 			continue
 		}
+		contents[f] = b
 		doc, err := decodeData(f, b)
 		if err != nil {
 			problems = append(problems, Problem{File: f, Message: err.Error()})
@@ -75,7 +77,7 @@ func loadData(fsys fs.FS, files []string) (map[string]any, []Problem) {
 			}
 		}
 	}
-	return root, problems
+	return root, contents, problems
 }
 
 // mergeData merges src into dst: objects key by key, anything else only where dst has no

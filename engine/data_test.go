@@ -94,3 +94,27 @@ func TestDataFileProblems(t *testing.T) {
 		})
 	}
 }
+
+// TestDataFilesAreInTheVersionHash: data changes what a policy decides, so it changes the
+// hash the decision names, for Rego and CEL policies alike.
+func TestDataFilesAreInTheVersionHash(t *testing.T) {
+	hashes := func(extra map[string]string) (string, string) {
+		t.Helper()
+		set, err := engine.Load(bundle(extra))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, _ := set.Policy("payout")
+		l, _ := set.Policy("login")
+		return p.Hash, l.Hash
+	}
+	p0, l0 := hashes(nil)
+	p1, l1 := hashes(map[string]string{"data.json": `{"thresholds":{"payout":{"max_amount":100}}}`})
+	p2, l2 := hashes(map[string]string{"data.json": `{"thresholds":{"payout":{"max_amount":200}}}`})
+	if p0 == p1 || p1 == p2 || l0 == l1 || l1 == l2 {
+		t.Fatalf("hashes do not follow the data: payout %s %s %s, login %s %s %s", p0, p1, p2, l0, l1, l2)
+	}
+	if p3, l3 := hashes(map[string]string{"notes.json": `{"x":1}`}); p3 != p0 || l3 != l0 {
+		t.Fatal("a JSON file that is not data changed the hashes")
+	}
+}

@@ -91,6 +91,9 @@ func loadRego(fsys fs.FS, files []string, cfg loadConfig) ([]*Policy, []Problem)
 		for _, f := range fl {
 			hashed[f] = contents[f]
 		}
+		for f, b := range cfg.dataFiles {
+			hashed[f] = b
+		}
 		p := &Policy{Action: action, Hash: contentHash(hashed), Language: LangRego, FailMode: FailReview, Files: fl}
 		for _, f := range fl {
 			meta, probs := packageMetadata(f, modules[f])

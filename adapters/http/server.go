@@ -225,9 +225,15 @@ func (s *Server) limitBody(c *fiber.Ctx) error {
 // Fiber would decompress them when a handler reads the body, after the size limits have
 // been checked on the compressed bytes: a 61 KB gzip body became 60 MB in memory.
 // Decision and webhook bodies are a few kilobytes; compressing them gains nothing.
+// Every Content-Encoding header and every coding listed in one counts: Fiber decodes by
+// the last, so reading only the first let "identity" then "gzip" through.
 func identityEncoding(c *fiber.Ctx) error {
-	if enc := c.Get(fiber.HeaderContentEncoding); enc != "" && !strings.EqualFold(strings.TrimSpace(enc), "identity") {
-		return problemf(fiber.StatusUnsupportedMediaType, CodeUnsupportedMedia, "Content-Encoding is not accepted; send the body uncompressed")
+	for _, h := range c.Request().Header.PeekAll(fiber.HeaderContentEncoding) {
+		for coding := range strings.SplitSeq(string(h), ",") {
+			if coding = strings.TrimSpace(coding); coding != "" && !strings.EqualFold(coding, "identity") {
+				return problemf(fiber.StatusUnsupportedMediaType, CodeUnsupportedMedia, "Content-Encoding is not accepted; send the body uncompressed")
+			}
+		}
 	}
 	return c.Next()
 }

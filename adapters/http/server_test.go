@@ -742,3 +742,24 @@ func TestDevModeRefusesOtherOrigins(t *testing.T) {
 		t.Errorf("with a key from another origin: %d %s", r.status, r.body)
 	}
 }
+
+// TestContentEncodingInAnyHeader: a coding in any Content-Encoding header, or listed after
+// identity in one, is refused; Fiber would decode by the last one.
+func TestContentEncodingInAnyHeader(t *testing.T) {
+	e := newEnv(t, options{})
+	for _, codings := range [][]string{{"identity", "gzip"}, {"gzip", "identity"}, {"identity, gzip"}, {"identity", "identity, br"}} {
+		req := httptest.NewRequest("POST", "/v1/decide", strings.NewReader(gzipped(t, loginBody)))
+		req.Header.Set("Content-Type", "application/json")
+		for _, c := range codings {
+			req.Header.Add("Content-Encoding", c)
+		}
+		res, err := e.srv.App().Test(req, 10000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 415 {
+			t.Errorf("Content-Encoding %q: %d, want 415", codings, res.StatusCode)
+		}
+	}
+}
