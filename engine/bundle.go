@@ -72,7 +72,7 @@ type loadConfig struct {
 	// dataFiles are the bundle's data files, hashed into every policy's version: any
 	// policy may read them, and they change what it decides.
 	dataFiles map[string][]byte
-	now          func() time.Time
+	now       func() time.Time
 }
 
 // LoadOption configures Load.
