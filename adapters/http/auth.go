@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 )
@@ -40,30 +42,47 @@ type APIKey struct {
 // at least 16 characters. Only hashes are kept.
 func ParseAPIKeys(s string) ([]APIKey, error) {
 	var keys []APIKey
-	seen := map[string]bool{}
-	for _, ent := range strings.Split(s, ",") {
+	seen := map[string]int{}      // id → entry
+	secrets := map[[32]byte]int{} // secret hash → entry
+	for n, ent := range strings.Split(s, ",") {
+		// Errors name the entry by position, never by a field: an entry written
+		// secret:id:scopes would otherwise print its secret.
+		n++
 		ent = strings.TrimSpace(ent)
 		if ent == "" {
 			continue
 		}
 		parts := strings.Split(ent, ":")
 		if len(parts) != 3 || parts[0] == "" {
-			return nil, fmt.Errorf("api key entry %d: want id:secret:scopes", len(keys)+1)
+			return nil, fmt.Errorf("entry %d: want id:secret:scopes", n)
 		}
-		if len(parts[1]) < 16 {
-			return nil, fmt.Errorf("api key %q: secret must be at least 16 characters", parts[0])
+		id, secret := parts[0], parts[1]
+		switch {
+		case strings.ContainsFunc(secret, unicode.IsSpace):
+			return nil, fmt.Errorf("entry %d: the secret holds white space, which no client can send", n)
+		case utf8.RuneCountInString(secret) < 16:
+			return nil, fmt.Errorf("entry %d: the secret must be at least 16 characters", n)
 		}
-		if seen[parts[0]] {
-			return nil, fmt.Errorf("api key %q: duplicate id", parts[0])
+		if prev, dup := seen[id]; dup {
+			return nil, fmt.Errorf("entry %d: the same id as entry %d", n, prev)
 		}
-		seen[parts[0]] = true
-		k := APIKey{ID: parts[0], Hash: sha256.Sum256([]byte(parts[1]))}
+		seen[id] = n
+		k := APIKey{ID: id, Hash: sha256.Sum256([]byte(secret))}
+		// One secret under two ids would authenticate as one of them, with its scopes.
+		if prev, dup := secrets[k.Hash]; dup {
+			return nil, fmt.Errorf("entry %d: the same secret as entry %d", n, prev)
+		}
+		secrets[k.Hash] = n
 		for _, sc := range strings.Split(parts[2], "+") {
 			switch sc {
 			case ScopeDecide, ScopeLists, ScopeAdmin, ScopeVerify, ScopeReview, ScopePII, ScopeLabel:
 				k.Scopes = append(k.Scopes, sc)
 			default:
-				return nil, fmt.Errorf("api key %q: unknown scope %q (want decide, lists, verify, review, pii, label, admin)", parts[0], sc)
+				shown := ""
+				if len(sc) <= 12 && strings.IndexFunc(sc, func(r rune) bool { return r < 'a' || r > 'z' }) < 0 {
+					shown = fmt.Sprintf(" %q", sc) // a misspelt scope, not a misplaced secret
+				}
+				return nil, fmt.Errorf("entry %d: unknown scope%s (want decide, lists, verify, review, pii, label, admin)", n, shown)
 			}
 		}
 		keys = append(keys, k)

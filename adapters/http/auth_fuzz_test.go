@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 )
 
 // FuzzParseAPIKeys: any VERDICT_API_KEYS value is either refused with a one-line error
@@ -19,6 +21,10 @@ func FuzzParseAPIKeys(f *testing.F) {
 	f.Add("a:0123456789abcdef:root")
 	f.Add(":0123456789abcdef:decide")
 	f.Add("a:b:c:d")
+	f.Add("a:0123456789abcdef0123:decide,b:0123456789abcdef0123:admin") // one secret, two ids
+	f.Add("0123456789abcdef0123:a:decide")                              // secret and id swapped
+	f.Add("c: spacedsecret12345 :decide")
+	f.Add("é:éééééééééééééééé:decide")
 	f.Fuzz(func(t *testing.T, s string) {
 		keys, err := ParseAPIKeys(s)
 		if err != nil {
@@ -31,13 +37,15 @@ func FuzzParseAPIKeys(f *testing.F) {
 				if len(parts) != 3 || len(parts[1]) < 16 {
 					continue
 				}
-				// What the message may quote: the id and the scopes.
-				rest := strings.ReplaceAll(msg, strconv.Quote(parts[0]), "")
+				// What the message may quote: a scope.
+				rest := msg
 				for sc := range strings.SplitSeq(parts[2], "+") {
 					rest = strings.ReplaceAll(rest, strconv.Quote(sc), "")
 				}
-				if strings.Contains(rest, parts[1]) {
-					t.Fatalf("error %q shows the secret %q", msg, parts[1])
+				for _, secret := range parts[:2] { // either field, in case they were swapped
+					if len(secret) >= 16 && strings.Contains(rest, secret) {
+						t.Fatalf("error %q shows a secret %q", msg, secret)
+					}
 				}
 			}
 			return
@@ -49,7 +57,15 @@ func FuzzParseAPIKeys(f *testing.F) {
 			}
 		}
 		seen := map[string]bool{}
+		hashes := map[[32]byte]bool{}
 		for _, k := range keys {
+			if hashes[k.Hash] {
+				t.Fatalf("%q: two keys share a secret", s)
+			}
+			hashes[k.Hash] = true
+			if strings.ContainsFunc(written[k.ID], unicode.IsSpace) || utf8.RuneCountInString(written[k.ID]) < 16 {
+				t.Fatalf("%q: secret of %q accepted", s, k.ID)
+			}
 			if k.ID == "" || seen[k.ID] {
 				t.Fatalf("key id %q empty or repeated in %q", k.ID, s)
 			}
