@@ -102,7 +102,10 @@ func envFloat(getenv func(string) string, name string, def float64) float64 {
 func positiveDuration(name, s string) (time.Duration, error) {
 	d, err := time.ParseDuration(s)
 	if err != nil || d <= 0 {
-		return 0, usageError{msg: fmt.Sprintf("serve: --%s: %q is not a positive duration (e.g. 150ms)", name, s)}
+		if !strings.HasPrefix(name, "VERDICT_") {
+			name = "--" + name // a flag; an environment variable keeps its own name
+		}
+		return 0, usageError{msg: fmt.Sprintf("serve: %s: %q is not a positive duration (e.g. 150ms)", name, s)}
 	}
 	return d, nil
 }

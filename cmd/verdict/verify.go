@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -56,11 +57,13 @@ func setupVerifications(ctx context.Context, cfg serveConfig, getenv func(string
 			port = "8080"
 		}
 		public = "http://127.0.0.1:" + port
+	} else if pu, err := url.Parse(public); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" || pu.User != nil ||
+		pu.RawQuery != "" || pu.ForceQuery || strings.Contains(public, "#") || !validPort(pu.Port()) {
+		// Callback and upload URLs are built by appending paths to it: a query or a
+		// fragment would swallow them.
+		return nil, usageError{msg: "serve: VERDICT_PUBLIC_URL must be an absolute http(s) URL without credentials, query or fragment"}
 	}
-	pu, err := url.Parse(public)
-	if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
-		return nil, usageError{msg: "serve: VERDICT_PUBLIC_URL must be an absolute http(s) URL"}
-	}
+	var err error
 	ttl := 72 * time.Hour
 	if v := getenv("VERDICT_VERIFICATION_TTL"); v != "" {
 		if ttl, err = positiveDuration("VERDICT_VERIFICATION_TTL", v); err != nil {
@@ -201,4 +204,13 @@ func retentionNames(ps *retention.Policies) []string {
 		names = append(names, p.Name)
 	}
 	return names
+}
+
+// validPort reports whether p is empty (the scheme's port) or a TCP port number.
+func validPort(p string) bool {
+	if p == "" {
+		return true
+	}
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 1 && n <= 65535
 }
