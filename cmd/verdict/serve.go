@@ -226,7 +226,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 
 	if cfg.debugAddr != "" {
-		go serveDebug(bg, cfg.debugAddr, log)
+		// Listened on before the API, so that a bad or taken address stops the start
+		// instead of leaving a server without the profiler it was asked for.
+		dln, err := net.Listen("tcp", cfg.debugAddr)
+		if err != nil {
+			return fmt.Errorf("serve: --debug-addr: %w", err)
+		}
+		go serveDebug(bg, dln, log)
 	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
@@ -316,20 +322,20 @@ func reloadPolicies(dir string, running *engine.PolicySet) (*engine.PolicySet, e
 }
 
 // serveDebug serves the pprof handlers on their own listener, never on the API port.
-func serveDebug(ctx context.Context, addr string, log *slog.Logger) {
+func serveDebug(ctx context.Context, ln net.Listener, log *slog.Logger) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()
 		_ = srv.Close()
 	}()
-	log.Info("pprof serving", "addr", addr)
-	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	log.Info("pprof serving", "addr", ln.Addr().String())
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Error("pprof server", "err", err)
 	}
 }
