@@ -80,7 +80,7 @@ func checkPseudonymKey(ctx context.Context, ps *pii.Pseudonymizer, st store.KeyC
 		file, _ := filepath.Abs(filepath.Join(dataDir, "pseudonym.key"))
 		where += " is not set, and the key file " + file
 	}
-	return fmt.Errorf("%s: this is not the pseudonym key the store's decisions were written with: "+
+	return fmt.Errorf("%s: this is not the pseudonym key the store's first server recorded: "+
 		"IP pseudonyms would not match theirs; give every server the same key", where)
 }
 

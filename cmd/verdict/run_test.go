@@ -188,3 +188,22 @@ func TestHelpIsNotAnError(t *testing.T) {
 		t.Error("verdict version --json: accepted")
 	}
 }
+
+// TestFailedStartClaimsNoPseudonymKey: a start refused for a bad setting leaves the store
+// free to take the pseudonym key of the next, correct start.
+func TestFailedStartClaimsNoPseudonymKey(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{"VERDICT_PUBLIC_URL": "verdict.example.com"} // not absolute: refused
+	if _, _, err := runArgs(t, env, "serve", "--dev", "--addr", "127.0.0.1:0", "--data-dir", dir); err == nil {
+		t.Fatal("serve with a bad VERDICT_PUBLIC_URL started")
+	}
+	st, err := openStore(context.Background(), backendConfig{dataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	got, err := st.ClaimKeyCheck(context.Background(), "pseudonym", []byte("probe"))
+	if err != nil || string(got) != "probe" {
+		t.Fatalf("the failed start claimed the pseudonym key check: %q, %v", got, err)
+	}
+}

@@ -166,9 +166,6 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	if err := checkPseudonymKey(ctx, pseudonyms, st, cfg.dataDir, getenv); err != nil {
-		return fmt.Errorf("serve: %w", err)
-	}
 	if pg, ok := st.Store.(*postgres.Store); ok {
 		// Another replica's erasure drops the key from this one's sealing cache at once,
 		// so keys may be cached longer while announcements are heard.
@@ -237,6 +234,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return fmt.Errorf("serve: listen %s: %w", cfg.addr, err)
+	}
+	// The first server of a store records its pseudonym key for the others to match: last,
+	// once every setting has been checked and the address is ours, so that a start that
+	// fails anyway does not tie the store to a key no server will run with.
+	if err := checkPseudonymKey(ctx, pseudonyms, st, cfg.dataDir, getenv); err != nil {
+		ln.Close()
+		return fmt.Errorf("serve: %w", err)
 	}
 	if cfg.dev {
 		log.Warn("DEVELOPMENT MODE: authentication is OFF and every caller is admin; never expose this server")
