@@ -529,7 +529,7 @@ func TestServeRefusesAnotherPseudonymKey(t *testing.T) {
 	for _, tc := range []struct {
 		key, want string
 	}{
-		{p2, "VERDICT_PSEUDONYM_KEY: this is not the pseudonym key the store's decisions were written with"},
+		{p2, "VERDICT_PSEUDONYM_KEY: this is not the pseudonym key the store's first server recorded"},
 		{"", "VERDICT_PSEUDONYM_KEY is not set, and the key file " + filepath.Join(dir, "pseudonym.key") + ": this is not"},
 	} {
 		env["VERDICT_PSEUDONYM_KEY"] = tc.key
