@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -127,7 +129,14 @@ func openVelocity(ctx context.Context, cfg backendConfig) (signals.Velocity, str
 	defer cancel()
 	kind := "redis"
 	if err := v.Load(pctx); err != nil {
-		// Start anyway: decisions follow their fail mode until Redis answers.
+		// Redis answered, and refused: a setting (the database number, ACLs, a server
+		// without scripting) that waiting will not fix.
+		var reply goredis.Error
+		if errors.As(err, &reply) && !transientRedisReply(reply.Error()) {
+			client.Close()
+			return nil, "", nil, fmt.Errorf("VERDICT_REDIS_URL: redis refused: %v", reply)
+		}
+		// Unreachable: start anyway; decisions follow their fail mode until Redis answers.
 		kind = "redis (unreachable at start: " + err.Error() + ")"
 	}
 	return v, kind, func() { client.Close() }, nil
@@ -202,4 +211,15 @@ func backendFlags(fs *flag.FlagSet, c *backendConfig, getenv func(string) string
 	fs.StringVar(&c.dataDir, "data-dir", envOr(getenv, "VERDICT_DATA_DIR", "./data"), "embedded store directory, used when no database URL is set [VERDICT_DATA_DIR]")
 	c.databaseURL = getenv("VERDICT_DATABASE_URL")
 	c.redisURL = getenv("VERDICT_REDIS_URL")
+}
+
+// transientRedisReply reports whether an error reply means "not now" rather than "never":
+// a server loading its data set, busy with a script, or without a reachable master.
+func transientRedisReply(msg string) bool {
+	for _, p := range []string{"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -77,5 +78,30 @@ func TestRedisOptionsKeepTheURLs(t *testing.T) {
 	}
 	if _, err := redisOptions("http://x"); err == nil {
 		t.Error("redisOptions accepted an http URL")
+	}
+}
+
+// TestRedisRefusalStopsTheStart: a Redis that answers and refuses (a database index it does
+// not have) is a setting to fix, not an outage to wait out; one that cannot be reached is.
+func TestRedisRefusalStopsTheStart(t *testing.T) {
+	ctx := context.Background()
+	if _, _, _, err := openVelocity(ctx, backendConfig{redisURL: "redis://127.0.0.1:6379/99"}); err == nil || !strings.Contains(err.Error(), "DB index is out of range") {
+		t.Fatalf("database 99: %v, want the refusal", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	v, kind, closeV, err := openVelocity(ctx, backendConfig{redisURL: "redis://" + addr + "/0"})
+	if err != nil || v == nil || !strings.Contains(kind, "unreachable at start") {
+		t.Fatalf("unreachable Redis: %q, %v; want a start that waits for it", kind, err)
+	}
+	closeV()
+	for msg, want := range map[string]bool{"LOADING Redis is loading": true, "BUSY Redis is busy": true, "ERR DB index is out of range": false, "NOPERM": false} {
+		if got := transientRedisReply(msg); got != want {
+			t.Errorf("transientRedisReply(%q) = %v", msg, got)
+		}
 	}
 }
