@@ -110,9 +110,8 @@ func FromEnv(getenv func(string) string) (*Provider, error) {
 		c.APIToken = token
 	}
 	if base := strings.TrimSpace(getenv(EnvBaseURL)); base != "" {
-		u, err := url.Parse(base)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-			return nil, fmt.Errorf("onfido config: %s is not an absolute http(s) URL", EnvBaseURL)
+		if err := providers.CheckBaseURL(base); err != nil {
+			return nil, fmt.Errorf("onfido config: %s: %w", EnvBaseURL, err)
 		}
 		c.BaseURL = base
 	}

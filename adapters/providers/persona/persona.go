@@ -147,9 +147,8 @@ func FromEnv(getenv func(string) string) (*Provider, error) {
 		return nil, fmt.Errorf("persona: %s is set but %s is empty: inquiries cannot be created", EnvAPIKey, EnvTemplateID)
 	}
 	if v := strings.TrimSpace(getenv(EnvBaseURL)); v != "" {
-		u, err := url.Parse(v)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-			return nil, fmt.Errorf("persona: %s is not an absolute http(s) URL", EnvBaseURL)
+		if err := providers.CheckBaseURL(v); err != nil {
+			return nil, fmt.Errorf("persona: %s: %w", EnvBaseURL, err)
 		}
 		c.BaseURL = v
 	}

@@ -113,30 +113,11 @@ func FromEnv(getenv func(string) string) (*Provider, error) {
 		return nil, fmt.Errorf("sumsub: %s and %s need %s and %s", EnvBaseURL, EnvLevelName, EnvAppToken, EnvSecretKey)
 	}
 	if base != "" {
-		if err := checkBaseURL(base); err != nil {
+		if err := providers.CheckBaseURL(base); err != nil {
 			return nil, fmt.Errorf("sumsub: %s: %w", EnvBaseURL, err)
 		}
 	}
 	return New(Config{BaseURL: base, AppToken: token, SecretKey: key, LevelName: level, WebhookSecrets: secrets}), nil
-}
-
-func checkBaseURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil {
-		return errors.New("not a URL")
-	}
-	if u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return errors.New("want scheme://host[/path] without credentials, query or fragment")
-	}
-	switch u.Scheme {
-	case "https":
-		return nil
-	case "http":
-		if h := u.Hostname(); h == "localhost" || h == "127.0.0.1" || h == "::1" {
-			return nil
-		}
-	}
-	return errors.New("must be https (http only for localhost)")
 }
 
 // Name returns "sumsub".

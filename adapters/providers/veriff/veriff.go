@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -138,31 +137,11 @@ func FromEnv(getenv func(string) string) (*Provider, error) {
 			EnvSharedSecret, EnvWebhookSecret)
 	}
 	if base != "" {
-		if err := checkBaseURL(base); err != nil {
+		if err := providers.CheckBaseURL(base); err != nil {
 			return nil, fmt.Errorf("veriff: %s: %w", EnvBaseURL, err)
 		}
 	}
 	return New(Config{BaseURL: base, APIKey: key, SharedSecret: shared, WebhookSecrets: secrets}), nil
-}
-
-func checkBaseURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil {
-		return errors.New("not a URL")
-	}
-	if u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return errors.New("want an absolute URL without credentials, query or fragment, e.g. " + DefaultBaseURL)
-	}
-	switch u.Scheme {
-	case "https":
-		return nil
-	case "http":
-		switch u.Hostname() {
-		case "localhost", "127.0.0.1", "::1":
-			return nil
-		}
-	}
-	return errors.New("want https (http only for localhost)")
 }
 
 // Name returns "veriff".
