@@ -95,6 +95,12 @@ func FromEnv(getenv func(string) string) (*Provider, error) {
 	rawSecret := getenv(EnvWebhookSecret)
 	token := strings.TrimSpace(getenv(EnvAPIToken))
 	if strings.TrimSpace(rawSecret) == "" && token == "" {
+		// Settings of an adapter that is not enabled are a mistake to say, not to ignore.
+		for _, name := range []string{EnvWorkflowID, EnvBaseURL} {
+			if strings.TrimSpace(getenv(name)) != "" {
+				return nil, fmt.Errorf("onfido config: %s is set but neither %s nor %s: Onfido is not enabled", name, EnvWebhookSecret, EnvAPIToken)
+			}
+		}
 		return nil, nil
 	}
 	var c Config

@@ -444,6 +444,10 @@ func TestFromEnv(t *testing.T) {
 		{EnvAPIToken: testToken, EnvWorkflowID: "not-a-uuid"},
 		{EnvAPIToken: testToken, EnvWorkflowID: testWorkflowID, EnvBaseURL: "api.eu.onfido.com/v3.6"},
 		{EnvAPIToken: testToken, EnvWorkflowID: testWorkflowID, EnvBaseURL: "ftp://x"},
+		{EnvAPIToken: testToken, EnvWorkflowID: testWorkflowID, EnvBaseURL: "http://evil.example.com/v3.6"}, // token in clear
+		{EnvWebhookSecret: "x", EnvBaseURL: "https://user:pw@api.eu.onfido.com/v3.6"},
+		{EnvWorkflowID: testWorkflowID}, // a setting of an Onfido that is not enabled
+		{EnvBaseURL: "https://api.us.onfido.com/v3.6"},
 	}
 	for _, m := range bad {
 		p, err := FromEnv(env(m))

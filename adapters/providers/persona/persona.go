@@ -124,11 +124,20 @@ func FromEnv(getenv func(string) string) (*Provider, error) {
 	rawSecrets := getenv(EnvWebhookSecret)
 	key := strings.TrimSpace(getenv(EnvAPIKey))
 	secrets := providers.ParseSecrets(rawSecrets)
-	if len(secrets) == 0 && key == "" {
-		return nil, nil
+	if strings.TrimSpace(rawSecrets) != "" {
+		// ",,," holds no secret: say so, as the other adapters do, instead of turning
+		// Persona off without a word.
+		if _, err := providers.SecretsFromEnv(rawSecrets); err != nil {
+			return nil, fmt.Errorf("persona: %s %w", EnvWebhookSecret, err)
+		}
 	}
-	if _, err := providers.SecretsFromEnv(rawSecrets); err != nil && len(secrets) > 0 {
-		return nil, fmt.Errorf("persona: %s %w", EnvWebhookSecret, err)
+	if len(secrets) == 0 && key == "" {
+		for _, name := range []string{EnvTemplateID, EnvBaseURL} {
+			if strings.TrimSpace(getenv(name)) != "" {
+				return nil, fmt.Errorf("persona: %s is set but neither %s nor %s: Persona is not enabled", name, EnvWebhookSecret, EnvAPIKey)
+			}
+		}
+		return nil, nil
 	}
 	for _, s := range secrets {
 		if !printable(string(s)) {

@@ -472,9 +472,13 @@ func TestFromEnv(t *testing.T) {
 	if p != nil || err != nil {
 		t.Errorf("empty env: %v, %v", p, err)
 	}
+	// Settings of a Persona that is not enabled are refused, not ignored.
 	p, err = FromEnv(env(EnvBaseURL, "https://x.test", EnvTemplateID, testTemplate))
-	if p != nil || err != nil {
+	if p != nil || err == nil || !strings.Contains(err.Error(), "Persona is not enabled") {
 		t.Errorf("no secret nor key: %v, %v", p, err)
+	}
+	if p, err = FromEnv(env(EnvWebhookSecret, ",,,")); p != nil || err == nil {
+		t.Errorf("a secret list with no secret: %v, %v", p, err)
 	}
 
 	p, err = FromEnv(env(EnvWebhookSecret, " wbhsec_new , wbhsec_old "))
