@@ -45,6 +45,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve"}, map[string]string{"VERDICT_API_KEYS": "a:0123456789abcdef0123:decide,b:0123456789abcdef0123:admin"}, "entry 2: the same secret as entry 1"},
 		{[]string{"serve", "--dev", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir()}, map[string]string{"VERDICT_PUBLIC_URL": "https://v.example.com/api?tenant=1"}, "without credentials, query or fragment"},
 		{[]string{"serve", "--dev", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir()}, map[string]string{"VERDICT_VERIFICATION_TTL": "0"}, `VERDICT_VERIFICATION_TTL: "0" is not a positive duration`},
+		{[]string{"serve"}, map[string]string{"VERDICT_DEV": "yes"}, `VERDICT_DEV: "yes" is not a boolean`},
+		{[]string{"serve", "--dev", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir()}, map[string]string{"VERDICT_SANDBOX": "on"}, `VERDICT_SANDBOX: "on" is not a boolean`},
 		{[]string{"serve", "--dev", "--source-timeout", "1s"}, nil, "--source-timeout must not exceed"},
 		{[]string{"audit"}, nil, "missing subcommand"},
 		{[]string{"audit", "checkpoint"}, nil, "--private-key is required"},

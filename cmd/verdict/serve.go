@@ -46,12 +46,20 @@ type serveConfig struct {
 
 func parseServe(args []string, getenv func(string) string, stderr io.Writer) (serveConfig, error) {
 	var c serveConfig
+	migrate, err := envBool(getenv, "VERDICT_MIGRATE")
+	if err != nil {
+		return c, err
+	}
+	dev, err := envBool(getenv, "VERDICT_DEV")
+	if err != nil {
+		return c, err
+	}
 	fs := newFlagSet("serve", stderr)
 	fs.StringVar(&c.addr, "addr", envOr(getenv, "VERDICT_ADDR", ":8080"), "listen address [VERDICT_ADDR]")
 	backendFlags(fs, &c.backendConfig, getenv)
-	fs.BoolVar(&c.migrate, "migrate", getenv("VERDICT_MIGRATE") == "1" || getenv("VERDICT_MIGRATE") == "true", "apply Postgres migrations before serving [VERDICT_MIGRATE]")
+	fs.BoolVar(&c.migrate, "migrate", migrate, "apply Postgres migrations before serving [VERDICT_MIGRATE]")
 	fs.StringVar(&c.policiesDir, "policies", envOr(getenv, "VERDICT_POLICIES", ""), "policy bundle directory; default: the embedded bundle; SIGHUP reloads it [VERDICT_POLICIES]")
-	fs.BoolVar(&c.dev, "dev", getenv("VERDICT_DEV") == "1" || getenv("VERDICT_DEV") == "true", "development mode: NO AUTHENTICATION, every caller is admin [VERDICT_DEV]")
+	fs.BoolVar(&c.dev, "dev", dev, "development mode: NO AUTHENTICATION, every caller is admin [VERDICT_DEV]")
 	decide := fs.String("decide-timeout", envOr(getenv, "VERDICT_DECIDE_TIMEOUT", "150ms"), "overall deadline of one /v1/decide [VERDICT_DECIDE_TIMEOUT]")
 	source := fs.String("source-timeout", envOr(getenv, "VERDICT_SOURCE_TIMEOUT", "50ms"), "deadline of each signal source, inside the overall one [VERDICT_SOURCE_TIMEOUT]")
 	fs.StringVar(&c.debugAddr, "debug-addr", envOr(getenv, "VERDICT_DEBUG_ADDR", ""), "serve pprof on this address (e.g. 127.0.0.1:6060); off by default [VERDICT_DEBUG_ADDR]")
@@ -60,7 +68,6 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	if err := parseFlags(fs, args); err != nil {
 		return c, err
 	}
-	var err error
 	if c.decideTimeout, err = positiveDuration("decide-timeout", *decide); err != nil {
 		return c, err
 	}
@@ -97,6 +104,21 @@ func envFloat(getenv func(string) string, name string, def float64) float64 {
 		return -1
 	}
 	return f
+}
+
+// envBool reads a boolean environment variable: unset is false; 1, t, true (any case) and
+// 0, f, false are what they say; anything else ("yes") is refused rather than read as
+// false without a word.
+func envBool(getenv func(string) string, name string) (bool, error) {
+	v := strings.TrimSpace(getenv(name))
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, usageError{msg: fmt.Sprintf("serve: %s: %q is not a boolean (want 1 or true, 0 or false)", name, v)}
+	}
+	return b, nil
 }
 
 func positiveDuration(name, s string) (time.Duration, error) {

@@ -104,7 +104,11 @@ func setupVerifications(ctx context.Context, cfg serveConfig, getenv func(string
 		}
 	}
 	var sbx *sandbox.Provider
-	if cfg.dev || getenv("VERDICT_SANDBOX") == "1" || getenv("VERDICT_SANDBOX") == "true" {
+	sandboxOn, err := envBool(getenv, "VERDICT_SANDBOX")
+	if err != nil {
+		return nil, err
+	}
+	if cfg.dev || sandboxOn {
 		delay := time.Second
 		if v := getenv("VERDICT_SANDBOX_DELAY"); v != "" {
 			if delay, err = positiveDuration("VERDICT_SANDBOX_DELAY", v); err != nil {
