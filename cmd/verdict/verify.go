@@ -116,7 +116,11 @@ func setupVerifications(ctx context.Context, cfg serveConfig, getenv func(string
 				return nil, err
 			}
 		}
-		sbx = sandbox.New(sandbox.Config{Secrets: providers.ParseSecrets(getenv("VERDICT_SANDBOX_WEBHOOK_SECRET")), Delay: delay, Logger: log})
+		secrets, err := providers.SecretsFromEnv(getenv("VERDICT_SANDBOX_WEBHOOK_SECRET"))
+		if err != nil {
+			return nil, usageError{msg: "serve: VERDICT_SANDBOX_WEBHOOK_SECRET " + err.Error()}
+		}
+		sbx = sandbox.New(sandbox.Config{Secrets: secrets, Delay: delay, Logger: log})
 		ps = append(ps, sbx)
 		log.Warn("the sandbox identity provider is on: it approves sessions by itself; never enable it in production")
 	}
