@@ -209,3 +209,14 @@ func TestFailedStartClaimsNoPseudonymKey(t *testing.T) {
 		t.Fatalf("the failed start claimed the pseudonym key check: %q, %v", got, err)
 	}
 }
+
+func TestEveryTenSeconds(t *testing.T) {
+	var logged []int
+	f := everyTenSeconds(func(_ error, suppressed int) { logged = append(logged, suppressed) })
+	for range 5 {
+		f(errors.New("down"))
+	}
+	if len(logged) != 1 || logged[0] != 0 {
+		t.Fatalf("five failures in a row logged %v, want one line", logged)
+	}
+}

@@ -106,6 +106,23 @@ func envFloat(getenv func(string) string, name string, def float64) float64 {
 	return f
 }
 
+// everyTenSeconds passes on the first of a run of errors and then at most one per 10 s,
+// with the number left out since: a store that is down fails every lists refresh (every
+// 2 s), and the log should say so as it does for the store's other failures, once per
+// interval. Calls come from one goroutine.
+func everyTenSeconds(log func(err error, suppressed int)) func(error) {
+	var last time.Time
+	suppressed := 0
+	return func(err error) {
+		if now := time.Now(); now.Sub(last) >= 10*time.Second {
+			log(err, suppressed)
+			last, suppressed = now, 0
+			return
+		}
+		suppressed++
+	}
+}
+
 // envBool reads a boolean environment variable: unset is false; 1, t, true (any case) and
 // 0, f, false are what they say; anything else ("yes") is refused rather than read as
 // false without a word.
@@ -211,7 +228,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if rv, ok := vel.(*redis.Velocity); ok {
 		watchEvictionRisk(bg, rv, reg, log, evictionRiskEvery)
 	}
-	go lists.Run(bg, 2*time.Second, func(err error) { log.Warn("lists refresh failed", "err", err) })
+	go lists.Run(bg, 2*time.Second, everyTenSeconds(func(err error, suppressed int) {
+		log.Warn("lists refresh failed", "err", err, "suppressed", suppressed)
+	}))
 
 	// Against Postgres, concurrent decisions read their subjects' verifications together
 	// (one query per batch instead of one per decision); the embedded store reads in
