@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -245,7 +246,7 @@ func (s *Store) ApproveActivation(ctx context.Context, id, approver, correlation
 			return err
 		case got.Status != store.ActivationPending:
 			return fmt.Errorf("activation %q is %s, not pending: %w", id, got.Status, store.ErrNotFound)
-		case got.Actor == approver:
+		case strings.EqualFold(strings.TrimSpace(got.Actor), strings.TrimSpace(approver)): // "DANA" is dana
 			return fmt.Errorf("activation %q: %s requested it and cannot approve it: %w", id, approver, store.ErrConflict)
 		}
 		a = got

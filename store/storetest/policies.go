@@ -186,6 +186,9 @@ func testPolicyActivation(t *testing.T, s store.Store) {
 	if _, err := s.ApproveActivation(ctx, p.ID, "alice", ""); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("ApproveActivation by the requester = %v, want ErrConflict", err)
 	}
+	if _, err := s.ApproveActivation(ctx, p.ID, "ALICE", ""); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("ApproveActivation by the requester in upper case = %v, want ErrConflict", err)
+	}
 	if _, err := s.ApproveActivation(ctx, "no-such-activation", "bob", ""); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("ApproveActivation(unknown) = %v, want ErrNotFound", err)
 	}
