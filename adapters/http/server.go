@@ -300,6 +300,13 @@ const failureLogInterval = 10 * time.Second
 
 func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	ae := toProblem(err)
+	if requestID(c) == "" {
+		// A request refused by the transport before any handler ran (headers too large,
+		// a malformed request line) has no id yet; its answer still carries one.
+		id := s.newRequestID()
+		c.Locals(localsRequestID, id)
+		c.Set("X-Request-Id", id)
+	}
 	if ae.status >= 500 {
 		// The same failure on every request of a route (the store down under /readyz
 		// polls or reads) is logged once per interval, with the count left out.

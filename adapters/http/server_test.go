@@ -394,6 +394,18 @@ func TestOversizedBody(t *testing.T) {
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
 	assertProblem(t, resp{status: res.StatusCode, header: res.Header, body: b}, 413, httpapi.CodeBodyTooLarge)
+
+	// Headers too large are refused by the transport before any handler; the problem still
+	// carries a request id (assertProblem checks it).
+	req, _ := http.NewRequest("GET", "http://"+ln.Addr().String()+"/healthz", nil)
+	req.Header.Set("X-Big", strings.Repeat("b", 9000))
+	res2, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res2.Body.Close()
+	b2, _ := io.ReadAll(res2.Body)
+	assertProblem(t, resp{status: res2.StatusCode, header: res2.Header, body: b2}, 431, httpapi.CodeInvalidRequest)
 }
 
 func TestAuthScopes(t *testing.T) {
