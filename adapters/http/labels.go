@@ -115,7 +115,7 @@ func (s *Server) importLabels(c *fiber.Ctx) error {
 	case errors.Is(err, store.ErrNotFound):
 		ae := &apiError{status: fiber.StatusUnprocessableEntity, code: CodeUnknownDecision,
 			detail: "a line names a decision that does not exist; nothing was imported", cause: err}
-		if line := unknownDecisionLine(labels, lines, err); line > 0 {
+		if line := UnknownDecisionLine(labels, lines, err); line > 0 {
 			ae.fields = []FieldError{{Pointer: "/line/" + strconv.Itoa(line), Detail: "no decision with this id"}}
 		}
 		return ae
@@ -125,9 +125,9 @@ func (s *Server) importLabels(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"imported": len(labels), "created": created})
 }
 
-// unknownDecisionLine returns the first CSV line of the decision a store.ErrNotFound from
+// UnknownDecisionLine returns the first CSV line of the decision a store.ErrNotFound from
 // PutLabels names (quoted, as both stores do), or 0.
-func unknownDecisionLine(labels []store.OutcomeLabel, lines []int, err error) int {
+func UnknownDecisionLine(labels []store.OutcomeLabel, lines []int, err error) int {
 	msg := err.Error()
 	for i, l := range labels {
 		if strings.Contains(msg, strconv.Quote(l.DecisionID)) {
@@ -154,6 +154,12 @@ func (e *LabelsCSVError) Error() string { return fmt.Sprintf("line %d: %s", e.Li
 func ParseLabelsCSV(r io.Reader, actor string) ([]store.OutcomeLabel, error) {
 	labels, _, err := parseLabelsCSV(r, actor)
 	return labels, err
+}
+
+// ParseLabelsCSVLines is ParseLabelsCSV, also returning each label's line in the file (for
+// UnknownDecisionLine).
+func ParseLabelsCSVLines(r io.Reader, actor string) ([]store.OutcomeLabel, []int, error) {
+	return parseLabelsCSV(r, actor)
 }
 
 // parseLabelsCSV is ParseLabelsCSV, also returning each label's line.

@@ -10,6 +10,7 @@ import (
 	"os"
 
 	httpapi "github.com/verdict-engine/verdict/adapters/http"
+	"github.com/verdict-engine/verdict/store"
 )
 
 const labelsUsage = `Usage:
@@ -52,7 +53,7 @@ func runLabels(ctx context.Context, args []string, getenv func(string) string, s
 		return fmt.Errorf("labels import: %w", err)
 	}
 	defer f.Close()
-	labels, err := httpapi.ParseLabelsCSV(f, *actor)
+	labels, lines, err := httpapi.ParseLabelsCSVLines(f, *actor)
 	var ce *httpapi.LabelsCSVError
 	if errors.As(err, &ce) {
 		return fmt.Errorf("labels import: %s:%d: %s; nothing was imported", path, ce.Line, ce.Reason)
@@ -69,6 +70,11 @@ func runLabels(ctx context.Context, args []string, getenv func(string) string, s
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	created, err := st.PutLabels(ctx, labels, "cli-labels-"+hex.EncodeToString(b[:]))
+	if errors.Is(err, store.ErrNotFound) {
+		if line := httpapi.UnknownDecisionLine(labels, lines, err); line > 0 {
+			return fmt.Errorf("labels import: %s:%d: no decision with this id; nothing was imported", path, line)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("labels import: %s: %w; nothing was imported", path, err)
 	}

@@ -61,7 +61,7 @@ func TestLabelsImport(t *testing.T) {
 		want  string
 	}{
 		{"bad line", []string{"import", "--data-dir", dir, write("bad.csv", "decision_id,label,tags\nd1,legit,\nd2,stolen,\n")}, false, "bad.csv:3: label must be one of"},
-		{"unknown decision", []string{"import", "--data-dir", dir, write("unk.csv", "decision_id,label,tags\nd1,chargeback,\nd9,fraud,\n")}, false, `"d9"`},
+		{"unknown decision", []string{"import", "--data-dir", dir, write("unk.csv", "decision_id,label,tags\nd1,chargeback,\nd9,fraud,\n")}, false, "unk.csv:3: no decision with this id"},
 		{"missing file", []string{"import", "--data-dir", dir, filepath.Join(dir, "nope.csv")}, false, "no such file"},
 		{"no file", []string{"import", "--data-dir", dir}, true, "exactly one CSV file"},
 		{"two files", []string{"import", "--data-dir", dir, good, good}, true, "got 2 arguments"},
