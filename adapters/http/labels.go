@@ -128,6 +128,9 @@ func (s *Server) importLabels(c *fiber.Ctx) error {
 // UnknownDecisionLine returns the first CSV line of the decision a store.ErrNotFound from
 // PutLabels names (quoted, as both stores do), or 0.
 func UnknownDecisionLine(labels []store.OutcomeLabel, lines []int, err error) int {
+	if err == nil {
+		return 0
+	}
 	msg := err.Error()
 	for i, l := range labels {
 		if strings.Contains(msg, strconv.Quote(l.DecisionID)) {
