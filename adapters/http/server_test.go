@@ -775,3 +775,32 @@ func TestContentEncodingInAnyHeader(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenAPIListsEveryProblemCode: every stable code the server can answer with is in
+// the description's enum of Problem.code.
+func TestOpenAPIListsEveryProblemCode(t *testing.T) {
+	var doc struct {
+		Components struct {
+			Schemas struct {
+				Problem struct {
+					Properties struct {
+						Code struct {
+							Enum []string `json:"enum"`
+						} `json:"code"`
+					} `json:"properties"`
+				} `json:"Problem"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	e := newEnv(t, options{})
+	if err := json.Unmarshal(e.do(t, "GET", "/openapi.json", "").body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, code := range []string{httpapi.CodeUnknownProvider, httpapi.CodeWebhookRejected, httpapi.CodeInvalidState,
+		httpapi.CodeReviewClaimed, httpapi.CodeInvalidCSV, httpapi.CodeInvalidPolicy, httpapi.CodeSelfApproval,
+		httpapi.CodeUploadURLInvalid, httpapi.CodeUnknownVersion, httpapi.CodeEvidenceMismatch} {
+		if !slices.Contains(doc.Components.Schemas.Problem.Properties.Code.Enum, code) {
+			t.Errorf("Problem.code enum lacks %q", code)
+		}
+	}
+}
