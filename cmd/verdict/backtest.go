@@ -69,6 +69,9 @@ func runBacktest(ctx context.Context, args []string, getenv func(string) string,
 			return usageError{msg: "backtest: --until: " + err.Error()}
 		}
 	}
+	if o.warmup < 0 {
+		return usageError{msg: "backtest: --warmup must not be negative"}
+	}
 	if !o.since.IsZero() && !o.until.IsZero() && !o.until.After(o.since) {
 		return usageError{msg: "backtest: --until must be after --since"}
 	}
@@ -433,6 +436,10 @@ func runBacktestPipeline(ctx context.Context, o btOptions, src btSource, bar *pr
 				continue
 			}
 			at := it.rec.CreatedAt
+			if at.IsZero() && it.fileLine > 0 {
+				replayErr = fmt.Errorf("line %d is not a decision of an export: it has no id or created_at", it.fileLine)
+				break
+			}
 			if (!o.until.IsZero() && !at.Before(o.until)) || (!warmFrom.IsZero() && at.Before(warmFrom)) {
 				continue // out of range (export files hold everything)
 			}

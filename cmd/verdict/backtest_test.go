@@ -260,6 +260,7 @@ func TestBacktestRefusesAFileThatIsNotAnExport(t *testing.T) {
 		"not JSON":            {"not json\n", "line 1 is not a decision"},
 		"garbage after lines": {string(first) + "\n\n\x00\xff binary\n", "line 3 is not a decision"},
 		"JSON, no decision":   {"{}\n", "line 1 is not a decision"},
+		"no time, mid-file":   {string(first) + "\n" + `{"id":"x"}` + "\n", "line 2 is not a decision"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			f := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".jsonl")
@@ -277,6 +278,10 @@ func TestBacktestRefusesAFileThatIsNotAnExport(t *testing.T) {
 	if err := runBacktest(context.Background(), []string{"--policies", bundle, "--input", export, "--sweep", "payout.max_unverifed_amount=50:300:50"},
 		func(string) string { return "" }, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "mentions") {
 		t.Fatalf("sweep of a misspelt threshold: %v", err)
+	}
+	if err := runBacktest(context.Background(), []string{"--policies", bundle, "--input", export, "--warmup", "-5h"},
+		func(string) string { return "" }, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "--warmup must not be negative") {
+		t.Fatalf("negative --warmup: %v", err)
 	}
 	// A report path in no directory is refused before the replay.
 	var out, errb bytes.Buffer

@@ -80,13 +80,19 @@ type Tally struct {
 	sweep         []confusion
 	liveReviews   map[int64]int64 // UTC day (days since epoch) → reviews
 	candReviews   map[int64]int64
+	sweepReviews  []map[int64]int64 // per sweep value, as liveReviews
 	first, last   time.Time
 	unknownAction int64
 }
 
 // NewTally returns an empty Tally for a sweep of sweepN values (0: no sweep).
 func NewTally(sweepN int) *Tally {
-	return &Tally{sweepN: sweepN, sweep: make([]confusion, sweepN), liveReviews: map[int64]int64{}, candReviews: map[int64]int64{}}
+	t := &Tally{sweepN: sweepN, sweep: make([]confusion, sweepN), liveReviews: map[int64]int64{}, candReviews: map[int64]int64{},
+		sweepReviews: make([]map[int64]int64, sweepN)}
+	for i := range t.sweepReviews {
+		t.sweepReviews[i] = map[int64]int64{}
+	}
+	return t
 }
 
 func day(t time.Time) int64 { return int64(math.Floor(float64(t.Unix()) / 86400)) }
@@ -108,6 +114,9 @@ func (t *Tally) Add(r Row) {
 	for i, o := range r.Sweep {
 		if i < t.sweepN && o.Valid() {
 			t.sweep[i].add(o, r.Class)
+			if o == engine.Review {
+				t.sweepReviews[i][day(r.At)]++
+			}
 		}
 	}
 	if t.first.IsZero() || r.At.Before(t.first) {
@@ -130,6 +139,11 @@ func (t *Tally) Merge(o *Tally) {
 	for i := range t.sweep {
 		if i < len(o.sweep) {
 			t.sweep[i].merge(&o.sweep[i])
+		}
+		if i < len(o.sweepReviews) {
+			for d, n := range o.sweepReviews[i] {
+				t.sweepReviews[i][d] += n
+			}
 		}
 	}
 	for d, n := range o.liveReviews {
@@ -354,7 +368,7 @@ func (t *Tally) Report(sweep *Sweep) Report {
 				break
 			}
 			// Reviews per day of a sweep point are over the same days as the report.
-			p := SweepPoint{Value: v, Summary: summarize(&t.sweep[i], nil, r.Days)}
+			p := SweepPoint{Value: v, Summary: summarize(&t.sweep[i], t.sweepReviews[i], r.Days)}
 			sr.Points = append(sr.Points, p)
 			sr.Decisions = max(sr.Decisions, p.Outcomes.Total())
 		}

@@ -116,6 +116,7 @@ func TestReportRandom(t *testing.T) {
 	rep := tl.Report(sweep)
 	var tp, fp, fn, tn, blocks, sweepPayouts, sweepBlocks1 int64
 	days := map[int]int64{}
+	sweepDays := map[int]int64{} // reviews at the sweep's third value, by day
 	for _, row := range rows {
 		if row.Candidate == engine.Block {
 			blocks++
@@ -127,6 +128,9 @@ func TestReportRandom(t *testing.T) {
 			sweepPayouts++
 			if row.Sweep[1] == engine.Block {
 				sweepBlocks1++
+			}
+			if row.Sweep[2] == engine.Review {
+				sweepDays[row.At.YearDay()]++
 			}
 		}
 		flagged := row.Candidate >= engine.Review
@@ -153,7 +157,14 @@ func TestReportRandom(t *testing.T) {
 		t.Errorf("max reviews per day %d, want %d", rep.Candidate.MaxReviewsPerDay, maxDay)
 	}
 	if rep.Sweep == nil || len(rep.Sweep.Points) != 3 || rep.Sweep.Decisions != sweepPayouts || rep.Sweep.Points[1].Outcomes.Block != sweepBlocks1 {
-		t.Errorf("sweep %+v, want %d decisions, %d blocks at 2", rep.Sweep, sweepPayouts, sweepBlocks1)
+		t.Fatalf("sweep %+v, want %d decisions, %d blocks at 2", rep.Sweep, sweepPayouts, sweepBlocks1)
+	}
+	var maxSweepDay int64
+	for _, n := range sweepDays {
+		maxSweepDay = max(maxSweepDay, n)
+	}
+	if got := rep.Sweep.Points[2].MaxReviewsPerDay; got != maxSweepDay || got == 0 {
+		t.Errorf("sweep point 3: max reviews per day %d, want %d", got, maxSweepDay)
 	}
 }
 
