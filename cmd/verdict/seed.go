@@ -94,7 +94,7 @@ func runSeed(ctx context.Context, args []string, getenv func(string) string, std
 			}
 			results, err := st.WriteDecisions(ctx, recs)
 			if err != nil {
-				return fmt.Errorf("write decisions: %w", err)
+				return err // the store's error names the operation
 			}
 			for i, e := range results {
 				if e != nil {

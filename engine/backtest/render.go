@@ -72,7 +72,11 @@ func WriteText(w io.Writer, r Report, m Meta) error {
 		fmt.Fprintf(w, " (action %s)", m.Action)
 	}
 	if r.Decisions > 0 {
-		fmt.Fprintf(w, ", %s to %s (%d days)", r.From.UTC().Format("2006-01-02 15:04"), r.To.UTC().Format("2006-01-02 15:04"), r.Days)
+		unit := "days"
+		if r.Days == 1 {
+			unit = "day"
+		}
+		fmt.Fprintf(w, ", %s to %s (%d %s)", r.From.UTC().Format("2006-01-02 15:04"), r.To.UTC().Format("2006-01-02 15:04"), r.Days, unit)
 	}
 	fmt.Fprintf(w, "\nsource %s; %s earlier decisions replayed to warm the counters\n", m.Source, group(m.Warmup))
 	for cause, n := range m.Skipped {
