@@ -1,7 +1,10 @@
 package http
 
 import (
+	"strconv"
 	"time"
+
+	"github.com/gofiber/fiber/v2"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -18,6 +21,7 @@ type metrics struct {
 	sourceLatency   *prometheus.HistogramVec
 	sourceErrors    *prometheus.CounterVec
 	degraded        *prometheus.CounterVec
+	responses       *prometheus.CounterVec
 
 	// The label values known up front are resolved once, not per request.
 	parse, signals, evaluate, persist prometheus.Observer
@@ -49,6 +53,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		degraded: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "verdict_degraded_decisions_total", Help: "Decisions shaped by a fail mode, by action and cause.",
 		}, []string{"action", "cause"}),
+		responses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "verdict_http_responses_total", Help: "HTTP answers by route pattern (never the path itself) and status code.",
+		}, []string{"route", "code"}),
 	}
 	m.parse, m.signals = m.stage.WithLabelValues("parse"), m.stage.WithLabelValues("signals")
 	m.evaluate, m.persist = m.stage.WithLabelValues("evaluate"), m.stage.WithLabelValues("persist")
@@ -56,9 +63,32 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.lists = m.sourceLatency.WithLabelValues(signals.SourceLists)
 	m.verification = m.sourceLatency.WithLabelValues(signals.SourceVerification)
 	if reg != nil {
-		reg.MustRegister(m.decisionLatency, m.decisions, m.reasons, m.stage, m.sourceLatency, m.sourceErrors, m.degraded)
+		reg.MustRegister(m.decisionLatency, m.decisions, m.reasons, m.stage, m.sourceLatency, m.sourceErrors, m.degraded, m.responses)
 	}
 	return m
 }
 
 func seconds(d time.Duration) float64 { return d.Seconds() }
+
+// countResponses counts every answer by route pattern and status, so that an error rate
+// (refused bodies, auth failures, 5xx) can be alerted on. The route is the registered
+// pattern (/v1/decisions/:id), never the path, which can carry ids and list values; a
+// request no route matched is "unmatched".
+func (s *Server) countResponses(c *fiber.Ctx) error {
+	err := c.Next()
+	status := c.Response().StatusCode()
+	if err != nil {
+		status = toProblem(err).status // written by the error handler, after this returns
+	}
+	route := c.Route().Path
+	switch {
+	case status == fiber.StatusNotFound && (route == "/" || route == "" || route == "/v1"):
+		route = "unmatched"
+	case route == "/v1":
+		// Answered by the /v1 group's own checks (API key, body size and type) before
+		// any route of it ran.
+		route = "/v1/*"
+	}
+	s.metrics.responses.WithLabelValues(route, strconv.Itoa(status)).Inc()
+	return err
+}

@@ -143,7 +143,7 @@ var openapiDoc []byte
 
 func (s *Server) routes() {
 	a := s.app
-	a.Use(s.recoverer, s.requestContext, identityEncoding)
+	a.Use(s.countResponses, s.recoverer, s.requestContext, identityEncoding)
 
 	a.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	a.Get("/readyz", s.ready)

@@ -804,3 +804,38 @@ func TestOpenAPIListsEveryProblemCode(t *testing.T) {
 		}
 	}
 }
+
+// TestResponsesAreCounted: every answer is counted by route pattern and status, never by
+// the path, which can carry ids and list values.
+func TestResponsesAreCounted(t *testing.T) {
+	e := newEnv(t, options{})
+	e.do(t, "POST", "/v1/decide", loginBody)
+	e.do(t, "POST", "/v1/decide", loginBody, "Content-Type", "text/plain")
+	e.do(t, "GET", "/v1/decisions/0192f0c4-1d3e-7000-8000-000000000000", "")
+	e.do(t, "PUT", "/v1/lists/deny_user/entries/secret-user-id", "")
+	e.do(t, "GET", "/v1/nothing/here", "")
+	m := string(e.do(t, "GET", "/metrics", "").body)
+	for _, want := range []string{
+		`verdict_http_responses_total{code="200",route="/v1/decide"} 1`,
+		`verdict_http_responses_total{code="415",route="/v1/*"} 1`, // refused by the /v1 group's body check
+		`verdict_http_responses_total{code="404",route="unmatched"} 1`,
+		`verdict_http_responses_total{code="404",route="/v1/decisions/:id"} 1`,
+		`verdict_http_responses_total{code="201",route="/v1/lists/:list/entries/:value"} 1`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if testing.Verbose() {
+		for _, l := range strings.Split(m, "\n") {
+			if strings.HasPrefix(l, "verdict_http_responses_total") {
+				t.Log(l)
+			}
+		}
+	}
+	for _, leak := range []string{"secret-user-id", "0192f0c4", "/v1/nothing/here"} {
+		if strings.Contains(m, leak) {
+			t.Errorf("metrics carry %q", leak)
+		}
+	}
+}
