@@ -84,9 +84,9 @@ func (s *Server) countResponses(c *fiber.Ctx) error {
 	switch {
 	case status == fiber.StatusNotFound && (route == "/" || route == "" || route == "/v1"):
 		route = "unmatched"
-	case route == "/v1":
-		// Answered by the /v1 group's own checks (API key, body size and type) before
-		// any route of it ran.
+	case route == "/v1", route == "/", route == "":
+		// Answered by the checks in front of the routes (API key, body size, type and
+		// encoding) before any route ran.
 		route = "/v1/*"
 	}
 	s.metrics.responses.WithLabelValues(route, strconv.Itoa(status)).Inc()

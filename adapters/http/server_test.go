@@ -814,10 +814,11 @@ func TestResponsesAreCounted(t *testing.T) {
 	e.do(t, "GET", "/v1/decisions/0192f0c4-1d3e-7000-8000-000000000000", "")
 	e.do(t, "PUT", "/v1/lists/deny_user/entries/secret-user-id", "")
 	e.do(t, "GET", "/v1/nothing/here", "")
+	e.do(t, "POST", "/v1/decide", loginBody, "Content-Encoding", "gzip")
 	m := string(e.do(t, "GET", "/metrics", "").body)
 	for _, want := range []string{
 		`verdict_http_responses_total{code="200",route="/v1/decide"} 1`,
-		`verdict_http_responses_total{code="415",route="/v1/*"} 1`, // refused by the /v1 group's body check
+		`verdict_http_responses_total{code="415",route="/v1/*"} 2`, // refused by the body type and encoding checks
 		`verdict_http_responses_total{code="404",route="unmatched"} 1`,
 		`verdict_http_responses_total{code="404",route="/v1/decisions/:id"} 1`,
 		`verdict_http_responses_total{code="201",route="/v1/lists/:list/entries/:value"} 1`,
