@@ -134,14 +134,14 @@ func decodeData(name string, b []byte) (any, error) {
 	if err := yaml.Unmarshal(b, &v); err != nil {
 		return nil, fmt.Errorf("data file is not valid YAML: %v", err)
 	}
-	// YAML allows what JSON does not (non-string keys, timestamps); a JSON round trip
-	// keeps what OPA would see and refuses the rest.
-	v, err := jsonCompatible(v)
-	if err != nil {
-		return nil, fmt.Errorf("data file: %v", err)
-	}
+	// YAML allows what JSON does not: a JSON round trip keeps what OPA would see, and
+	// refuses a mapping with keys that are not strings (decoded as map[any]any).
 	j, err := json.Marshal(v)
-	if err != nil {
+	var typeErr *json.UnsupportedTypeError
+	switch {
+	case errors.As(err, &typeErr):
+		return nil, errors.New("data file: mapping keys must be strings")
+	case err != nil: // .nan, .inf
 		return nil, fmt.Errorf("data file: %v", err)
 	}
 	var out any
@@ -149,46 +149,6 @@ func decodeData(name string, b []byte) (any, error) {
 		return nil, fmt.Errorf("data file: %v", err)
 	}
 	return out, nil
-}
-
-// jsonCompatible converts YAML mappings with string keys to map[string]any and refuses
-// other keys.
-func jsonCompatible(v any) (any, error) {
-	switch x := v.(type) {
-	case map[string]any:
-		for k, e := range x {
-			c, err := jsonCompatible(e)
-			if err != nil {
-				return nil, err
-			}
-			x[k] = c
-		}
-		return x, nil
-	case map[any]any:
-		out := make(map[string]any, len(x))
-		for k, e := range x {
-			ks, ok := k.(string)
-			if !ok {
-				return nil, fmt.Errorf("mapping key %v is not a string", k)
-			}
-			c, err := jsonCompatible(e)
-			if err != nil {
-				return nil, err
-			}
-			out[ks] = c
-		}
-		return out, nil
-	case []any:
-		for i, e := range x {
-			c, err := jsonCompatible(e)
-			if err != nil {
-				return nil, err
-			}
-			x[i] = c
-		}
-		return x, nil
-	}
-	return v, nil
 }
 
 // overlay returns base with over laid on top, objects merged key by key and over winning

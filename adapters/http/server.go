@@ -257,9 +257,14 @@ func (s *Server) requestContext(c *fiber.Ctx) error {
 	} else {
 		id = string([]byte(id)) // fasthttp reuses the header buffer
 	}
+	setRequestID(c, id)
+	return c.Next()
+}
+
+// setRequestID names the request id for the handlers (requestID) and in the answer.
+func setRequestID(c *fiber.Ctx, id string) {
 	c.Locals(localsRequestID, id)
 	c.Set("X-Request-Id", id)
-	return c.Next()
 }
 
 const localsRequestID = "verdict.request_id"
@@ -303,9 +308,7 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	if requestID(c) == "" {
 		// A request refused by the transport before any handler ran (headers too large,
 		// a malformed request line) has no id yet; its answer still carries one.
-		id := s.newRequestID()
-		c.Locals(localsRequestID, id)
-		c.Set("X-Request-Id", id)
+		setRequestID(c, s.newRequestID())
 	}
 	if ae.status >= 500 {
 		// The same failure on every request of a route (the store down under /readyz

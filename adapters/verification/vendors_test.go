@@ -323,11 +323,7 @@ func TestVendorWebhooksEndToEnd(t *testing.T) {
 		}),
 	}
 
-	st, err := sqlite.Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openStore(t)
 	sealer := newVault(t, st)
 	// Every refusal audited, so that each refused delivery's event can be checked.
 	svc := verification.New(verification.Config{CallbackBase: "http://verdict.test", Now: clock.Now, RejectedAuditEvery: -1},
@@ -758,11 +754,7 @@ func TestVendorVeriffDecisionAfterDelayedProgressEvent(t *testing.T) {
 	ctx := context.Background()
 	clock := &vendorClock{}
 	t0 := time.Now().UTC().Truncate(time.Second).Add(-2 * time.Hour)
-	st, err := sqlite.Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openStore(t)
 	sealer := newVault(t, st)
 	p := veriff.New(veriff.Config{APIKey: vVeriffAPIKey, SharedSecret: vVeriffSecret, WebhookSecrets: providers.Secrets{[]byte(vVeriffSecret)}})
 	svc := verification.New(verification.Config{Now: clock.Now}, st, []providers.Provider{p}, nil, sealer)
@@ -798,11 +790,7 @@ func TestVendorVeriffDecisionAfterDelayedProgressEvent(t *testing.T) {
 // refused as malformed (which would make Persona retry them).
 func TestVendorPersonaEventWithoutInquiryIsAcknowledged(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openStore(t)
 	p := persona.New(persona.Config{WebhookSecrets: providers.Secrets{[]byte(vPersonaSecret)}})
 	svc := verification.New(verification.Config{}, st, []providers.Provider{p}, nil, newVault(t, st))
 	now := time.Now().UTC()

@@ -82,15 +82,22 @@ func newService(t *testing.T) (*verification.Service, *fakeProvider, *sqlite.Sto
 	return newServiceWith(t, verification.Config{CallbackBase: "http://verdict.test"})
 }
 
-// newServiceWith returns a service configured by cfg over a fresh embedded store, with the
-// fake provider.
-func newServiceWith(t *testing.T, cfg verification.Config) (*verification.Service, *fakeProvider, *sqlite.Store) {
+// openStore opens a fresh embedded store, closed when the test ends.
+func openStore(t *testing.T) *sqlite.Store {
 	t.Helper()
 	st, err := sqlite.Open(context.Background(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// newServiceWith returns a service configured by cfg over a fresh embedded store, with the
+// fake provider.
+func newServiceWith(t *testing.T, cfg verification.Config) (*verification.Service, *fakeProvider, *sqlite.Store) {
+	t.Helper()
+	st := openStore(t)
 	sealer := newVault(t, st)
 	p := &fakeProvider{secret: []byte("webhook-secret-for-tests")}
 	return verification.New(cfg, st, []providers.Provider{p}, nil, sealer), p, st
@@ -343,11 +350,7 @@ func TestCreateAfterPlaceholder(t *testing.T) {
 // counted in the metrics.
 func TestForgedWebhookFloodIsAuditedOncePerInterval(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openStore(t)
 	p := &fakeProvider{secret: []byte("webhook-secret-for-tests")}
 	now := time.Date(2026, 12, 7, 6, 0, 0, 0, time.UTC)
 	observed := map[string]int{}
@@ -428,11 +431,7 @@ func (f *failingAudit) AppendAudit(ctx context.Context, ev store.AuditEvent) err
 // are counted in the next one, and the store is not asked again until the interval is over.
 func TestRejectedWebhookAuditSurvivesAStoreOutage(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openStore(t)
 	fa := &failingAudit{Store: st, down: true}
 	now := time.Date(2026, 12, 7, 6, 0, 0, 0, time.UTC)
 	svc := verification.New(verification.Config{Now: func() time.Time { return now }},

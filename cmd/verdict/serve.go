@@ -68,10 +68,10 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	if err := parseFlags(fs, args); err != nil {
 		return c, err
 	}
-	if c.decideTimeout, err = positiveDuration("decide-timeout", *decide); err != nil {
+	if c.decideTimeout, err = positiveDuration("--decide-timeout", *decide); err != nil {
 		return c, err
 	}
-	if c.sourceTimeout, err = positiveDuration("source-timeout", *source); err != nil {
+	if c.sourceTimeout, err = positiveDuration("--source-timeout", *source); err != nil {
 		return c, err
 	}
 	if c.sourceTimeout > c.decideTimeout {
@@ -138,12 +138,11 @@ func envBool(getenv func(string) string, name string) (bool, error) {
 	return b, nil
 }
 
+// positiveDuration parses the duration setting name (a flag, "--decide-timeout", or an
+// environment variable) as a positive duration.
 func positiveDuration(name, s string) (time.Duration, error) {
 	d, err := time.ParseDuration(s)
 	if err != nil || d <= 0 {
-		if !strings.HasPrefix(name, "VERDICT_") {
-			name = "--" + name // a flag; an environment variable keeps its own name
-		}
 		return 0, usageError{msg: fmt.Sprintf("serve: %s: %q is not a positive duration (e.g. 150ms)", name, s)}
 	}
 	return d, nil

@@ -182,22 +182,14 @@ func keyFrom(value, path string, n int) ([]byte, error) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, err
 		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if errors.Is(err, os.ErrExist) {
+		err := writeNew(path, []byte(base64.StdEncoding.EncodeToString(k)+"\n"), 0o600)
+		if errors.Is(err, os.ErrExist) { // another process made it first: use theirs
 			return keyFrom("", path, n)
 		}
 		if err != nil {
 			return nil, err
 		}
-		if _, err := f.WriteString(base64.StdEncoding.EncodeToString(k) + "\n"); err != nil {
-			f.Close()
-			return nil, err
-		}
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return nil, err
-		}
-		return k, f.Close()
+		return k, nil
 	}
 	if err != nil {
 		return nil, err
