@@ -88,12 +88,13 @@ func (k kind) String() string {
 
 // harness runs the comparison.
 type harness struct {
-	cfg     config
-	log     io.Writer
-	root    string // module root
-	tmp     string
-	targets []*target
-	started time.Time
+	cfg      config
+	log      io.Writer
+	root     string // module root
+	tmp      string
+	targets  []*target
+	started  time.Time
+	building time.Duration // of the run, spent compiling Verdict and OPA (minutes on a cold build cache)
 
 	loadAvgStart string
 }
@@ -255,6 +256,8 @@ type binaries struct {
 func (h *harness) build(ctx context.Context) (*binaries, error) {
 	b := &binaries{verdict: filepath.Join(h.tmp, "verdict"), opa: filepath.Join(h.tmp, "opa"), floor: filepath.Join(h.tmp, "floor")}
 	h.logf("building ./cmd/verdict and OPA into %s", h.tmp)
+	start := time.Now()
+	defer func() { h.building = time.Since(start) }()
 	var wg sync.WaitGroup
 	goBuild := func(out, pkg string) error {
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)

@@ -20,18 +20,20 @@ import (
 
 // report is results.json; results.md renders it.
 type report struct {
-	Date       string            `json:"date"`
-	Command    string            `json:"command"`
-	Mode       string            `json:"mode"`
-	RunSeconds float64           `json:"run_seconds"`
-	Settings   settings          `json:"settings"`
-	Machine    machine           `json:"machine"`
-	LoadAvgEnd string            `json:"loadavg_at_end"`
-	GoVersion  string            `json:"go_version"`
-	Versions   map[string]string `json:"versions"`
-	Targets    []*targetReport   `json:"targets"`
-	Ratios     []ratio           `json:"ratios"`
-	Notes      []string          `json:"notes,omitempty"`
+	Date       string  `json:"date"`
+	Command    string  `json:"command"`
+	Mode       string  `json:"mode"`
+	RunSeconds float64 `json:"run_seconds"`
+	// BuildSeconds is the part of RunSeconds spent compiling Verdict and OPA.
+	BuildSeconds float64           `json:"build_seconds"`
+	Settings     settings          `json:"settings"`
+	Machine      machine           `json:"machine"`
+	LoadAvgEnd   string            `json:"loadavg_at_end"`
+	GoVersion    string            `json:"go_version"`
+	Versions     map[string]string `json:"versions"`
+	Targets      []*targetReport   `json:"targets"`
+	Ratios       []ratio           `json:"ratios"`
+	Notes        []string          `json:"notes,omitempty"`
 
 	rates []int
 }
@@ -134,6 +136,7 @@ func (h *harness) report(b *binaries) *report {
 	r.Ratios = ratios(r.Targets)
 	r.Notes = r.observations()
 	r.RunSeconds = math.Round(time.Since(h.started).Seconds())
+	r.BuildSeconds = math.Round(h.building.Seconds())
 	return r
 }
 
@@ -315,7 +318,7 @@ func (r *report) markdown() string {
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	p("# Verdict and OPA: decision throughput and latency\n\n")
-	p("- Date: %s (start; the run took %s)\n", r.Date, time.Duration(r.RunSeconds)*time.Second)
+	p("- Date: %s (start; the run took %s, of which %s compiling Verdict and OPA)\n", r.Date, time.Duration(r.RunSeconds)*time.Second, time.Duration(r.BuildSeconds)*time.Second)
 	p("- Machine: %d × %s (nproc %d), %.1f GiB RAM, Linux %s; load average %s at start, %s at end\n",
 		r.Machine.NProc, r.Machine.CPUModel, r.Machine.NProc, r.Machine.MemTotalGiB, r.Machine.Kernel, r.Machine.LoadAvg, r.LoadAvgEnd)
 	p("- Go %s; OPA %s; %s (git %s)\n", r.GoVersion, r.Versions["opa"], r.Versions["verdict"], r.Versions["git"])
