@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/verdict-engine/verdict/engine"
+	"github.com/verdict-engine/verdict/engine/pii"
 	"github.com/verdict-engine/verdict/signals/replay"
 	"github.com/verdict-engine/verdict/store"
 )
@@ -29,6 +30,12 @@ type Options struct {
 	Progress func(done int)
 	// Actor and CorrelationID are stamped on every record and label (default "seed").
 	Actor string
+	// Private makes the records as the live path does: personal data (the IP) leaves the
+	// stored snapshot, pseudonymised with Pseudonyms (or dropped when it is nil), and the
+	// removed values are handed to the writer in DecisionRecord.PIIPlain to be sealed.
+	// Without it the snapshot keeps the generated input whole (an export file).
+	Private    bool
+	Pseudonyms *pii.Pseudonymizer
 }
 
 // Stats summarizes a run.
@@ -140,7 +147,7 @@ func Run(ctx context.Context, cfg Config, set *engine.PolicySet, sink Sink, o Op
 			defer wg.Done()
 			for b := range work {
 				for i := range b.items {
-					decide(ctx, eng, set, &b.items[i], o.Actor)
+					decide(ctx, eng, set, &b.items[i], &o)
 				}
 				close(b.done)
 			}
@@ -197,7 +204,8 @@ func Run(ctx context.Context, cfg Config, set *engine.PolicySet, sink Sink, o Op
 }
 
 // decide evaluates one event as the live server would and fills it.out.
-func decide(ctx context.Context, eng *engine.Engine, set *engine.PolicySet, it *item, actor string) {
+func decide(ctx context.Context, eng *engine.Engine, set *engine.PolicySet, it *item, o *Options) {
+	actor := o.Actor
 	ev, in := &it.ev, it.in
 	p, ok := set.Policy(ev.Action)
 	if !ok {
@@ -214,10 +222,21 @@ func decide(ctx context.Context, eng *engine.Engine, set *engine.PolicySet, it *
 		d = engine.ApplyFailMode(d, p.FailMode, engine.CausePolicyError, true)
 		failMode = p.FailMode.String()
 	}
-	inJSON, err := json.Marshal(in)
+	snapshot, removed := *in, []pii.Field(nil)
+	if o.Private {
+		snapshot, removed = pii.Split(in, o.Pseudonyms)
+	}
+	inJSON, err := json.Marshal(&snapshot)
 	if err != nil {
 		it.err = fmt.Errorf("seed: encode input: %w", err)
 		return
+	}
+	var piiJSON []byte
+	if removed != nil {
+		if piiJSON, err = json.Marshal(removed); err != nil {
+			it.err = fmt.Errorf("seed: encode personal data: %w", err)
+			return
+		}
 	}
 	at := ev.At.UTC()
 	resp := response{DecisionID: it.id, Action: ev.Action, Outcome: d.Outcome, Score: d.Score, Reasons: d.Reasons, StepUp: d.StepUp,
@@ -233,7 +252,7 @@ func decide(ctx context.Context, eng *engine.Engine, set *engine.PolicySet, it *
 	}
 	rec := store.DecisionRecord{
 		ID: it.id, Action: ev.Action, SubjectID: ev.UserID, Outcome: d.Outcome.String(), Score: d.Score, ReasonCodes: codes,
-		PolicyVersion: d.Policy.Version, PolicyHash: d.Policy.Hash, FailMode: failMode, Input: inJSON, Response: respJSON,
+		PolicyVersion: d.Policy.Version, PolicyHash: d.Policy.Hash, FailMode: failMode, Input: inJSON, PIIPlain: piiJSON, Response: respJSON,
 		CreatedAt: at, Actor: actor, CorrelationID: "seed",
 	}
 	it.out = store.LabeledDecision{DecisionRecord: rec}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/verdict-engine/verdict/adapters/vault"
 	"github.com/verdict-engine/verdict/engine/backtest"
 )
 
@@ -289,5 +291,86 @@ func TestBacktestRefusesAFileThatIsNotAnExport(t *testing.T) {
 		func(string) string { return "" }, &out, &errb)
 	if err == nil || !strings.Contains(err.Error(), "no such directory") {
 		t.Fatalf("--json in a missing directory: %v", err)
+	}
+}
+
+// TestSeedStoresDecisionsAsTheServerDoes: seeded decisions keep no raw IP in the store, as
+// the server's do: the snapshot holds the IP's pseudonym and the raw value is sealed under
+// the subject's key, so a backtest on seeded history sees what it would see on real history.
+func TestSeedStoresDecisionsAsTheServerDoes(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	env := map[string]string{"VERDICT_DATA_DIR": data}
+	export := filepath.Join(dir, "history.jsonl")
+	common := []string{"--decisions", "300", "--days", "2", "--seed", "3", "--end", "2026-06-01"}
+	runOK(t, env, append([]string{"seed", "--out", export}, common...)...)
+	runOK(t, env, append([]string{"seed"}, common...)...)
+
+	raw, err := os.ReadFile(export)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	st, err := openStore(ctx, backendConfig{dataDir: data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	v, ps, err := openVault(ctx, data, func(string) string { return "" }, st, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ips := map[string]bool{}
+	for line := range bytes.Lines(raw) {
+		var l exportLine
+		var in struct {
+			Context struct {
+				IP string `json:"ip"`
+			} `json:"context"`
+		}
+		if err := json.Unmarshal(line, &l); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(l.Input, &in); err != nil || in.Context.IP == "" {
+			t.Fatalf("export line %s: no context.ip (%v)", l.ID, err)
+		}
+		ips[in.Context.IP] = true
+		rec, err := st.GetDecision(ctx, l.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(rec.Input, []byte(in.Context.IP)) {
+			t.Fatalf("decision %s: the stored snapshot holds the raw IP: %s", l.ID, rec.Input)
+		}
+		if want := `"ip":"` + ps.IP(in.Context.IP) + `"`; !bytes.Contains(rec.Input, []byte(want)) {
+			t.Fatalf("decision %s: the stored snapshot lacks %s: %s", l.ID, want, rec.Input)
+		}
+		plain, err := v.Open(ctx, rec.SubjectID, vault.DecisionAD(rec.ID), rec.PII)
+		if err != nil {
+			t.Fatalf("decision %s: open its sealed personal data: %v", l.ID, err)
+		}
+		if !bytes.Contains(plain, []byte(`"`+in.Context.IP+`"`)) {
+			t.Fatalf("decision %s: the sealed personal data lacks the raw IP: %s", l.ID, plain)
+		}
+	}
+	st.Close()
+	// Nothing at rest holds a raw IP: the database, its WAL, anything else in the data dir.
+	err = filepath.WalkDir(data, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for ip := range ips {
+			if bytes.Contains(b, []byte(ip)) {
+				t.Errorf("%s holds the raw IP %s", p, ip)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -65,7 +65,7 @@ const pseudonymCheckLabel = "verdict/v1 pseudonym key check"
 // checkPseudonymKey compares the pseudonym key's check value (the pseudonym of a fixed
 // label) with the one the store recorded when a server first started on it, recording it if
 // none is: a server with another key would write pseudonyms no other replica's match. Only
-// servers call it: a CLI command that writes no pseudonyms must not record its own key.
+// servers and seed call it: a command that writes no pseudonyms must not record its own key.
 func checkPseudonymKey(ctx context.Context, ps *pii.Pseudonymizer, st store.KeyChecks, dataDir string, getenv func(string) string) error {
 	check := []byte(ps.IP(pseudonymCheckLabel))
 	stored, err := st.ClaimKeyCheck(ctx, "pseudonym", check)

@@ -51,6 +51,7 @@ func runSeed(ctx context.Context, args []string, getenv func(string) string, std
 
 	var sink seed.Sink
 	var finish func() error
+	var opts seed.Options
 	dest := ""
 	if *out != "" {
 		f, err := os.Create(*out)
@@ -84,6 +85,17 @@ func runSeed(ctx context.Context, args []string, getenv func(string) string, std
 		if !ok {
 			return fmt.Errorf("seed: the %s store cannot store outcome labels", st.kind)
 		}
+		// Seeded decisions are stored as the server stores its own: the IP pseudonymised
+		// with the deployment's key, the raw value sealed under the subject's key.
+		vlt, pseudonyms, err := openVault(ctx, cfg.dataDir, getenv, st, false, nil)
+		if err != nil {
+			return fmt.Errorf("seed: %w", err)
+		}
+		if err := checkPseudonymKey(ctx, pseudonyms, st, cfg.dataDir, getenv); err != nil {
+			return fmt.Errorf("seed: %w", err)
+		}
+		opts.Private, opts.Pseudonyms = true, pseudonyms
+		writer := vlt.Writer(st)
 		corr := fmt.Sprintf("seed-%d", *seedN)
 		sink = func(ctx context.Context, batch []store.LabeledDecision) error {
 			recs := make([]store.DecisionRecord, len(batch))
@@ -92,7 +104,7 @@ func runSeed(ctx context.Context, args []string, getenv func(string) string, std
 				recs[i] = batch[i].DecisionRecord
 				ls = append(ls, batch[i].Labels...)
 			}
-			results, err := st.WriteDecisions(ctx, recs)
+			results, err := writer.WriteDecisions(ctx, recs)
 			if err != nil {
 				return err // the store's error names the operation
 			}
@@ -118,10 +130,9 @@ func runSeed(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	bar := newProgressBar(stderr, *progress, "seed")
 	start := time.Now()
-	stats, err := seed.Run(ctx, seed.Config{Decisions: *n, Days: *days, End: end, Seed: *seedN}, set, sink, seed.Options{
-		BatchSize: *batchSize,
-		Progress:  func(done int) { bar.update(float64(done)/float64(*n), int64(done)) },
-	})
+	opts.BatchSize = *batchSize
+	opts.Progress = func(done int) { bar.update(float64(done)/float64(*n), int64(done)) }
+	stats, err := seed.Run(ctx, seed.Config{Decisions: *n, Days: *days, End: end, Seed: *seedN}, set, sink, opts)
 	bar.done()
 	if err == nil {
 		err = finish()
