@@ -92,6 +92,7 @@ type Event struct {
 	// Score is 0..100 when the vendor gives one.
 	Score *float64
 	// ReasonCodes are normalized (UPPER_SNAKE) reasons, e.g. DOCUMENT_EXPIRED, FACE_MISMATCH.
+	// nil with a new Status clears the session's reasons; nil with its current one keeps them.
 	ReasonCodes []string
 	// OccurredAt is the vendor's own time for the event; an event older than the session's
 	// last applied one is not applied.

@@ -472,3 +472,36 @@ func TestRetentionPolicyOfNewSessions(t *testing.T) {
 		t.Fatalf("a policy the file does not define: %v", err)
 	}
 }
+
+// TestWebhookReasonsBelongToTheirStatus: reasons describe the result they came with. An
+// approval without reasons after a review clears the review's reasons (policies would
+// otherwise read an approved session with ID_EXPIRED); an event repeating the current
+// status without reasons keeps them.
+func TestWebhookReasonsBelongToTheirStatus(t *testing.T) {
+	ctx := context.Background()
+	svc, p, st := newService(t)
+	c, err := svc.Create(ctx, verification.CreateRequest{UserID: "u1", Provider: "fake", Actor: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, t0 := c.Verification.ProviderRef, time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	step := func(id, status string, codes []string, at time.Duration, want []string) {
+		t.Helper()
+		h, b := p.deliver(providers.Event{ID: id, ProviderRef: ref, Status: status, ReasonCodes: codes, OccurredAt: t0.Add(at)})
+		if r, err := svc.HandleWebhook(ctx, "fake", h, b, "corr"); err != nil || !r.Applied {
+			t.Fatalf("%s: %+v %v", id, r, err)
+		}
+		v, err := st.GetVerification(ctx, c.Verification.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.Status != status || !slices.Equal(v.ReasonCodes, want) {
+			t.Fatalf("after %s: status %s reasons %q, want %s %q", id, v.Status, v.ReasonCodes, status, want)
+		}
+	}
+	step("e1", store.StatusNeedsResubmission, []string{"DOCUMENT_IMAGE_QUALITY"}, time.Minute, []string{"DOCUMENT_IMAGE_QUALITY"})
+	step("e2", store.StatusSubmitted, nil, 2*time.Minute, []string{})
+	step("e3", store.StatusPendingReview, []string{"ID_EXPIRED"}, 3*time.Minute, []string{"ID_EXPIRED"})
+	step("e4", store.StatusPendingReview, nil, 4*time.Minute, []string{"ID_EXPIRED"})
+	step("e5", store.StatusApproved, nil, 5*time.Minute, []string{})
+}

@@ -161,12 +161,19 @@ func (s *Service) HandleWebhook(ctx context.Context, provider string, h provider
 		if skip != "" {
 			return errSkip
 		}
+		changed := v.Status != ev.Status
 		v.Status = ev.Status
 		if ev.Score != nil && !math.IsNaN(*ev.Score) && !math.IsInf(*ev.Score, 0) {
 			v.Score = math.Max(0, math.Min(100, *ev.Score))
 		}
-		if ev.ReasonCodes != nil {
+		switch {
+		case ev.ReasonCodes != nil:
 			v.ReasonCodes = normalizeReasons(ev.ReasonCodes)
+		case changed:
+			// Reasons describe the result they came with: an approval after a review or a
+			// rejection for resubmission must not carry that result's reasons into
+			// policies. An event that repeats the status without reasons keeps them.
+			v.ReasonCodes = []string{}
 		}
 		if !ev.OccurredAt.IsZero() {
 			v.LastEventAt = ev.OccurredAt.UTC().Truncate(time.Microsecond)

@@ -64,11 +64,13 @@ type Config struct {
 	APIVersion string
 	// HostedFlowURL is the base of Session.ClientURL; default DefaultHostedFlowURL.
 	HostedFlowURL string
-	// ApproveOnCompleted maps inquiry "completed" to approved instead of submitted. Persona
-	// marks an inquiry completed when every required verification check passed; set this
-	// only when the template has no post-inquiry decisioning (workflows or manual review),
-	// since approved is final and a later inquiry.declined or marked-for-review would then
-	// be refused by the session state machine.
+	// ApproveOnCompleted maps inquiry "completed" to approved instead of submitted, and
+	// "failed" to rejected instead of pending_review. Persona marks an inquiry completed
+	// when every required verification check passed and failed when one failed (the user
+	// cannot go on); either may still be decisioned by a post-inquiry workflow or a member
+	// (approved, declined, needs_review). Set this only when the template has no post-inquiry
+	// decisioning, since approved and rejected are final and a later decision would then be
+	// refused by the session state machine.
 	ApproveOnCompleted bool
 
 	Timeout    time.Duration // per attempt; default 10 s
@@ -323,8 +325,10 @@ const (
 )
 
 // StatusFromInquiry maps an inquiry's attributes.status to a canonical status; "" for a
-// status this adapter does not know. completed maps to submitted, or to approved when
-// approveOnCompleted is set (see Config.ApproveOnCompleted).
+// status this adapter does not know. completed maps to submitted and failed to
+// pending_review (a decision may still follow at Persona; until then a reviewer here can
+// decide), or to approved and rejected when approveOnCompleted is set (see
+// Config.ApproveOnCompleted).
 func StatusFromInquiry(status string, approveOnCompleted bool) string {
 	switch status {
 	case inqCreated:
@@ -337,7 +341,10 @@ func StatusFromInquiry(status string, approveOnCompleted bool) string {
 		}
 		return store.StatusSubmitted
 	case inqFailed:
-		return store.StatusRejected
+		if approveOnCompleted {
+			return store.StatusRejected
+		}
+		return store.StatusPendingReview
 	case inqExpired:
 		return store.StatusExpired
 	case inqNeedsReview:

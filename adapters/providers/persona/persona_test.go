@@ -330,7 +330,8 @@ func TestStatusMapsEveryDocumentedStatus(t *testing.T) {
 		{"completed", "", false, providers.Update{Status: store.StatusSubmitted, OccurredAt: ts("2024-03-15T18:34:00Z")}},
 		{"completed", "", true, providers.Update{Status: store.StatusApproved, OccurredAt: ts("2024-03-15T18:34:00Z")}},
 		// failed-at is null in the fixture: updated-at dates it.
-		{"failed", "", false, providers.Update{Status: store.StatusRejected, ReasonCodes: []string{"INQUIRY_FAILED"}, OccurredAt: ts("2024-03-15T18:40:00Z")}},
+		{"failed", "", false, providers.Update{Status: store.StatusPendingReview, ReasonCodes: []string{"INQUIRY_FAILED"}, OccurredAt: ts("2024-03-15T18:40:00Z")}},
+		{"failed", "", true, providers.Update{Status: store.StatusRejected, ReasonCodes: []string{"INQUIRY_FAILED"}, OccurredAt: ts("2024-03-15T18:40:00Z")}},
 		{"expired", "", false, providers.Update{Status: store.StatusExpired, ReasonCodes: []string{"INQUIRY_EXPIRED"}, OccurredAt: ts("2024-03-16T18:30:00Z")}},
 		{"needs_review", "", false, providers.Update{Status: store.StatusPendingReview, ReasonCodes: []string{"INQUIRY_MARKED_FOR_REVIEW"}, OccurredAt: ts("2024-03-15T18:36:00Z")}},
 		{"approved", failedChecks, false, providers.Update{Status: store.StatusApproved, OccurredAt: ts("2024-03-15T18:35:00Z")}},
@@ -528,7 +529,7 @@ func TestFromEnv(t *testing.T) {
 func TestStatusTables(t *testing.T) {
 	for name, want := range map[string]string{
 		"inquiry.created": store.StatusInitiated, "inquiry.started": store.StatusCapturing,
-		"inquiry.completed": store.StatusSubmitted, "inquiry.failed": store.StatusRejected,
+		"inquiry.completed": store.StatusSubmitted, "inquiry.failed": store.StatusPendingReview,
 		"inquiry.expired": store.StatusExpired, "inquiry.marked-for-review": store.StatusPendingReview,
 		"inquiry.approved": store.StatusApproved, "inquiry.declined": store.StatusRejected,
 		"inquiry.transitioned": "", "inquiry.redacted": "", "inquiry.updated-tags": "",
@@ -543,6 +544,9 @@ func TestStatusTables(t *testing.T) {
 	}
 	if got := StatusFromEvent("inquiry.completed", true); got != store.StatusApproved {
 		t.Errorf("completed with ApproveOnCompleted = %q", got)
+	}
+	if got := StatusFromEvent("inquiry.failed", true); got != store.StatusRejected {
+		t.Errorf("failed with ApproveOnCompleted = %q", got)
 	}
 }
 

@@ -188,7 +188,7 @@ func TestVerifyWebhookEveryInquiryEvent(t *testing.T) {
 		{"inquiry.created", store.StatusInitiated, nil},
 		{"inquiry.started", store.StatusCapturing, nil},
 		{"inquiry.completed", store.StatusSubmitted, nil},
-		{"inquiry.failed", store.StatusRejected, []string{"INQUIRY_FAILED"}},
+		{"inquiry.failed", store.StatusPendingReview, []string{"INQUIRY_FAILED"}},
 		{"inquiry.expired", store.StatusExpired, []string{"INQUIRY_EXPIRED"}},
 		{"inquiry.marked-for-review", store.StatusPendingReview, []string{"INQUIRY_MARKED_FOR_REVIEW"}},
 		{"inquiry.approved", store.StatusApproved, nil},

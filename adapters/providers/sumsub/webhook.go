@@ -38,9 +38,10 @@ const maxPayload = 1 << 20
 // configured secret, and only then parses the body. A missing digest wraps
 // providers.ErrMissingSignature; an unknown algorithm, a mismatch or no configured secret wrap
 // providers.ErrBadSignature; a body that is not a Sumsub applicant webhook wraps
-// providers.ErrMalformedPayload. Sumsub signs no timestamp, so now is used only when the
-// payload carries no createdAtMs; replays are recognised by Event.ID.
-func (p *Provider) VerifyWebhook(h providers.Header, body []byte, now time.Time) (providers.Event, error) {
+// providers.ErrMalformedPayload. Sumsub signs no timestamp; an event without createdAtMs has
+// no OccurredAt (it is applied whatever the session's last event time); replays are
+// recognised by Event.ID.
+func (p *Provider) VerifyWebhook(h providers.Header, body []byte, _ time.Time) (providers.Event, error) {
 	digest := strings.TrimSpace(h.Get(HeaderDigest))
 	if digest == "" {
 		return providers.Event{}, fmt.Errorf("sumsub webhook: %s: %w", HeaderDigest, providers.ErrMissingSignature)
@@ -59,7 +60,7 @@ func (p *Provider) VerifyWebhook(h providers.Header, body []byte, now time.Time)
 	if !providers.MatchHexHMAC(alg, p.cfg.WebhookSecrets, body, digest) {
 		return providers.Event{}, fmt.Errorf("sumsub webhook: %w", providers.ErrBadSignature)
 	}
-	ev, err := parsePayload(body, now)
+	ev, err := parsePayload(body)
 	if err != nil {
 		return providers.Event{}, fmt.Errorf("sumsub webhook: %w", err)
 	}
@@ -92,7 +93,7 @@ func malformed(format string, args ...any) error {
 
 // parsePayload turns a verified body into an Event. Errors wrap providers.ErrMalformedPayload
 // and quote no body content.
-func parsePayload(body []byte, now time.Time) (providers.Event, error) {
+func parsePayload(body []byte) (providers.Event, error) {
 	if len(body) > maxPayload {
 		return providers.Event{}, malformed("body over %d bytes", maxPayload)
 	}
@@ -122,7 +123,9 @@ func parsePayload(body []byte, now time.Time) (providers.Event, error) {
 	if created == "" {
 		created = pl.CreatedAt
 	}
-	occurred := now.UTC()
+	// Without a time of Sumsub's own the event is not ordered against others: dating it
+	// now would make a later delivery of an earlier-dated result look stale.
+	var occurred time.Time
 	if created != "" {
 		t, err := parseCreatedAt(created)
 		if err != nil {
