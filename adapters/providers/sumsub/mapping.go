@@ -36,9 +36,10 @@ func reviewOutcome(answer, rejectType string) (status string, ok bool) {
 }
 
 // eventStatus maps a webhook's type (and, for applicantReviewed, its review result) to a
-// canonical status. Types that say nothing about the applicant's own verification (tags,
-// personal info, level changes, applicant actions, video ident, reset, deactivation, ...)
-// map to "". fetch is true for an applicantReviewed whose answer is missing or unknown: the
+// canonical status. applicantReset (status back to init, every document deactivated and
+// every completed step reset: the person must go through verification again) is
+// needs_resubmission. Types that say nothing about the applicant's own verification (tags,
+// personal info, level changes, applicant actions, video ident, deactivation, ...) map to "". fetch is true for an applicantReviewed whose answer is missing or unknown: the
 // session changed but the payload does not say how.
 func eventStatus(typ, answer, rejectType string) (status string, fetch bool) {
 	switch typ {
@@ -48,6 +49,8 @@ func eventStatus(typ, answer, rejectType string) (status string, fetch bool) {
 		return store.StatusSubmitted, false
 	case "applicantOnHold":
 		return store.StatusPendingReview, false
+	case "applicantReset":
+		return store.StatusNeedsResubmission, false
 	case "applicantReviewed":
 		if s, ok := reviewOutcome(answer, rejectType); ok {
 			return s, false

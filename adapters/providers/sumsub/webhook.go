@@ -143,11 +143,17 @@ func parsePayload(body []byte) (providers.Event, error) {
 		OccurredAt:  occurred,
 		Fetch:       fetch,
 	}
-	if pl.Type == "applicantReviewed" && rr.ReviewAnswer == answerRed {
+	switch {
+	case pl.Type == "applicantReviewed" && rr.ReviewAnswer == answerRed:
 		ev.ReasonCodes = reasonCodes(rr.RejectLabels)
+	case pl.Type == "applicantReset":
+		ev.ReasonCodes = []string{codeApplicantReset}
 	}
 	return ev, nil
 }
+
+// codeApplicantReset is the reason of a session whose applicant Sumsub reset.
+const codeApplicantReset = "APPLICANT_RESET"
 
 // checkID rejects identifiers that are too long or carry control or invalid characters, so
 // nothing odd reaches records and logs.

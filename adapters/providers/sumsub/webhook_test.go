@@ -262,8 +262,10 @@ func TestWebhookMapping(t *testing.T) {
 		{"pending", simple("applicantPending", "pending"), providers.Event{Type: "applicantPending", ProviderRef: "5cb56e8e0a975a35f333cb83", UserID: "user-42", Status: store.StatusSubmitted, OccurredAt: other}},
 		{"prechecked", simple("applicantPrechecked", "prechecked"), providers.Event{Type: "applicantPrechecked", ProviderRef: "5cb56e8e0a975a35f333cb83", UserID: "user-42", Status: store.StatusSubmitted, OccurredAt: other}},
 		{"on hold", simple("applicantOnHold", "onHold"), providers.Event{Type: "applicantOnHold", ProviderRef: "5cb56e8e0a975a35f333cb83", UserID: "user-42", Status: store.StatusPendingReview, OccurredAt: other}},
+		{"reset", simple("applicantReset", "init"), providers.Event{Type: "applicantReset", ProviderRef: "5cb56e8e0a975a35f333cb83", UserID: "user-42",
+			Status: store.StatusNeedsResubmission, ReasonCodes: []string{"APPLICANT_RESET"}, OccurredAt: other}},
 	}
-	for _, typ := range []string{"applicantReset", "applicantPersonalInfoChanged", "applicantActionPending", "applicantActionReviewed",
+	for _, typ := range []string{"applicantPersonalInfoChanged", "applicantActionPending", "applicantActionReviewed",
 		"applicantActionOnHold", "applicantTagsChanged", "applicantLevelChanged", "applicantActivated", "applicantDeactivated",
 		"applicantDeleted", "applicantWorkflowCompleted", "videoIdentStatusChanged", "somethingNew"} {
 		tests = append(tests, struct {
