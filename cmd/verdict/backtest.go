@@ -96,13 +96,13 @@ func runBacktest(ctx context.Context, args []string, getenv func(string) string,
 	}
 	if o.action != "" {
 		if _, ok := o.set.Policy(o.action); !ok {
-			return fmt.Errorf("backtest: the bundle in %s has no policy for action %q", o.policies, o.action)
+			return usageError{msg: fmt.Sprintf("backtest: --action: the bundle in %s has no policy for action %q", o.policies, o.action)}
 		}
 	}
 	if o.sweep != nil {
 		p, ok := o.set.Policy(o.sweep.Action)
 		if !ok {
-			return fmt.Errorf("backtest: --sweep: the bundle in %s has no policy for action %q", o.policies, o.sweep.Action)
+			return usageError{msg: fmt.Sprintf("backtest: --sweep: the bundle in %s has no policy for action %q", o.policies, o.sweep.Action)}
 		}
 		// A threshold is read by its name; one no file of the policy mentions (a typo)
 		// would sweep nothing and report a flat line.

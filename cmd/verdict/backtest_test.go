@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"io/fs"
 	"os"
@@ -372,5 +373,23 @@ func TestSeedStoresDecisionsAsTheServerDoes(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestBacktestNamesOfNothingAreUsageErrors: an action the bundle lacks, in --action or in
+// --sweep, is a mistake in the command line (exit 2), as a threshold name no file mentions is.
+func TestBacktestNamesOfNothingAreUsageErrors(t *testing.T) {
+	bundle := shippedBundle(t)
+	env := map[string]string{"VERDICT_DATA_DIR": t.TempDir()}
+	for _, args := range [][]string{
+		{"--action", "nosuch"},
+		{"--sweep", "nosuch.max_unverified_amount=100:200:100"},
+		{"--sweep", "payout.nosuch=100:200:100"},
+	} {
+		err := runBacktest(context.Background(), append([]string{"--policies", bundle}, args...), func(k string) string { return env[k] }, io.Discard, io.Discard)
+		var ue usageError
+		if !errors.As(err, &ue) {
+			t.Errorf("backtest %v: %v, want a usage error", args, err)
+		}
 	}
 }
