@@ -34,6 +34,10 @@ type LabelStore interface {
 	// label or invalid tag fails it with ErrInvalidRecord. It returns how many pairs were
 	// new.
 	PutLabels(ctx context.Context, labels []OutcomeLabel, correlationID string) (created int, err error)
+	// MissingDecision returns the first of ids (in the order given) that names no stored
+	// decision, or "" when all do. It reads only: ImportLabels checks a whole import with it
+	// before writing any part of it.
+	MissingDecision(ctx context.Context, ids []string) (string, error)
 	// DecisionLabels returns a decision's labels ordered by label.
 	DecisionLabels(ctx context.Context, decisionID string) ([]OutcomeLabel, error)
 }

@@ -92,7 +92,7 @@ func (s *Server) labelDecision(c *fiber.Ctx) error {
 }
 
 // importLabels answers POST /v1/labels: a text/csv body of decision_id,label,tags rows,
-// stored all or nothing. It is registered outside the /v1 group, so it authenticates
+// checked whole, then stored in chunks (store.ImportLabels). It is registered outside the /v1 group, so it authenticates
 // itself and holds the body to LabelImportLimit instead of BodyLimit.
 func (s *Server) importLabels(c *fiber.Ctx) error {
 	if len(c.Request().Body()) > s.cfg.LabelImportLimit {
@@ -110,8 +110,18 @@ func (s *Server) importLabels(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	created, err := s.deps.Store.PutLabels(c.UserContext(), labels, requestID(c))
+	created, err := store.ImportLabels(c.UserContext(), s.deps.Store, labels, requestID(c), store.LabelImportChunk)
+	var partial *store.ImportError
 	switch {
+	case errors.As(err, &partial):
+		// Chunks already committed stay: say how far it got, and that sending the same
+		// file again is safe.
+		ae := &apiError{status: fiber.StatusServiceUnavailable, code: CodeUnavailable, cause: err}
+		if errors.Is(err, store.ErrNotFound) { // deleted (retention) after the check
+			ae.status, ae.code = fiber.StatusUnprocessableEntity, CodeUnknownDecision
+		}
+		ae.detail = fmt.Sprintf("%d of %d labels were stored before the store failed; send the same CSV again to import the rest (stored labels are replaced, not duplicated)", partial.Stored, partial.Total)
+		return ae
 	case errors.Is(err, store.ErrNotFound):
 		ae := &apiError{status: fiber.StatusUnprocessableEntity, code: CodeUnknownDecision,
 			detail: "a line names a decision that does not exist; nothing was imported", cause: err}

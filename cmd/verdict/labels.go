@@ -15,9 +15,12 @@ import (
 
 const labelsUsage = `Usage:
   verdict labels import [--actor NAME] [--data-dir DIR] FILE.csv
-      attach outcome labels to stored decisions, all or nothing. FILE.csv has a header row
+      attach outcome labels to stored decisions. FILE.csv has a header row
       decision_id,label,tags; label is fraud, chargeback, legit or false_positive; tags are
-      separated by | inside their field. The store is VERDICT_DATABASE_URL (Postgres) or the
+      separated by | inside their field. The whole file is checked first (a bad line or an
+      unknown decision imports nothing), then written 200 labels per transaction so that a
+      running server's decisions are not held up; after a failure part-way, importing the
+      same file again is safe. The store is VERDICT_DATABASE_URL (Postgres) or the
       embedded store in --data-dir.
 `
 
@@ -69,7 +72,10 @@ func runLabels(ctx context.Context, args []string, getenv func(string) string, s
 	defer st.Close()
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	created, err := st.PutLabels(ctx, labels, "cli-labels-"+hex.EncodeToString(b[:]))
+	created, err := store.ImportLabels(ctx, st, labels, "cli-labels-"+hex.EncodeToString(b[:]), store.LabelImportChunk)
+	if partial := (*store.ImportError)(nil); errors.As(err, &partial) {
+		return fmt.Errorf("labels import: %s: %w; importing the same file again is safe (stored labels are replaced, not duplicated)", path, err)
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		if line := httpapi.UnknownDecisionLine(labels, lines, err); line > 0 {
 			return fmt.Errorf("labels import: %s:%d: no decision with this id; nothing was imported", path, line)

@@ -90,6 +90,35 @@ func (s *Store) PutLabels(ctx context.Context, labels []store.OutcomeLabel, corr
 	return created, nil
 }
 
+// MissingDecision implements store.LabelStore: ids are looked up 10,000 at a time.
+func (s *Store) MissingDecision(ctx context.Context, ids []string) (string, error) {
+	found := make(map[string]bool, len(ids))
+	for chunk := range slices.Chunk(ids, 10_000) {
+		rows, err := s.pool.Query(ctx, `SELECT id FROM decisions WHERE id = ANY($1::text[])`, chunk)
+		if err != nil {
+			return "", classify(ctx, "look up decisions", err)
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return "", classify(ctx, "look up decisions", err)
+			}
+			found[id] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return "", classify(ctx, "look up decisions", err)
+		}
+	}
+	for _, id := range ids {
+		if !found[id] {
+			return id, nil
+		}
+	}
+	return "", nil
+}
+
 type labelKey struct{ decisionID, label string }
 
 // eachPair calls fn for every row of a query of two text columns.

@@ -91,6 +91,40 @@ func (s *Store) PutLabels(ctx context.Context, labels []store.OutcomeLabel, corr
 	return created, nil
 }
 
+// MissingDecision implements store.LabelStore: ids are looked up 10,000 at a time on the
+// read pool.
+func (s *Store) MissingDecision(ctx context.Context, ids []string) (string, error) {
+	found := make(map[string]bool, len(ids))
+	for chunk := range slices.Chunk(ids, 10_000) {
+		idsJSON, err := json.Marshal(chunk)
+		if err != nil {
+			return "", fmt.Errorf("look up decisions: %w", err)
+		}
+		rows, err := s.r.QueryContext(ctx, `SELECT id FROM decisions WHERE id IN (SELECT value FROM json_each(?))`, string(idsJSON))
+		if err != nil {
+			return "", classify(ctx, "look up decisions", err)
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return "", classify(ctx, "look up decisions", err)
+			}
+			found[id] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return "", classify(ctx, "look up decisions", err)
+		}
+	}
+	for _, id := range ids {
+		if !found[id] {
+			return id, nil
+		}
+	}
+	return "", nil
+}
+
 type labelKey struct{ decisionID, label string }
 
 // queryPairs runs a query of two text columns inside tx and calls fn for every row.

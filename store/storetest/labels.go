@@ -394,3 +394,76 @@ func testLabelsPersistence(t *testing.T, s store.Store, reopen func(t *testing.T
 	mustPutLabels(t, s, 1, store.OutcomeLabel{DecisionID: d.ID, Label: store.LabelFraud, Actor: "a"})
 	verifyChain(t, s)
 }
+
+// failingLabels is a store whose PutLabels fails from its nth call on: a store that goes
+// away in the middle of a bulk import.
+type failingLabels struct {
+	store.LabelStore
+	calls, failFrom int
+}
+
+func (f *failingLabels) PutLabels(ctx context.Context, ls []store.OutcomeLabel, corr string) (int, error) {
+	f.calls++
+	if f.calls >= f.failFrom {
+		return 0, fmt.Errorf("put labels: %w", store.ErrUnavailable)
+	}
+	return f.LabelStore.PutLabels(ctx, ls, corr)
+}
+
+// testLabelsImport: a bulk import is checked whole before anything is written (an unknown
+// decision anywhere writes nothing), then written in chunks, each its own transaction;
+// a failure after the first chunk says how many labels were stored, and importing again
+// completes it without duplicates.
+func testLabelsImport(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	var ds []store.DecisionRecord
+	var labels []store.OutcomeLabel
+	for i := range 25 {
+		d := decision("imp", i)
+		ds = append(ds, d)
+		labels = append(labels, store.OutcomeLabel{DecisionID: d.ID, Label: store.LabelFraud, Tags: []string{"bulk"}, Actor: "analyst"})
+	}
+	mustWrite(t, s, ds...)
+	labels = append(labels, labels[3]) // a pair given twice is stored and audited once
+
+	if got, err := s.MissingDecision(ctx, []string{ds[0].ID, "imp-missing-1", ds[1].ID, "imp-missing-2"}); err != nil || got != "imp-missing-1" {
+		t.Fatalf("MissingDecision = %q, %v; want imp-missing-1", got, err)
+	}
+	if got, err := s.MissingDecision(ctx, []string{ds[0].ID, ds[1].ID}); err != nil || got != "" {
+		t.Fatalf("MissingDecision of stored decisions = %q, %v", got, err)
+	}
+	if got, err := s.MissingDecision(ctx, nil); err != nil || got != "" {
+		t.Fatalf("MissingDecision of none = %q, %v", got, err)
+	}
+
+	seq, _ := verifyChain(t, s)
+	bad := append(slices.Clone(labels), store.OutcomeLabel{DecisionID: "imp-missing-9", Label: store.LabelLegit, Actor: "analyst"})
+	if _, err := store.ImportLabels(ctx, s, bad, "req-imp", 10); !errors.Is(err, store.ErrNotFound) || !strings.Contains(err.Error(), `"imp-missing-9"`) {
+		t.Fatalf("import naming an unknown decision = %v, want ErrNotFound naming imp-missing-9", err)
+	}
+	if after, _ := verifyChain(t, s); after != seq {
+		t.Fatalf("a refused import moved the audit head from %d to %d", seq, after)
+	}
+
+	f := &failingLabels{LabelStore: s, failFrom: 2}
+	_, err := store.ImportLabels(ctx, f, labels, "req-imp", 10)
+	var partial *store.ImportError
+	if !errors.As(err, &partial) || partial.Stored != 10 || partial.Total != 25 || !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("import failing at its second chunk = %v, want 10 of 25 stored and ErrUnavailable", err)
+	}
+	if after, _ := verifyChain(t, s); after != seq+10 {
+		t.Fatalf("audit head moved by %d, want 10 (the first chunk)", after-seq)
+	}
+	created, err := store.ImportLabels(ctx, s, labels, "req-imp", 10)
+	if err != nil || created != 15 {
+		t.Fatalf("import again = %d, %v; want the 15 pairs not stored before", created, err)
+	}
+	for _, d := range ds {
+		if got := labelsOf(t, s, d.ID); len(got) != 1 || got[0].Label != store.LabelFraud {
+			t.Fatalf("labels of %s after the import: %+v", d.ID, got)
+		}
+	}
+	if after, _ := verifyChain(t, s); after != seq+10+25 {
+		t.Fatalf("audit head moved by %d, want 35 (10, then all 25 again)", after-seq)
+	}
+}

@@ -80,6 +80,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"LabelsReplaceTags", testLabelsReplaceTags},
 		{"LabelsUnknownDecisionWritesNothing", testLabelsUnknownDecision},
 		{"LabelsInvalid", testLabelsInvalid},
+		{"LabelsImport", testLabelsImport},
 		{"LabelsAudited", testLabelsAudit},
 		{"ScanDecisions", testScanDecisions},
 		{"Retention", testRetention},
