@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	httpapi "github.com/verdict-engine/verdict/adapters/http"
+	"github.com/verdict-engine/verdict/adapters/providers/sandbox"
 	"github.com/verdict-engine/verdict/adapters/vault"
 	"github.com/verdict-engine/verdict/adapters/verification"
 	"github.com/verdict-engine/verdict/engine"
@@ -50,6 +51,8 @@ type options struct {
 	dir       string
 	// verify wires the verification subsystem with the sandbox provider.
 	verify bool
+	// sandbox configures that provider (default: a random webhook secret).
+	sandbox sandbox.Config
 	// log receives the server's log (default: discarded).
 	log *slog.Logger
 }
@@ -100,7 +103,7 @@ func newEnv(t *testing.T, o options) *env {
 	}
 	var ver *verification.Service
 	if o.verify {
-		ver = newVerificationService(t, st, o.dir, vlt)
+		ver = newVerificationService(t, st, o.dir, vlt, o.sandbox)
 	}
 	srv := httpapi.New(httpapi.Config{Dev: o.dev || o.keys == "", APIKeys: keys, Logger: o.log},
 		httpapi.Deps{

@@ -23,7 +23,7 @@ import (
 	"github.com/verdict-engine/verdict/store/sqlite"
 )
 
-func newVerificationService(t *testing.T, st *sqlite.Store, dir string, vlt *vault.Vault) *verification.Service {
+func newVerificationService(t *testing.T, st *sqlite.Store, dir string, vlt *vault.Vault, sbxConfig sandbox.Config) *verification.Service {
 	t.Helper()
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
@@ -32,7 +32,7 @@ func newVerificationService(t *testing.T, st *sqlite.Store, dir string, vlt *vau
 	if err != nil {
 		t.Fatal(err)
 	}
-	sbx := sandbox.New(sandbox.Config{})
+	sbx := sandbox.New(sbxConfig)
 	t.Cleanup(func() { sbx.Close(); ev.Close() })
 	return verification.New(verification.Config{CallbackBase: "http://verdict.test"}, st, []providers.Provider{sbx}, ev, vlt)
 }
