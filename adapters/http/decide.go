@@ -299,7 +299,8 @@ func (s *Server) decide(c *fiber.Ctx) error {
 	}
 	parsed := time.Now()
 
-	now := time.Now().UTC()
+	// Stores keep microseconds: the answer says what a later read of the decision will.
+	now := time.Now().UTC().Truncate(time.Microsecond)
 	id, err := uuid.NewV7()
 	if err != nil {
 		return fmt.Errorf("decision id: %w", err)

@@ -69,7 +69,7 @@ func (s *Server) putListEntry(c *fiber.Ctx) error {
 				fields: []FieldError{{Pointer: "/reason", Detail: "must be at most 500 printable characters"}}}
 		}
 	}
-	e := store.ListEntry{List: list, Value: value, Reason: body.Reason, CreatedAt: time.Now().UTC(), Actor: actor(c)}
+	e := store.ListEntry{List: list, Value: value, Reason: body.Reason, CreatedAt: time.Now().UTC().Truncate(time.Microsecond), Actor: actor(c)}
 	created, err := s.deps.Store.PutListEntry(c.UserContext(), e, requestID(c))
 	if err != nil {
 		return storeProblem(err)

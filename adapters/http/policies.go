@@ -150,7 +150,7 @@ func (s *Server) publishPolicy(c *fiber.Ctx) error {
 		// The API key is who publishes; a name given in the body is kept next to it.
 		author = body.Author + " (" + author + ")"
 	}
-	v := store.PolicyVersion{Hash: hash, Label: body.Label, Author: author, Changelog: body.Changelog, Files: files, CreatedAt: time.Now().UTC()}
+	v := store.PolicyVersion{Hash: hash, Label: body.Label, Author: author, Changelog: body.Changelog, Files: files, CreatedAt: time.Now().UTC().Truncate(time.Microsecond)}
 	created, err := s.deps.Store.PublishPolicy(c.UserContext(), v, requestID(c))
 	if err != nil {
 		return storeProblem(err)

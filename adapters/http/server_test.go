@@ -843,3 +843,40 @@ func TestResponsesAreCounted(t *testing.T) {
 		}
 	}
 }
+
+// TestAnswersGiveTheStoredTimes: a time in an answer is the one a later read returns (the
+// stores keep microseconds), so a client comparing the two sees the same record.
+func TestAnswersGiveTheStoredTimes(t *testing.T) {
+	e := newEnv(t, options{})
+	d := e.do(t, "POST", "/v1/decide", loginBody).json(t)
+	stored := e.do(t, "GET", "/v1/decisions/"+d["decision_id"].(string), "").json(t)
+	if d["created_at"] == nil || d["created_at"] != stored["stored_at"] {
+		t.Errorf("decision created_at: answered %v, stored_at read back %v", d["created_at"], stored["stored_at"])
+	}
+	put := e.do(t, "PUT", "/v1/lists/deny_ip/entries/192.0.2.1", `{"reason":"abuse"}`)
+	if put.status != 201 {
+		t.Fatalf("put: %d %s", put.status, put.body)
+	}
+	list := e.do(t, "GET", "/v1/lists/deny_ip", "")
+	var l struct {
+		Entries []struct {
+			CreatedAt string `json:"created_at"`
+		} `json:"entries"`
+	}
+	if err := json.Unmarshal(list.body, &l); err != nil || len(l.Entries) != 1 {
+		t.Fatalf("list: %s (%v)", list.body, err)
+	}
+	var entry struct {
+		Entry struct {
+			CreatedAt string `json:"created_at"`
+		} `json:"entry"`
+		CreatedAt string `json:"created_at"`
+	}
+	if err := json.Unmarshal(put.body, &entry); err != nil {
+		t.Fatal(err)
+	}
+	answered := entry.CreatedAt + entry.Entry.CreatedAt
+	if answered == "" || answered != l.Entries[0].CreatedAt {
+		t.Errorf("list entry created_at: answered %q, read back %q (%s)", answered, l.Entries[0].CreatedAt, put.body)
+	}
+}
