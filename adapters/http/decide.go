@@ -405,9 +405,15 @@ func (s *Server) decide(c *fiber.Ctx) error {
 		}
 		return fmt.Errorf("idempotency key vanished after conflict")
 	default:
-		// Not stored: the answer follows the fail mode and says it was not stored.
+		// Not stored: the answer follows the fail mode and says it was not stored. After an
+		// unavailable store whose read-back failed too, the commit may still have landed;
+		// the log says so rather than contradict a record found later.
 		if ok, left := s.failLogs.Allow("store", time.Now()); ok {
-			s.log.Error("decision not stored", "request_id", requestID(c), "decision_id", decisionID,
+			msg := "decision not stored"
+			if errors.Is(err, store.ErrUnavailable) {
+				msg = "decision not confirmed stored (the store may still have committed it)"
+			}
+			s.log.Error(msg, "request_id", requestID(c), "decision_id", decisionID,
 				"action", req.Action, "err", err, "suppressed", left)
 		}
 		d = engine.ApplyFailMode(d, policy.FailMode, engine.CauseStoreUnavailable, false)

@@ -393,3 +393,15 @@ func TestBacktestNamesOfNothingAreUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestSeedTwiceSaysSo: seeding the same history into a store again is refused with a
+// sentence saying why, not the database's constraint message.
+func TestSeedTwiceSaysSo(t *testing.T) {
+	env := map[string]string{"VERDICT_DATA_DIR": filepath.Join(t.TempDir(), "data")}
+	args := []string{"--decisions", "200", "--days", "2", "--seed", "5", "--end", "2026-06-01"}
+	runOK(t, env, append([]string{"seed"}, args...)...)
+	err := runSeed(context.Background(), args, func(k string) string { return env[k] }, io.Discard, io.Discard)
+	if !errors.Is(err, errSeededBefore) {
+		t.Fatalf("second seed: %v, want errSeededBefore", err)
+	}
+}

@@ -636,6 +636,9 @@ func policyApprove(ctx context.Context, pc *policyCmd) error {
 
 func policyRollback(ctx context.Context, pc *policyCmd) error {
 	a, err := pc.st.RollbackPolicy(ctx, pc.args[0], pc.actor, correlationID())
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("action %q runs the default bundle: nothing to roll back", pc.args[0])
+	}
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,10 @@ import (
 	"github.com/verdict-engine/verdict/store"
 )
 
+// errSeededBefore: decision ids derive from --seed and the events' times, so a store that
+// already holds one holds this history (or part of it).
+var errSeededBefore = errors.New("the store already holds decisions of this history (the same --seed and --end were seeded into it before); use another --seed or --end, or a fresh store")
+
 // runSeed generates a synthetic labelled history, decides it with the shipped (or
 // --policies) bundle and writes it to the configured store, or to a JSON lines export
 // with --out.
@@ -105,10 +109,16 @@ func runSeed(ctx context.Context, args []string, getenv func(string) string, std
 				ls = append(ls, batch[i].Labels...)
 			}
 			results, err := writer.WriteDecisions(ctx, recs)
+			if errors.Is(err, store.ErrConflict) {
+				return errSeededBefore
+			}
 			if err != nil {
 				return err // the store's error names the operation
 			}
 			for i, e := range results {
+				if errors.Is(e, store.ErrConflict) {
+					return errSeededBefore
+				}
 				if e != nil {
 					return fmt.Errorf("write decision %s: %w", recs[i].ID, e)
 				}
