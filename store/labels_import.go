@@ -78,3 +78,14 @@ func ImportLabels(ctx context.Context, ls LabelStore, labels []OutcomeLabel, cor
 	}
 	return created, nil
 }
+
+// FirstMissing returns the first of ids not in found, or "": the answer of
+// LabelStore.MissingDecision once a store has looked the ids up.
+func FirstMissing(ids []string, found map[string]bool) string {
+	for _, id := range ids {
+		if !found[id] {
+			return id
+		}
+	}
+	return ""
+}

@@ -98,25 +98,15 @@ func (s *Store) MissingDecision(ctx context.Context, ids []string) (string, erro
 		if err != nil {
 			return "", classify(ctx, "look up decisions", err)
 		}
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return "", classify(ctx, "look up decisions", err)
-			}
-			found[id] = true
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		stored, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
 			return "", classify(ctx, "look up decisions", err)
 		}
-	}
-	for _, id := range ids {
-		if !found[id] {
-			return id, nil
+		for _, id := range stored {
+			found[id] = true
 		}
 	}
-	return "", nil
+	return store.FirstMissing(ids, found), nil
 }
 
 type labelKey struct{ decisionID, label string }

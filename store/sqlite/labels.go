@@ -117,12 +117,7 @@ func (s *Store) MissingDecision(ctx context.Context, ids []string) (string, erro
 			return "", classify(ctx, "look up decisions", err)
 		}
 	}
-	for _, id := range ids {
-		if !found[id] {
-			return id, nil
-		}
-	}
-	return "", nil
+	return store.FirstMissing(ids, found), nil
 }
 
 type labelKey struct{ decisionID, label string }
