@@ -156,7 +156,7 @@ func VerifyChain(ctx context.Context, log AuditLog) (seq int64, head []byte, err
 			}
 			seq, head = ev.Seq, ev.Hash
 		}
-		if len(evs) == verifyPageSize {
+		if len(evs) >= verifyPageSize {
 			continue
 		}
 		headSeq, headHash, err := log.AuditHead(ctx)
@@ -192,6 +192,9 @@ func VerifyChain(ctx context.Context, log AuditLog) (seq int64, head []byte, err
 
 // checkLink verifies that ev correctly follows the event (prevSeq, prevHash).
 func checkLink(prevSeq int64, prevHash []byte, ev AuditEvent) error {
+	if ev.Seq == prevSeq && prevSeq > 0 {
+		return &BrokenLinkError{Seq: ev.Seq, Reason: fmt.Sprintf("seq %d is stored twice", ev.Seq)}
+	}
 	if ev.Seq != prevSeq+1 {
 		return &BrokenLinkError{
 			Seq:    prevSeq + 1,
@@ -310,6 +313,9 @@ func VerifyCheckpoint(ctx context.Context, pub ed25519.PublicKey, cp Checkpoint,
 	}
 	if len(evs) == 0 || evs[0].Seq != cp.Seq {
 		return &BrokenLinkError{Seq: cp.Seq, Reason: "the checkpointed event is missing"}
+	}
+	if len(evs) > 1 {
+		return &BrokenLinkError{Seq: cp.Seq, Reason: fmt.Sprintf("seq %d is stored twice", cp.Seq)}
 	}
 	ev := evs[0]
 	if !bytes.Equal(ev.Hash, cp.Head) {

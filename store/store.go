@@ -137,7 +137,9 @@ type AuditEvent struct {
 
 // AuditLog reads the hash-chained audit log. Appends happen inside the writes above.
 type AuditLog interface {
-	// AuditEvents returns up to limit events with Seq > after, in order.
+	// AuditEvents returns the events with Seq > after, in order, for up to limit sequence
+	// numbers: every stored event of a returned sequence number, so that a sequence number
+	// stored twice (a forged row) is returned twice and VerifyChain reports it.
 	AuditEvents(ctx context.Context, after int64, limit int) ([]AuditEvent, error)
 	// AuditHead returns the last event's sequence and hash (0, nil for an empty log).
 	AuditHead(ctx context.Context) (seq int64, hash []byte, err error)

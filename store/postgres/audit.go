@@ -14,8 +14,15 @@ func (s *Store) AuditEvents(ctx context.Context, after int64, limit int) ([]stor
 	if limit < 1 {
 		return nil, nil
 	}
+	// The key is (seq, time), as the table is partitioned by time, so the database cannot
+	// keep seq unique: a row inserted with a sequence number already used is possible. A
+	// page cut after limit rows could leave such a twin out (the next page starts after
+	// its seq) and the verifier would never see it; so a page holds limit sequence numbers
+	// and every row of each, twins included.
 	rows, err := s.pool.Query(ctx, `SELECT seq, time, type, actor, correlation_id, subject_ref, payload::text,
-		prev_hash, hash FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
+		prev_hash, hash FROM audit_events
+		WHERE seq > $1 AND seq <= (SELECT max(seq) FROM (SELECT seq FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2) page)
+		ORDER BY seq, time, hash`, after, limit)
 	if err != nil {
 		return nil, classify(ctx, "read audit events", err)
 	}

@@ -827,3 +827,29 @@ func TestVerificationBatcherOnPostgres(t *testing.T) {
 		}
 	}
 }
+
+// TestForgedTwinAtAPageBoundaryIsDetected: the table's key is (seq, time), so a row can be
+// inserted with a sequence number already used, by the application's own role (INSERT is
+// its right). VerifyChain reads 1,000 sequence numbers a page; a twin of the last one of a
+// page was cut off by the page's LIMIT and never read.
+func TestForgedTwinAtAPageBoundaryIsDetected(t *testing.T) {
+	schema := newSchema(t)
+	s := openStore(t, schema)
+	writeN(t, s, "twin", 1005) // a decision appends one event
+	if seq, _, err := store.VerifyChain(t.Context(), s); err != nil || seq < 1005 {
+		t.Fatalf("VerifyChain before = %d, %v", seq, err)
+	}
+	conn := admin(t)
+	if _, err := conn.Exec(t.Context(), `INSERT INTO `+table(schema, "audit_events")+
+		` (seq, time, type, actor, correlation_id, subject_ref, payload, prev_hash, hash)
+		SELECT seq, time + interval '1 second', type, actor, correlation_id, subject_ref, '{"forged":true}', prev_hash, hash
+		FROM `+table(schema, "audit_events")+` WHERE seq = 1000`); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := store.VerifyChain(t.Context(), s)
+	var broken *store.BrokenLinkError
+	if !errors.As(err, &broken) || broken.Seq != 1000 {
+		t.Fatalf("VerifyChain = %v, want seq 1000 reported stored twice", err)
+	}
+	t.Logf("detected: %v", err)
+}
