@@ -194,6 +194,11 @@ func (g *GroupCommitter) Commit(ctx context.Context, rec DecisionRecord) error {
 func (g *GroupCommitter) Close(ctx context.Context) error {
 	g.stopOnce.Do(func() { close(g.stopping) })
 	select {
+	case <-g.done: // nothing was queued or in flight: a spent ctx changes nothing
+		return nil
+	default:
+	}
+	select {
 	case <-g.done:
 		return nil
 	case <-ctx.Done():

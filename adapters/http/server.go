@@ -38,6 +38,10 @@ type Config struct {
 	APIKeys []APIKey
 	// DecideTimeout is the overall deadline of one /v1/decide (default 150 ms).
 	DecideTimeout time.Duration
+	// RequestTimeout bounds the work of every other request (default 30 s; four times that
+	// for a label import, a policy bundle and an evidence upload): a stalled store or
+	// vendor gets a 503 after it, not a request held open for the stall.
+	RequestTimeout time.Duration
 	// BodyLimit is the largest accepted API request body in bytes (default 64 KiB).
 	BodyLimit int
 	// WebhookBodyLimit is the largest accepted webhook body (default 1 MiB).
@@ -99,6 +103,9 @@ type Server struct {
 
 // New builds the server and its routes.
 func New(cfg Config, deps Deps) *Server {
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 30 * time.Second
+	}
 	if cfg.DecideTimeout <= 0 {
 		cfg.DecideTimeout = 150 * time.Millisecond
 	}
@@ -258,7 +265,31 @@ func (s *Server) requestContext(c *fiber.Ctx) error {
 		id = string([]byte(id)) // fasthttp reuses the header buffer
 	}
 	setRequestID(c, id)
+	if c.Path() == "/v1/decide" {
+		return c.Next() // it has its own deadline, Config.DecideTimeout
+	}
+	// Every other request's work is bounded (Config.RequestTimeout): a store or a vendor
+	// that stalls gets a 503 after it, rather than a request held open as long as the
+	// stall, a pooled connection held with it, and a shutdown waiting on both. The default
+	// leaves room for a vendor call's retries (creating a session, fetching a result); the
+	// routes that carry bulk data (a label import written in chunks, a policy bundle, an
+	// evidence upload) get four times as long.
+	d := s.cfg.RequestTimeout
+	if bulkRoute(c) {
+		d *= 4
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), d)
+	defer cancel()
+	c.SetUserContext(ctx)
 	return c.Next()
+}
+
+func bulkRoute(c *fiber.Ctx) bool {
+	switch c.Path() {
+	case "/v1/labels", "/v1/policies", EvidenceUploadPath:
+		return true
+	}
+	return false
 }
 
 // setRequestID names the request id for the handlers (requestID) and in the answer.

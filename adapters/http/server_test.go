@@ -23,6 +23,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/google/uuid"
 	httpapi "github.com/verdict-engine/verdict/adapters/http"
 	"github.com/verdict-engine/verdict/adapters/providers/sandbox"
 	"github.com/verdict-engine/verdict/adapters/vault"
@@ -55,6 +56,10 @@ type options struct {
 	sandbox sandbox.Config
 	// log receives the server's log (default: discarded).
 	log *slog.Logger
+	// wrapStore, when set, wraps the store the server reads (not the committer's).
+	wrapStore func(store.Store) store.Store
+	// requestTimeout is Config.RequestTimeout (default: the server's).
+	requestTimeout time.Duration
 }
 
 func newEnv(t *testing.T, o options) *env {
@@ -105,10 +110,14 @@ func newEnv(t *testing.T, o options) *env {
 	if o.verify {
 		ver = newVerificationService(t, st, o.dir, vlt, o.sandbox)
 	}
-	srv := httpapi.New(httpapi.Config{Dev: o.dev || o.keys == "", APIKeys: keys, Logger: o.log},
+	var read store.Store = st
+	if o.wrapStore != nil {
+		read = o.wrapStore(st)
+	}
+	srv := httpapi.New(httpapi.Config{Dev: o.dev || o.keys == "", APIKeys: keys, Logger: o.log, RequestTimeout: o.requestTimeout},
 		httpapi.Deps{
 			Engine: engine.New(set), Gatherer: signals.NewGatherer(o.velocity, lists, st), Lists: lists,
-			Store: st, Committer: committer, Registry: prometheus.NewRegistry(), Verifications: ver,
+			Store: read, Committer: committer, Registry: prometheus.NewRegistry(), Verifications: ver,
 			Vault: vlt, Pseudonyms: pseudonyms,
 		})
 	return &env{srv: srv, store: st, dir: o.dir}
@@ -878,5 +887,29 @@ func TestAnswersGiveTheStoredTimes(t *testing.T) {
 	answered := entry.CreatedAt + entry.Entry.CreatedAt
 	if answered == "" || answered != l.Entries[0].CreatedAt {
 		t.Errorf("list entry created_at: answered %q, read back %q (%s)", answered, l.Entries[0].CreatedAt, put.body)
+	}
+}
+
+// stalledReads is a store whose decision reads hang until their context ends, as behind a
+// database that stopped answering.
+type stalledReads struct{ store.Store }
+
+func (s stalledReads) GetDecision(ctx context.Context, id string) (store.DecisionRecord, error) {
+	<-ctx.Done()
+	return s.Store.GetDecision(ctx, id)
+}
+
+// TestStalledStoreReadIsBounded: a read the store never answers gets a 503 at the request
+// deadline instead of holding the request (and, at shutdown, the exit) for the stall.
+func TestStalledStoreReadIsBounded(t *testing.T) {
+	e := newEnv(t, options{requestTimeout: 200 * time.Millisecond, wrapStore: func(st store.Store) store.Store { return stalledReads{st} }})
+	start := time.Now()
+	r := e.do(t, "GET", "/v1/decisions/"+uuid.NewString(), "")
+	if took := time.Since(start); r.status != 503 || took > 5*time.Second {
+		t.Fatalf("stalled read: %d after %v: %s", r.status, took, r.body)
+	}
+	// A decision keeps its own deadline and still answers.
+	if d := e.do(t, "POST", "/v1/decide", loginBody); d.status != 200 {
+		t.Fatalf("decide: %d %s", d.status, d.body)
 	}
 }

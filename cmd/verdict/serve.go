@@ -186,7 +186,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	defer st.Close()
+	defer closeStore(st, log)
 	if pg, ok := st.Store.(*postgres.Store); ok && !cfg.migrate {
 		if err := schemaBehind(ctx, pg); err != nil {
 			return fmt.Errorf("serve: %w (or serve with --migrate)", err)
@@ -304,20 +304,42 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 
 	// Shut down in order: not ready, stop accepting and finish requests, flush the
 	// committer, then close the store (deferred).
+	// Each step has a budget of its own, so that one that runs out (requests held by a
+	// stalled store) does not leave the next none.
 	log.Info("shutting down")
 	srv.Drain()
-	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	hctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	if err := srv.App().ShutdownWithContext(sctx); err != nil {
+	if err := srv.App().ShutdownWithContext(hctx); err != nil {
 		log.Error("http shutdown", "err", err)
 	}
-	policy.stop(sctx)
-	if err := committer.Close(sctx); err != nil {
+	fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	policy.stop(fctx)
+	if err := committer.Close(fctx); err != nil {
 		log.Error("flush decisions", "err", err)
 		return fmt.Errorf("serve: flush decisions: %w", err)
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// storeCloseTimeout bounds closing the store at exit: a Postgres pool waits for every
+// connection to come back, and one held by a request stalled on the database would hold
+// the exit as long as the stall. Everything acknowledged is committed by then.
+const storeCloseTimeout = 5 * time.Second
+
+func closeStore(st *openedStore, log *slog.Logger) {
+	done := make(chan struct{})
+	go func() {
+		st.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(storeCloseTimeout):
+		log.Warn("the store did not close in time; exiting with connections still open", "timeout", storeCloseTimeout.String())
+	}
 }
 
 // reloadOnHUP recompiles the policy directory on SIGHUP and swaps it in (as the base
