@@ -328,6 +328,22 @@ func ValidateResolution(r ReviewResolution) error {
 	return nil
 }
 
+// ApplyResolution sets the session's result from a reviewer's resolution: the outcome
+// becomes its status, and its reason codes follow the same rule as a provider's event.
+// An approval clears the review's reasons (policies must not read an approved session
+// with them); a rejection or a request for resubmission takes the reviewer's reason code
+// when one is given, and otherwise keeps the reasons the reviewer acted on.
+func ApplyResolution(v *Verification, r ReviewResolution) {
+	changed := v.Status != r.Outcome
+	v.Status = r.Outcome
+	switch {
+	case r.Outcome == StatusApproved && changed:
+		v.ReasonCodes = []string{}
+	case r.Outcome != StatusApproved && r.Reason != "":
+		v.ReasonCodes = []string{r.Reason}
+	}
+}
+
 // ValidateAuditEvent checks an event AppendAudit is given; LinkEvent checks the payload.
 func ValidateAuditEvent(ev AuditEvent) error {
 	if ev.Type == "" {

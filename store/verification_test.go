@@ -121,3 +121,22 @@ func TestIllegalTransitionErrorIsNotOtherErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestApplyResolutionReasons(t *testing.T) {
+	for _, tc := range []struct {
+		outcome, reason string
+		want            []string
+	}{
+		{store.StatusApproved, "", []string{}},
+		{store.StatusApproved, "DOCUMENT_OK", []string{}},
+		{store.StatusRejected, "FRAUD_CONFIRMED", []string{"FRAUD_CONFIRMED"}},
+		{store.StatusRejected, "", []string{"ID_EXPIRED"}},
+		{store.StatusNeedsResubmission, "DOCUMENT_IMAGE_QUALITY", []string{"DOCUMENT_IMAGE_QUALITY"}},
+	} {
+		v := store.Verification{Status: store.StatusPendingReview, ReasonCodes: []string{"ID_EXPIRED"}}
+		store.ApplyResolution(&v, store.ReviewResolution{Outcome: tc.outcome, Reason: tc.reason})
+		if v.Status != tc.outcome || !slices.Equal(v.ReasonCodes, tc.want) {
+			t.Errorf("%s with reason %q: %s %q, want %q", tc.outcome, tc.reason, v.Status, v.ReasonCodes, tc.want)
+		}
+	}
+}

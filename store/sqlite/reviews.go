@@ -173,7 +173,7 @@ func (s *Store) ResolveReview(ctx context.Context, r store.ReviewResolution) err
 			}
 			ch := store.VerificationChange{Actor: r.Reviewer, CorrelationID: r.CorrelationID, Reason: r.Reason}
 			next, events, err := store.ApplyVerificationChange(prev, ch, now, func(v *store.Verification) error {
-				v.Status = r.Outcome
+				store.ApplyResolution(v, r)
 				return nil
 			})
 			if err != nil {

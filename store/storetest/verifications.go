@@ -913,8 +913,8 @@ func testReviewClaims(t *testing.T, s store.Store) {
 	if err := resolve(V, "ver-ra", "alice", store.StatusApproved); err != nil {
 		t.Fatalf("ResolveReview: %v", err)
 	}
-	if got := mustGet(t, s, "ver-ra"); got.Status != store.StatusApproved {
-		t.Errorf("resolved session status = %s, want approved", got.Status)
+	if got := mustGet(t, s, "ver-ra"); got.Status != store.StatusApproved || len(got.ReasonCodes) != 0 {
+		t.Errorf("resolved session status = %s with reasons %q, want approved without the review's reasons", got.Status, got.ReasonCodes)
 	}
 	evs, err := s.AuditEvents(ctx, seq0, 10)
 	if err != nil || len(evs) != 2 || evs[0].Type != store.EventVerificationStatusChanged || evs[1].Type != store.EventReviewDecided {
