@@ -85,10 +85,10 @@ func loadCEL(fsys fs.FS, file string, cfg loadConfig) (*Policy, []Problem) {
 		problems = append(problems, Problem{File: file, Line: 1, Message: fmt.Sprintf("action %q: want lowercase letters, digits and _", spec.Action)})
 	}
 	fm := FailReview
-	if spec.FailMode != "" {
-		if fm, err = ParseFailMode(spec.FailMode); err != nil {
-			problems = append(problems, Problem{File: file, Message: err.Error()})
-		}
+	if spec.FailMode == "" {
+		problems = append(problems, Problem{File: file, Line: 1, Message: fmt.Sprintf("action %q declares no fail_mode: add fail_mode: open|closed|review", spec.Action)})
+	} else if fm, err = ParseFailMode(spec.FailMode); err != nil {
+		problems = append(problems, Problem{File: file, Line: topLevelLine(&doc, "fail_mode"), Message: err.Error()})
 	}
 	if len(spec.Rules) == 0 {
 		problems = append(problems, Problem{File: file, Message: "policy has no rules"})
@@ -436,4 +436,18 @@ func hashedWithData(file string, b []byte, data map[string][]byte) map[string][]
 	}
 	out[file] = b
 	return out
+}
+
+// topLevelLine returns the line of a top-level key of a YAML document, or 0.
+func topLevelLine(doc *yaml.Node, key string) int {
+	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		return 0
+	}
+	m := doc.Content[0]
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i].Line
+		}
+	}
+	return 0
 }

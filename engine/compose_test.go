@@ -44,7 +44,7 @@ func nextPayout(t *testing.T) map[string][]byte {
 
 func TestFilesFS(t *testing.T) {
 	fsys, err := engine.FilesFS(map[string][]byte{
-		"lib/verdict.rego": []byte("package verdict.lib"), "payout/payout.rego": []byte("package verdict.payout"),
+		"lib/verdict.rego": []byte("package verdict.lib"), "payout/payout.rego": []byte("# METADATA\n# custom:\n#   fail_mode: review\npackage verdict.payout"),
 		"payout/data/x.json": []byte("{}"), "top.cel.yaml": []byte("action: x"),
 	})
 	if err != nil {

@@ -9,7 +9,10 @@ import (
 	"github.com/verdict-engine/verdict/engine"
 )
 
-const thresholdPayout = `package verdict.payout
+const thresholdPayout = `# METADATA
+# custom:
+#   fail_mode: review
+package verdict.payout
 
 import data.verdict.lib
 

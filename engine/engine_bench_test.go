@@ -89,7 +89,7 @@ func BenchmarkDecideLoginCEL(b *testing.B) {
 // reads nothing.
 func BenchmarkDecideTrivialRego(b *testing.B) {
 	set, err := engine.Load(fstest.MapFS{"payout/payout.rego": {Data: []byte(
-		"package verdict.payout\n\ndecision := {\"outcome\": \"approve\", \"reasons\": [], \"score\": 0}\n")}})
+		"# METADATA\n# custom:\n#   fail_mode: review\npackage verdict.payout\n\ndecision := {\"outcome\": \"approve\", \"reasons\": [], \"score\": 0}\n")}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -230,7 +230,7 @@ score := 0 if input.context.amount < 1000
 score := to_number("x") if input.context.amount > 1000`,
 	} {
 		t.Run(name, func(t *testing.T) {
-			set, err := engine.Load(fstest.MapFS{"x/x.rego": {Data: []byte("package verdict.x\n\n" + src + "\n")}})
+			set, err := engine.Load(fstest.MapFS{"x/x.rego": {Data: []byte("# METADATA\n# custom:\n#   fail_mode: review\npackage verdict.x\n\n" + src + "\n")}})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -202,11 +202,11 @@ func TestLoadErrors(t *testing.T) {
 		files map[string]string
 		want  string
 	}{
-		{"rego syntax", map[string]string{"x/x.rego": "package verdict.x\n\ndecision := {\n"}, "x/x.rego:"},
-		{"http.send refused", map[string]string{"x/x.rego": "package verdict.x\n\ndecision := http.send({\"method\": \"get\", \"url\": \"http://x\"})\n"}, "x/x.rego:3: rego_type_error: undefined function http.send"},
-		{"net.* refused", map[string]string{"x/x.rego": "package verdict.x\n\ndecision := net.cidr_contains(\"10.0.0.0/8\", \"10.1.1.1\")\n"}, "x/x.rego:3: rego_type_error: undefined function net.cidr_contains"},
-		{"time.now_ns refused", map[string]string{"x/x.rego": "package verdict.x\n\ndecision := time.now_ns()\n"}, "undefined function time.now_ns"},
-		{"opa.runtime refused", map[string]string{"x/x.rego": "package verdict.x\n\ndecision := opa.runtime()\n"}, "undefined function opa.runtime"},
+		{"rego syntax", map[string]string{"x/x.rego": "# METADATA\n# custom:\n#   fail_mode: review\npackage verdict.x\n\ndecision := {\n"}, "x/x.rego:"},
+		{"http.send refused", map[string]string{"x/x.rego": "# METADATA\n# custom:\n#   fail_mode: review\npackage verdict.x\n\ndecision := http.send({\"method\": \"get\", \"url\": \"http://x\"})\n"}, "x/x.rego:6: rego_type_error: undefined function http.send"},
+		{"net.* refused", map[string]string{"x/x.rego": "# METADATA\n# custom:\n#   fail_mode: review\npackage verdict.x\n\ndecision := net.cidr_contains(\"10.0.0.0/8\", \"10.1.1.1\")\n"}, "x/x.rego:6: rego_type_error: undefined function net.cidr_contains"},
+		{"time.now_ns refused", map[string]string{"x/x.rego": "# METADATA\n# custom:\n#   fail_mode: review\npackage verdict.x\n\ndecision := time.now_ns()\n"}, "undefined function time.now_ns"},
+		{"opa.runtime refused", map[string]string{"x/x.rego": "# METADATA\n# custom:\n#   fail_mode: review\npackage verdict.x\n\ndecision := opa.runtime()\n"}, "undefined function opa.runtime"},
 		{"bad fail mode", map[string]string{"x/x.rego": "# METADATA\n# custom:\n#   fail_mode: sometimes\npackage verdict.x\n\ndecision := {}\n"}, "x/x.rego:4: invalid fail_mode"},
 		{"payout may not fail open", map[string]string{"payout/payout.rego": strings.Replace(payoutRego, "fail_mode: closed", "fail_mode: open", 1)}, `action "payout" may not declare fail_mode open`},
 		{"cel syntax", map[string]string{"x/x.cel.yaml": "action: x\nrules:\n  - code: A_B\n    outcome: block\n    when: signals.lists.(\n"}, "x/x.cel.yaml:5: rule 1 when:"},
@@ -217,6 +217,17 @@ func TestLoadErrors(t *testing.T) {
 		{"cel negative score", map[string]string{"x/x.cel.yaml": "action: x\nrules:\n  - code: A_B\n    outcome: review\n    score: -50\n    when: 'true'\n"}, "x/x.cel.yaml:5: rule 1: score -50: want 0 to 100"},
 		{"cel score over 100", map[string]string{"x/x.cel.yaml": "action: x\nrules:\n  - code: A_B\n    outcome: review\n    score: 150\n    when: 'true'\n"}, "score 150: want 0 to 100"},
 		{"duplicate action", map[string]string{"p/p.cel.yaml": "action: payout\nfail_mode: closed\nrules:\n  - code: A_B\n    outcome: block\n    when: 'true'\n"}, `action "payout" is already defined`},
+		// A fail mode lost to a typo or a METADATA comment the parser did not attach is an
+		// error, never a quiet default.
+		{"no fail mode", map[string]string{"x/x.rego": "package verdict.x\n\ndecision := {}\n"}, `x/x.rego:1: action "x" declares no fail_mode`},
+		{"fail mode misspelt", map[string]string{"x/x.rego": "# METADATA\n# custom:\n#   failmode: closed\npackage verdict.x\n\ndecision := {}\n"}, `x/x.rego:4: action "x" declares no fail_mode`},
+		{"custom capitalised", map[string]string{"x/x.rego": "# METADATA\n# Custom:\n#   fail_mode: closed\npackage verdict.x\n\ndecision := {}\n"}, `declares no fail_mode`},
+		{"package annotated twice", map[string]string{
+			"x/a.rego": "# METADATA\n# custom:\n#   fail_mode: closed\npackage verdict.x\n\ndecision := {}\n",
+			"x/b.rego": "# METADATA\n# custom:\n#   fail_mode: open\npackage verdict.x\n",
+		}, `package annotation redeclared`},
+		{"cel no fail mode", map[string]string{"x/x.cel.yaml": "action: x\nrules:\n  - code: A_B\n    outcome: block\n    when: 'true'\n"}, `x/x.cel.yaml:1: action "x" declares no fail_mode`},
+		{"cel bad fail mode", map[string]string{"x/x.cel.yaml": "action: x\nfail_mode: sometimes\nrules:\n  - code: A_B\n    outcome: block\n    when: 'true'\n"}, `x/x.cel.yaml:2: invalid fail_mode`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -238,12 +249,12 @@ func TestRuntimeErrorsNeverApprove(t *testing.T) {
 		file string
 		src  string
 	}{
-		{"invalid outcome", "x/x.rego", "package verdict.x\n\ndecision := {\"outcome\": \"allow\", \"reasons\": []}\n"},
-		{"outcome lower than reasons", "x/x.rego", "package verdict.x\n\ndecision := {\"outcome\": \"approve\", \"reasons\": [{\"code\": \"A\", \"outcome\": \"block\"}]}\n"},
-		{"undefined decision", "x/x.rego", "package verdict.x\n\ndecision := 1 if input.never\n"},
-		{"builtin error", "x/x.rego", "package verdict.x\n\ndecision := {\"outcome\": \"approve\", \"score\": to_number(\"x\")}\n"},
-		{"not an object", "x/x.rego", "package verdict.x\n\ndecision := \"approve\"\n"},
-		{"cel missing key", "x/x.cel.yaml", "action: x\nrules:\n  - code: A_B\n    outcome: block\n    when: context.nope > 1\n"},
+		{"invalid outcome", "x/x.rego", "# METADATA\n# custom:\n#   fail_mode: review\npackage verdict.x\n\ndecision := {\"outcome\": \"allow\", \"reasons\": []}\n"},
+		{"outcome lower than reasons", "x/x.rego", "# METADATA\n# custom:\n#   fail_mode: review\npackage verdict.x\n\ndecision := {\"outcome\": \"approve\", \"reasons\": [{\"code\": \"A\", \"outcome\": \"block\"}]}\n"},
+		{"undefined decision", "x/x.rego", "# METADATA\n# custom:\n#   fail_mode: review\npackage verdict.x\n\ndecision := 1 if input.never\n"},
+		{"builtin error", "x/x.rego", "# METADATA\n# custom:\n#   fail_mode: review\npackage verdict.x\n\ndecision := {\"outcome\": \"approve\", \"score\": to_number(\"x\")}\n"},
+		{"not an object", "x/x.rego", "# METADATA\n# custom:\n#   fail_mode: review\npackage verdict.x\n\ndecision := \"approve\"\n"},
+		{"cel missing key", "x/x.cel.yaml", "action: x\nfail_mode: review\nrules:\n  - code: A_B\n    outcome: block\n    when: context.nope > 1\n"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -264,7 +275,7 @@ func TestRuntimeErrorsNeverApprove(t *testing.T) {
 }
 
 func TestEvalDeadline(t *testing.T) {
-	slow := "package verdict.x\n\ndecision := {\"outcome\": \"approve\", \"reasons\": [], \"n\": count([1 | some i in numbers.range(1, 100000000)])}\n"
+	slow := "# METADATA\n# custom:\n#   fail_mode: review\npackage verdict.x\n\ndecision := {\"outcome\": \"approve\", \"reasons\": [], \"n\": count([1 | some i in numbers.range(1, 100000000)])}\n"
 	set, err := engine.Load(bundle(map[string]string{"x/x.rego": slow}))
 	if err != nil {
 		t.Fatal(err)
@@ -316,7 +327,7 @@ func TestApplyFailMode(t *testing.T) {
 }
 
 func TestCELCostLimit(t *testing.T) {
-	src := "action: x\nrules:\n  - code: QUADRATIC\n    outcome: review\n    when: context.items.exists(a, context.items.exists(b, a == b + 1000000.0))\n"
+	src := "action: x\nfail_mode: review\nrules:\n  - code: QUADRATIC\n    outcome: review\n    when: context.items.exists(a, context.items.exists(b, a == b + 1000000.0))\n"
 	set, err := engine.Load(fstest.MapFS{"x.cel.yaml": {Data: []byte(src)}}, engine.WithCELCostLimit(10_000))
 	if err != nil {
 		t.Fatal(err)
@@ -337,5 +348,18 @@ func TestCELCostLimit(t *testing.T) {
 	in.Context["items"] = items[:3]
 	if d, err := engine.New(set, engine.WithEvalTimeout(10*time.Second)).Decide(context.Background(), in); err != nil || d.Outcome != engine.Approve {
 		t.Fatalf("small input: %+v %v", d, err)
+	}
+}
+
+// TestByteOrderMarkKeepsTheFailMode: a UTF-8 byte order mark, which some editors write,
+// must not hide the package's METADATA and with it payout's fail mode.
+func TestByteOrderMarkKeepsTheFailMode(t *testing.T) {
+	src := "\xef\xbb\xbf# METADATA\n# custom:\n#   fail_mode: closed\npackage verdict.x\n\ndecision := {\"outcome\": \"approve\", \"reasons\": [], \"score\": 0}\n"
+	set, err := engine.Load(bundle(map[string]string{"x/x.rego": src}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := set.Policy("x"); p.FailMode != engine.FailClosed {
+		t.Fatalf("fail mode %v, want closed", p.FailMode)
 	}
 }

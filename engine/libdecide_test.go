@@ -53,7 +53,10 @@ func compileModules(t testing.TB, files map[string]string) (*ast.Compiler, map[s
 	return c, mods
 }
 
-const decidePolicy = `package verdict.payout
+const decidePolicy = `# METADATA
+# custom:
+#   fail_mode: review
+package verdict.payout
 
 import data.verdict.lib
 

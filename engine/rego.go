@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -45,7 +46,9 @@ func loadRego(fsys fs.FS, files []string, cfg loadConfig) ([]*Policy, []Problem)
 			problems = append(problems, Problem{File: f, Message: err.Error()})
 			continue
 		}
-		m, err := ast.ParseModuleWithOpts(f, string(b), ast.ParserOptions{ProcessAnnotation: true, RegoVersion: ast.RegoV1})
+		// An editor's byte order mark would hide the package's METADATA comment (and with
+		// it the fail mode) from the parser.
+		m, err := ast.ParseModuleWithOpts(f, string(bytes.TrimPrefix(b, utf8BOM)), ast.ParserOptions{ProcessAnnotation: true, RegoVersion: ast.RegoV1})
 		if err != nil {
 			problems = append(problems, astProblems(f, err)...)
 			continue
@@ -94,7 +97,8 @@ func loadRego(fsys fs.FS, files []string, cfg loadConfig) ([]*Policy, []Problem)
 		for f, b := range cfg.dataFiles {
 			hashed[f] = b
 		}
-		p := &Policy{Action: action, Hash: contentHash(hashed), Language: LangRego, FailMode: FailReview, Files: fl}
+		p := &Policy{Action: action, Hash: contentHash(hashed), Language: LangRego, Files: fl}
+		declared := ""
 		for _, f := range fl {
 			meta, probs := packageMetadata(f, modules[f])
 			problems = append(problems, probs...)
@@ -106,8 +110,15 @@ func loadRego(fsys fs.FS, files []string, cfg loadConfig) ([]*Policy, []Problem)
 				if err != nil {
 					problems = append(problems, Problem{File: f, Line: modules[f].Package.Location.Row, Message: err.Error()})
 				}
-				p.FailMode = fm
+				p.FailMode, declared = fm, f // OPA refuses a package annotated in two files
 			}
+		}
+		if declared == "" {
+			// The fail mode decides what a caller gets when a source or the store is down; a
+			// default would silently replace one lost to a typo (failmode:, Custom:) or to a
+			// METADATA comment the parser did not attach.
+			problems = append(problems, Problem{File: fl[0], Line: modules[fl[0]].Package.Location.Row,
+				Message: fmt.Sprintf("action %q declares no fail_mode: add a METADATA comment above the package with custom: {fail_mode: open|closed|review}", action)})
 		}
 		if p.Version == "" {
 			p.Version = shortHash(p.Hash)
@@ -362,6 +373,8 @@ func policyAction(m *ast.Module) (string, bool) {
 	}
 	return "", false
 }
+
+var utf8BOM = []byte("\xef\xbb\xbf")
 
 // packageMetadata returns the string values of the package annotation's custom block.
 func packageMetadata(file string, m *ast.Module) (map[string]string, []Problem) {

@@ -41,7 +41,10 @@ func TestShadowQueueAndFlush(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	version, err := engine.LoadVersion("", map[string][]byte{"payout.rego": []byte(`package verdict.payout
+	version, err := engine.LoadVersion("", map[string][]byte{"payout.rego": []byte(`# METADATA
+# custom:
+#   fail_mode: review
+package verdict.payout
 
 decision := {"outcome": "block", "score": 100, "reasons": [{"code": "ALWAYS", "outcome": "block", "message": "m"}]}
 `)})

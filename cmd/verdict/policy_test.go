@@ -215,7 +215,10 @@ func TestPolicyLintProblems(t *testing.T) {
 		}
 	}
 	write("lib/verdict.rego", string(lib))
-	write("x/x.rego", `package verdict.x
+	write("x/x.rego", `# METADATA
+# custom:
+#   fail_mode: review
+package verdict.x
 
 import data.verdict.lib
 
@@ -234,7 +237,7 @@ decision := lib.decide(reasons)
 		t.Errorf("error is not one line: %q", err)
 	}
 	for _, want := range []string{
-		filepath.ToSlash(dir) + `/x/x.rego:5: reason code "lower_case" must be UPPER_SNAKE`,
+		filepath.ToSlash(dir) + `/x/x.rego:8: reason code "lower_case" must be UPPER_SNAKE`,
 		"x/data.json: data file is not valid JSON",
 	} {
 		if !strings.Contains(out, want) {
@@ -243,7 +246,7 @@ decision := lib.decide(reasons)
 	}
 
 	// A file that does not compile is reported as file:line by the engine.
-	write("x/x.rego", "package verdict.x\n\ndecision := {\n")
+	write("x/x.rego", "# METADATA\n# custom:\n#   fail_mode: review\npackage verdict.x\n\ndecision := {\n")
 	write("x/data.json", `{}`)
 	if out, _, err := runPolicyArgs(t, nil, "lint", dir); err == nil || !strings.Contains(out, "x/x.rego:") {
 		t.Errorf("lint of a syntax error = %v:\n%s", err, out)
@@ -251,7 +254,10 @@ decision := lib.decide(reasons)
 
 	// With a reason-code registry, a code the registry does not list is refused, in Rego
 	// and in CEL alike; registered codes pass.
-	write("x/x.rego", `package verdict.x
+	write("x/x.rego", `# METADATA
+# custom:
+#   fail_mode: review
+package verdict.x
 
 import data.verdict.lib
 
@@ -272,7 +278,7 @@ decision := lib.decide(reasons)
 		t.Fatalf("lint with unregistered codes succeeded: %s", out)
 	}
 	for _, want := range []string{
-		`x/x.rego:9: reason code "UNLISTED_CODE" is not in reason_codes.yaml`,
+		`x/x.rego:12: reason code "UNLISTED_CODE" is not in reason_codes.yaml`,
 		`y.cel.yaml:3: reason code "CEL_UNLISTED" is not in reason_codes.yaml`,
 	} {
 		if !strings.Contains(out, want) {

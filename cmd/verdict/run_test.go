@@ -108,7 +108,7 @@ func TestEval(t *testing.T) {
 	os.WriteFile(path, b, 0o644)
 	bad := filepath.Join(dir, "bundle")
 	os.MkdirAll(filepath.Join(bad, "x"), 0o755)
-	os.WriteFile(filepath.Join(bad, "x", "x.rego"), []byte("package verdict.x\n\ndecision := {\n"), 0o644)
+	os.WriteFile(filepath.Join(bad, "x", "x.rego"), []byte("# METADATA\n# custom:\n#   fail_mode: review\npackage verdict.x\n\ndecision := {\n"), 0o644)
 	if _, _, err := runArgs(t, nil, "eval", "--input", path, "--policies", bad); err == nil || !strings.Contains(err.Error(), "x/x.rego:") {
 		t.Fatalf("bad bundle: err = %v", err)
 	}

@@ -25,7 +25,7 @@ func TestTestCommandExitStatus(t *testing.T) {
 	// A failing test: exit status 1 (an error that is not a usage error).
 	bundle := t.TempDir()
 	os.MkdirAll(filepath.Join(bundle, "x"), 0o755)
-	os.WriteFile(filepath.Join(bundle, "x", "x.rego"), []byte("package verdict.x\n\ndecision := {\"outcome\": \"approve\", \"score\": 0, \"reasons\": []}\n"), 0o644)
+	os.WriteFile(filepath.Join(bundle, "x", "x.rego"), []byte("# METADATA\n# custom:\n#   fail_mode: review\npackage verdict.x\n\ndecision := {\"outcome\": \"approve\", \"score\": 0, \"reasons\": []}\n"), 0o644)
 	os.WriteFile(filepath.Join(bundle, "x", "x_test.rego"), []byte("package verdict.x_test\n\nimport data.verdict.x\n\ntest_blocks if x.decision.outcome == \"block\"\n\ntest_approves if x.decision.outcome == \"approve\"\n"), 0o644)
 	out, _, err = runArgsDirect(t, runTest, "--coverage", bundle)
 	var ue usageError
@@ -38,7 +38,7 @@ func TestTestCommandExitStatus(t *testing.T) {
 	}
 
 	// A policy that does not compile: exit status 1, file:line on stderr.
-	os.WriteFile(filepath.Join(bundle, "x", "x.rego"), []byte("package verdict.x\n\ndecision := {\n"), 0o644)
+	os.WriteFile(filepath.Join(bundle, "x", "x.rego"), []byte("# METADATA\n# custom:\n#   fail_mode: review\npackage verdict.x\n\ndecision := {\n"), 0o644)
 	_, errOut, err := runArgsDirect(t, runTest, bundle)
 	if err == nil || errors.As(err, &ue) || !strings.Contains(errOut, filepath.Join(bundle, "x", "x.rego")+":") {
 		t.Fatalf("compile error: err = %v, stderr %q", err, errOut)

@@ -233,7 +233,7 @@ func TestGoldenFlipsWithThreshold(t *testing.T) {
 func TestRunLoadErrors(t *testing.T) {
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{
-		"x/x.rego": "package verdict.x\n\ndecision := {\n",
+		"x/x.rego": "# METADATA\n# custom:\n#   fail_mode: review\npackage verdict.x\n\ndecision := {\n",
 	})
 	_, err := policytest.Run(context.Background(), dir)
 	var le *engine.LoadError
@@ -243,10 +243,10 @@ func TestRunLoadErrors(t *testing.T) {
 
 	// A policy the server would refuse (a non-deterministic builtin) fails here too.
 	writeFiles(t, dir, map[string]string{
-		"x/x.rego": "package verdict.x\n\ndecision := {\"outcome\": \"approve\", \"t\": time.now_ns()}\n",
+		"x/x.rego": "# METADATA\n# custom:\n#   fail_mode: review\npackage verdict.x\n\ndecision := {\"outcome\": \"approve\", \"t\": time.now_ns()}\n",
 	})
-	if _, err := policytest.Run(context.Background(), dir); !errors.As(err, &le) || le.Problems[0].Line != 3 {
-		t.Fatalf("err = %v, want a load error at line 3", err)
+	if _, err := policytest.Run(context.Background(), dir); !errors.As(err, &le) || le.Problems[0].Line != 6 {
+		t.Fatalf("err = %v, want a load error at line 6", err)
 	}
 
 	// A test file that does not compile is named with its line.
