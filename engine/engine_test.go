@@ -363,3 +363,44 @@ func TestByteOrderMarkKeepsTheFailMode(t *testing.T) {
 		t.Fatalf("fail mode %v, want closed", p.FailMode)
 	}
 }
+
+// TestHashCoversActionsItReads: a policy that reads another action's package (a threshold
+// of login's) gets a new hash when that package changes, and keeps it when an action it
+// does not read changes.
+func TestHashCoversActionsItReads(t *testing.T) {
+	const meta = "# METADATA\n# custom:\n#   fail_mode: review\n"
+	files := func(limit string) map[string]string {
+		return map[string]string{
+			"signin/signin.rego": meta + "package verdict.signin\n\nlimit := " + limit + "\n\ndecision := {\"outcome\": \"approve\", \"reasons\": [], \"score\": 0}\n",
+			"payout/payout.rego": meta + "package verdict.payout\n\nimport data.verdict.signin\n\n" +
+				"decision := {\"outcome\": \"approve\", \"reasons\": [], \"score\": 0} if input.context.amount < signin.limit\n",
+			"other/other.rego": meta + "package verdict.other\n\ndecision := {\"outcome\": \"approve\", \"reasons\": [], \"score\": 0}\n",
+		}
+	}
+	hash := func(fs map[string]string, action string) string {
+		t.Helper()
+		mfs := fstest.MapFS{}
+		for k, v := range fs {
+			mfs[k] = &fstest.MapFile{Data: []byte(v)}
+		}
+		set, err := engine.Load(mfs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, _ := set.Policy(action)
+		return p.Hash
+	}
+	base := files("20")
+	changedLogin := files("2000")
+	changedOther := files("20")
+	changedOther["other/other.rego"] += "\nextra := 1\n"
+	if hash(base, "payout") == hash(changedLogin, "payout") {
+		t.Error("payout's hash did not change with the login threshold it reads")
+	}
+	if hash(base, "payout") != hash(changedOther, "payout") {
+		t.Error("payout's hash changed with an action it does not read")
+	}
+	if hash(base, "other") != hash(changedLogin, "other") {
+		t.Error("other's hash changed with login, which it does not read")
+	}
+}

@@ -81,6 +81,7 @@ func loadRego(fsys fs.FS, files []string, cfg loadConfig) ([]*Policy, []Problem)
 	} else {
 		store = inmem.New()
 	}
+	deps := actionDeps(compiler, actionFiles)
 	var out []*Policy
 	for action, fl := range actionFiles {
 		if !ValidAction(action) || action == "lib" {
@@ -93,6 +94,13 @@ func loadRego(fsys fs.FS, files []string, cfg loadConfig) ([]*Policy, []Problem)
 		}
 		for _, f := range fl {
 			hashed[f] = contents[f]
+		}
+		// Another action's package this one reads (a threshold of login's, say) is part of
+		// what it decides with: a change there is a new version of this one too.
+		for _, other := range deps[action] {
+			for _, f := range actionFiles[other] {
+				hashed[f] = contents[f]
+			}
 		}
 		for f, b := range cfg.dataFiles {
 			hashed[f] = b
@@ -372,6 +380,66 @@ func policyAction(m *ast.Module) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// actionDeps returns, for each action, the other actions whose packages its modules read
+// (data.verdict.<other>...), directly or through one another. A reference that picks the
+// package by a variable (data.verdict[x]) reads them all.
+func actionDeps(compiler *ast.Compiler, actionFiles map[string][]string) map[string][]string {
+	direct := map[string]map[string]bool{}
+	for action, fl := range actionFiles {
+		seen := map[string]bool{}
+		for _, f := range fl {
+			m := compiler.Modules[f]
+			if m == nil {
+				continue
+			}
+			ast.WalkRefs(m, func(r ast.Ref) bool {
+				if len(r) < 2 || !r[0].Equal(ast.DefaultRootDocument) || r[1].Value.Compare(ast.String("verdict")) != 0 {
+					return false
+				}
+				if len(r) == 2 {
+					for other := range actionFiles {
+						seen[other] = true
+					}
+					return false
+				}
+				switch v := r[2].Value.(type) {
+				case ast.String:
+					if _, ok := actionFiles[string(v)]; ok {
+						seen[string(v)] = true
+					}
+				case ast.Var:
+					for other := range actionFiles {
+						seen[other] = true
+					}
+				}
+				return false
+			})
+		}
+		direct[action] = seen
+	}
+	out := make(map[string][]string, len(actionFiles))
+	for action := range actionFiles {
+		reach := map[string]bool{action: true}
+		queue := []string{action}
+		for len(queue) > 0 {
+			a := queue[0]
+			queue = queue[1:]
+			for other := range direct[a] {
+				if !reach[other] {
+					reach[other] = true
+					queue = append(queue, other)
+				}
+			}
+		}
+		for other := range reach {
+			if other != action {
+				out[action] = append(out[action], other)
+			}
+		}
+	}
+	return out
 }
 
 var utf8BOM = []byte("\xef\xbb\xbf")
