@@ -46,12 +46,17 @@ func loadData(fsys fs.FS, files []string) (map[string]any, map[string][]byte, []
 			problems = append(problems, Problem{File: f, Message: err.Error()})
 			continue
 		}
-		if doc == nil {
-			continue // an empty file
+		if doc == nil && path.Ext(f) != ".json" {
+			continue // an empty YAML file
 		}
 		obj, ok := doc.(map[string]any)
 		if !ok {
+			// OPA refuses an empty or null data.json too: the bundle would not replay there.
 			problems = append(problems, Problem{File: f, Message: "data file must hold an object"})
+			continue
+		}
+		if _, policies := obj["verdict"]; (path.Dir(f) == "." && policies) || strings.HasPrefix(path.Dir(f)+"/", "verdict/") {
+			problems = append(problems, Problem{File: f, Message: "data may not be set under verdict: that is the namespace of the policies and their library"})
 			continue
 		}
 		at, prefix := root, ""

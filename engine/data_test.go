@@ -86,6 +86,11 @@ func TestDataFileProblems(t *testing.T) {
 		"non-string key":    {"data.yaml": "1: a\n? [x]\n: b\n"},
 		"conflicting keys":  {"data.json": `{"thresholds":{"payout":{"max_amount":100}}}`, "thresholds/payout/data.json": `{"max_amount":200}`},
 		"object over value": {"data.json": `{"thresholds":5}`, "thresholds/data.json": `{"payout":{}}`},
+		// OPA refuses these bundles, so a decision made with them would not replay there.
+		"empty JSON":        {"data.json": ``},
+		"null JSON":         {"data.json": `null`},
+		"policies' names":   {"data.json": `{"verdict":{"payout":{"decision":{"outcome":"approve"}}}}`},
+		"policies' subtree": {"verdict/lib/data.json": `{"x":1}`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := engine.Load(bundle(files))

@@ -183,7 +183,7 @@ func TestDecideAndReplayWithOPA(t *testing.T) {
 			t.Fatalf("stored outcome %v != %v", stored["outcome"], d["outcome"])
 		}
 		// Re-evaluate the stored input with plain OPA against the same policy files,
-		// as `opa eval -d policies/bundle -i input.json data.verdict.<action>.decision` would.
+		// as `opa eval -b policies/bundle -i input.json data.verdict.<action>.decision` would.
 		action := d["action"].(string)
 		outcome, codes := opaEval(t, action, stored["input"])
 		if outcome != d["outcome"] {
