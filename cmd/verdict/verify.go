@@ -108,7 +108,10 @@ func setupVerifications(ctx context.Context, cfg serveConfig, getenv func(string
 	if err != nil {
 		return nil, err
 	}
-	if cfg.dev || sandboxOn {
+	if strings.TrimSpace(getenv("VERDICT_SANDBOX")) == "" {
+		sandboxOn = cfg.dev // on by default with --dev; VERDICT_SANDBOX=0 turns it off there too
+	}
+	if sandboxOn {
 		delay := time.Second
 		if v := getenv("VERDICT_SANDBOX_DELAY"); v != "" {
 			if delay, err = positiveDuration("VERDICT_SANDBOX_DELAY", v); err != nil {
