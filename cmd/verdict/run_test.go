@@ -180,7 +180,7 @@ func TestHelpIsNotAnError(t *testing.T) {
 			}
 		}
 	}
-	for _, args := range [][]string{{"erase", "-h"}, {"eval", "--help"}, {"audit", "verify", "-h"}} {
+	for _, args := range [][]string{{"erase", "-h"}, {"eval", "--help"}, {"audit", "verify", "-h"}, {"test", "--help"}, {"backtest", "-h"}} {
 		var ue usageError
 		if _, _, err := runArgs(t, nil, args...); !errors.As(err, &ue) || !ue.help {
 			t.Errorf("verdict %v: %v, want a help request", args, err)

@@ -91,7 +91,7 @@ func runTest(ctx context.Context, args []string, getenv func(string) string, std
 func parseWithDir(fs *flag.FlagSet, args []string) (string, error) {
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
-			return "", usageError{}
+			return "", usageError{help: true}
 		}
 		return "", usageError{msg: strings.TrimSpace(err.Error())}
 	}
