@@ -35,7 +35,10 @@ type Request struct {
 	DeviceID string
 	IP       netip.Addr
 	Country  string
-	At       time.Time
+	// EmailDomain is the domain of the subject's email (signals.EmailDomain), for email
+	// lists; the address itself never reaches the signals.
+	EmailDomain string
+	At          time.Time
 }
 
 // Timings are the time each source took. Zero means the source was not asked.
@@ -116,7 +119,7 @@ func (g *Gatherer) Gather(ctx context.Context, req Request) Result {
 	// Lists are matched in memory while the others are in flight.
 	start := time.Now()
 	if m := g.lists.Matcher(); m != nil {
-		res.Signals.Lists = m.Match(Subject{UserID: req.UserID, DeviceID: req.DeviceID, IP: req.IP, Country: req.Country})
+		res.Signals.Lists = m.Match(Subject{UserID: req.UserID, DeviceID: req.DeviceID, IP: req.IP, Country: req.Country, EmailDomain: req.EmailDomain})
 	} else {
 		res.Signals.Lists = map[string]bool{}
 		res.fail(SourceLists, errors.New("lists not loaded"))

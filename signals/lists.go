@@ -16,12 +16,15 @@ import (
 )
 
 // List fields: the part of a request a list is matched against. A list's name ends with
-// its field: deny_user, allow_ip, watch_device, deny_country, vip_user, ...
+// its field: deny_user, allow_ip, watch_device, deny_country, vip_user, disposable_email, ...
+// An email list holds domains, matched against the domain of subject.email and its parent
+// domains (a list holding mailinator.com matches a@mx.mailinator.com).
 const (
 	FieldUser    = "user"
 	FieldDevice  = "device"
 	FieldIP      = "ip"
 	FieldCountry = "country"
+	FieldEmail   = "email"
 )
 
 // BuiltinLists are always present in signals.lists (false when empty), so policies can
@@ -32,25 +35,25 @@ var BuiltinLists = []string{
 	"watch_device", "watch_ip", "watch_user",
 }
 
-var listName = regexp.MustCompile(`^[a-z][a-z0-9]{0,30}_(user|device|ip|country)$`)
+var listName = regexp.MustCompile(`^[a-z][a-z0-9]{0,30}_(user|device|ip|country|email)$`)
 
 // ErrInvalidList is returned for a malformed list name or value.
 var ErrInvalidList = errors.New("invalid list entry")
 
 // ListField returns the field a list matches on, or an error wrapping ErrInvalidList
-// when the name is not <prefix>_<user|device|ip|country>.
+// when the name is not <prefix>_<user|device|ip|country|email>.
 func ListField(list string) (string, error) {
 	m := listName.FindStringSubmatch(list)
 	if m == nil {
-		return "", fmt.Errorf("%w: list name %q must be <name>_<user|device|ip|country>, lowercase", ErrInvalidList, list)
+		return "", fmt.Errorf("%w: list name %q must be <name>_<user|device|ip|country|email>, lowercase", ErrInvalidList, list)
 	}
 	return m[1], nil
 }
 
 // NormalizeListValue validates value for list and returns its canonical form: an IP or
 // CIDR prefix in canonical notation for ip lists, an upper-case ISO 3166 alpha-2 code for
-// country lists, and the id itself (1–256 printable characters) for user and device
-// lists. Errors wrap ErrInvalidList.
+// country lists, a lower-case domain name for email lists, and the id itself (1–256
+// printable characters) for user and device lists. Errors wrap ErrInvalidList.
 func NormalizeListValue(list, value string) (string, error) {
 	field, err := ListField(list)
 	if err != nil {
@@ -85,6 +88,12 @@ func NormalizeListValue(list, value string) (string, error) {
 			return "", fmt.Errorf("%w: %q is not an ISO 3166 alpha-2 country code", ErrInvalidList, value)
 		}
 		return strings.ToUpper(value), nil
+	case FieldEmail:
+		d, ok := EmailDomain(value)
+		if !ok || strings.Contains(value, "@") {
+			return "", fmt.Errorf("%w: %q is not a domain name (an email list holds domains, such as mailinator.com)", ErrInvalidList, value)
+		}
+		return d, nil
 	default:
 		if value == "" || len(value) > 256 || !isPrintable(value) {
 			return "", fmt.Errorf("%w: %s id must be printable text of 1 to 256 bytes (UTF-8)", ErrInvalidList, field)
@@ -114,12 +123,57 @@ func isPrintable(s string) bool {
 	return true
 }
 
+// EmailDomain returns the lower-case domain of an email address (the part after its last
+// @), or of a bare domain name, and whether it is a valid domain name: labels of 1 to 63
+// letters, digits and hyphens, not starting or ending with a hyphen, at least two of them,
+// 253 bytes at most. A trailing dot is dropped.
+func EmailDomain(s string) (string, bool) {
+	if i := strings.LastIndexByte(s, '@'); i >= 0 {
+		s = s[i+1:]
+	}
+	s = strings.ToLower(strings.TrimSuffix(s, "."))
+	if len(s) == 0 || len(s) > 253 || !strings.Contains(s, ".") {
+		return "", false
+	}
+	for label := range strings.SplitSeq(s, ".") {
+		if len(label) == 0 || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return "", false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+				return "", false
+			}
+		}
+	}
+	return s, true
+}
+
+// matchDomain reports whether list n holds domain or one of its parent domains.
+func (m *Matcher) matchDomain(n, domain string) bool {
+	set := m.exact[n]
+	for domain != "" && len(set) > 0 {
+		if _, hit := set[domain]; hit {
+			return true
+		}
+		i := strings.IndexByte(domain, '.')
+		if i < 0 {
+			break
+		}
+		domain = domain[i+1:]
+	}
+	return false
+}
+
 // Subject is what lists are matched against for one request.
 type Subject struct {
 	UserID   string
 	DeviceID string
 	IP       netip.Addr // zero when absent
 	Country  string     // upper-case alpha-2, empty when absent
+	// EmailDomain is the lower-case domain of subject.email (EmailDomain), empty when
+	// absent or not an address.
+	EmailDomain string
 }
 
 // Matcher is an immutable, in-memory index of every list entry.
@@ -180,6 +234,9 @@ func (m *Matcher) Match(s Subject) map[string]bool {
 			v = ip
 		case FieldCountry:
 			v = s.Country
+		case FieldEmail:
+			out[n] = m.matchDomain(n, s.EmailDomain)
+			continue
 		}
 		hit := false
 		if v != "" {

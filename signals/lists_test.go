@@ -34,6 +34,13 @@ func TestNormalizeListValue(t *testing.T) {
 		{"vip_user", "u", "u", true},
 		{"Deny_User", "u", "", false},
 		{"deny_email", "a@b", "", false},
+		{"disposable_email", "Mailinator.COM.", "mailinator.com", true},
+		{"disposable_email", "xn--bcher-kva.example", "xn--bcher-kva.example", true},
+		{"disposable_email", "user@mailinator.com", "", false},
+		{"disposable_email", "localhost", "", false},
+		{"disposable_email", "-bad.com", "", false},
+		{"disposable_email", "a..b.com", "", false},
+		{"disposable_email", "bücher.example", "", false},
 	}
 	for _, tc := range tests {
 		got, err := signals.NormalizeListValue(tc.list, tc.value)
@@ -54,6 +61,7 @@ func TestMatcher(t *testing.T) {
 		{List: "allow_device", Value: "d-good"},
 		{List: "deny_country", Value: "KP"},
 		{List: "vip_user", Value: "u-vip"},
+		{List: "disposable_email", Value: "mailinator.com"},
 		{List: "bogus", Value: "x"},
 	})
 	tests := []struct {
@@ -67,6 +75,10 @@ func TestMatcher(t *testing.T) {
 		{"ipv4-mapped ipv6", signals.Subject{IP: netip.MustParseAddr("::ffff:198.51.100.5")}, map[string]bool{"deny_ip": true}},
 		{"device and country", signals.Subject{DeviceID: "d-good", Country: "KP"}, map[string]bool{"allow_device": true, "deny_country": true}},
 		{"custom list", signals.Subject{UserID: "u-vip"}, map[string]bool{"vip_user": true}},
+		{"email domain", signals.Subject{EmailDomain: "mailinator.com"}, map[string]bool{"disposable_email": true}},
+		{"email subdomain", signals.Subject{EmailDomain: "mx.mailinator.com"}, map[string]bool{"disposable_email": true}},
+		{"email other domain", signals.Subject{EmailDomain: "notmailinator.com"}, map[string]bool{}},
+		{"email parent only", signals.Subject{EmailDomain: "com"}, map[string]bool{}},
 	}
 	for _, tc := range tests {
 		got := m.Match(tc.s)
@@ -87,7 +99,7 @@ func TestMatcher(t *testing.T) {
 }
 
 func FuzzNormalizeListValue(f *testing.F) {
-	for _, s := range []string{"deny_ip|10.0.0.0/8", "deny_country|de", "deny_user|u", "x|y", "deny_ip|::1%eth0", "deny_ip|::ffff:1.2.3.0/120"} {
+	for _, s := range []string{"deny_ip|10.0.0.0/8", "deny_country|de", "deny_user|u", "x|y", "deny_ip|::1%eth0", "deny_ip|::ffff:1.2.3.0/120", "disposable_email|Mailinator.com.", "disposable_email|a@b.c"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {

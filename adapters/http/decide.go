@@ -43,6 +43,8 @@ type parsedRequest struct {
 	deviceID string
 	ip       netip.Addr
 	country  string
+	// emailDomain is the domain of subject.email when it is an address, for email lists.
+	emailDomain string
 }
 
 // parseDecideRequest decodes and validates a /v1/decide body. Errors are *apiError.
@@ -118,6 +120,9 @@ func parseDecideRequest(body []byte, lookup func(string) (*engine.Policy, bool),
 		default:
 			bad("/subject/id", "must be a string")
 		}
+	}
+	if e, ok := req.Subject["email"].(string); ok && strings.Contains(e, "@") {
+		p.emailDomain, _ = signals.EmailDomain(e) // not an address: no email list matches
 	}
 	if v, ok := req.Device["id"]; ok {
 		id, isStr := v.(string)
@@ -309,7 +314,7 @@ func (s *Server) decide(c *fiber.Ctx) error {
 
 	g := s.deps.Gatherer.Gather(ctx, signals.Request{
 		EventID: decisionID, Action: req.Action, UserID: req.userID, DeviceID: req.deviceID,
-		IP: req.ip, Country: req.country, At: now,
+		IP: req.ip, Country: req.country, EmailDomain: req.emailDomain, At: now,
 	})
 	gathered := time.Now()
 	for src, e := range g.Errors {

@@ -26,7 +26,7 @@ type listEntryJSON struct {
 func listParams(c *fiber.Ctx, withValue bool) (list, value string, err error) {
 	list = c.Params("list")
 	if _, err := signals.ListField(list); err != nil {
-		return "", "", problemf(fiber.StatusBadRequest, CodeInvalidList, "list name must be <name>_<user|device|ip|country>, lowercase (e.g. deny_ip)")
+		return "", "", problemf(fiber.StatusBadRequest, CodeInvalidList, "list name must be <name>_<user|device|ip|country|email>, lowercase (e.g. deny_ip)")
 	}
 	list = string([]byte(list))
 	if !withValue {
@@ -50,6 +50,8 @@ func publicListError(list string) string {
 		return "the value must be an IP address or a CIDR prefix (URL-encode the /)"
 	case signals.FieldCountry:
 		return "the value must be an ISO 3166 alpha-2 country code"
+	case signals.FieldEmail:
+		return "the value must be a domain name (an email list holds domains, such as mailinator.com)"
 	}
 	return "the value must be printable text of 1 to 256 bytes (UTF-8)"
 }

@@ -486,6 +486,32 @@ func TestListsFeedDecisions(t *testing.T) {
 	}
 }
 
+// TestEmailDomainListFeedsOnboarding: an email list holds domains; the shipped onboarding
+// policy reviews a sign-up whose address is on the operator's disposable_email list, its
+// subdomains included, and the stored input keeps no address.
+func TestEmailDomainListFeedsOnboarding(t *testing.T) {
+	e := newEnv(t, options{})
+	if r := e.do(t, "PUT", "/v1/lists/disposable_email/entries/Mailinator.com", `{"reason":"disposable"}`); r.status != 201 {
+		t.Fatalf("put: %d %s", r.status, r.body)
+	}
+	if r := e.do(t, "PUT", "/v1/lists/disposable_email/entries/someone@mailinator.com", ``); r.status != 400 {
+		t.Fatalf("an address on an email list: %d %s", r.status, r.body)
+	}
+	body := func(email string) string {
+		return `{"action":"onboarding","subject":{"id":"user-e1","email":"` + email + `"},"device":{"id":"dev-e1"},"context":{"ip":"198.51.100.9","country":"DE"}}`
+	}
+	for email, want := range map[string]bool{"Jo@MX.mailinator.com": true, "jo@mailinator.com": true, "jo@example.com": false, "not an address": false} {
+		d := e.do(t, "POST", "/v1/decide", body(email)).json(t)
+		if got := slices.Contains(reasonCodes(d), "EMAIL_DISPOSABLE"); got != want {
+			t.Errorf("%s: EMAIL_DISPOSABLE %v, want %v (%v)", email, got, want, d)
+		}
+		stored := e.do(t, "GET", "/v1/decisions/"+d["decision_id"].(string), "")
+		if strings.Contains(strings.ToLower(string(stored.body)), "mailinator") {
+			t.Errorf("%s: the stored decision holds the address: %s", email, stored.body)
+		}
+	}
+}
+
 func TestVelocityIsRecorded(t *testing.T) {
 	e := newEnv(t, options{})
 	var last map[string]any
