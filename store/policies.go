@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -112,3 +113,24 @@ func AddShadowAgreement(out []ShadowAgreement, hash, live, shadow string, n int6
 	a.Confusion[live][shadow] += n
 	return out
 }
+
+// CheckStillPrevious refuses to approve pending activation a when the action's live version
+// (live) is no longer the one that was live when a was requested: someone activated or
+// rolled back in between, and approving would replace that version, unseen by the approver
+// and the requester. The error wraps ErrLiveChanged; request the activation again.
+func CheckStillPrevious(a PolicyActivation, live string) error {
+	if live == a.Previous {
+		return nil
+	}
+	name := func(h string) string {
+		if h == "" {
+			return "the default bundle"
+		}
+		return h
+	}
+	return fmt.Errorf("activation %q: the live version of %s changed since it was requested (%s then, %s now); request it again: %w",
+		a.ID, a.Action, name(a.Previous), name(live), ErrLiveChanged)
+}
+
+// ErrLiveChanged is an approval refused by CheckStillPrevious; it wraps ErrConflict.
+var ErrLiveChanged = fmt.Errorf("live version changed since the request: %w", ErrConflict)

@@ -26,6 +26,8 @@ const (
 	CodeUnknownVersion = "unknown_policy_version"
 	// CodeSelfApproval: an activation's requester tried to approve it.
 	CodeSelfApproval = "self_approval"
+	// CodeActivationStale: another version went live after the activation was requested.
+	CodeActivationStale = "activation_stale"
 )
 
 // Limits of the policy lifecycle API.
@@ -348,6 +350,8 @@ func (s *Server) approveActivation(c *fiber.Ctx) error {
 	}
 	a, err := s.deps.Store.ApproveActivation(c.UserContext(), id, actor(c), requestID(c))
 	switch {
+	case errors.Is(err, store.ErrLiveChanged):
+		return problemf(fiber.StatusConflict, CodeActivationStale, "another version of the action went live after this activation was requested; request it again")
 	case errors.Is(err, store.ErrConflict):
 		return problemf(fiber.StatusConflict, CodeSelfApproval, "an activation is approved by another API key than the one that requested it")
 	case errors.Is(err, store.ErrNotFound):

@@ -257,6 +257,9 @@ func (s *Store) ApproveActivation(ctx context.Context, id, approver, correlation
 		if err != nil {
 			return err
 		}
+		if err := store.CheckStillPrevious(a, prev); err != nil {
+			return err
+		}
 		a.Previous, a.Approver, a.Status, a.At = prev, approver, store.ActivationActive, now.UTC().Truncate(time.Microsecond)
 		if err := supersedeActive(ctx, tx, a.Action); err != nil {
 			return err

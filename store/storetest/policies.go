@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -288,9 +289,10 @@ func testPolicyActivation(t *testing.T, s store.Store) {
 	verifyChain(t, s)
 }
 
-// testPolicyRollbackAfterLateApproval: an activation approved after another was activated
-// (requested first, live last) rolls back to what was live before it, and on down the
-// chain by when versions went live, not by when they were requested.
+// testPolicyRollbackAfterLateApproval: an activation requested while one version was live
+// cannot be approved once another has gone live (the approver would replace a version
+// neither they nor the requester saw); it must be requested again. Rollbacks walk back the
+// chain by when versions went live.
 func testPolicyRollbackAfterLateApproval(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	var h [4]string
@@ -312,13 +314,24 @@ func testPolicyRollbackAfterLateApproval(t *testing.T, s store.Store) {
 	activate(h[2], "alice", false)
 	pending := activate(h[1], "dana", true) // requested while v2 is live
 	activate(h[3], "carl", false)
-	if _, err := s.ApproveActivation(ctx, pending.ID, "sam", ""); err != nil { // v1 goes live after v3
-		t.Fatalf("ApproveActivation: %v", err)
+	seq, _ := head(t, s)
+	if _, err := s.ApproveActivation(ctx, pending.ID, "sam", ""); !errors.Is(err, store.ErrConflict) || !strings.Contains(err.Error(), "changed since it was requested") {
+		t.Fatalf("approval after another version went live = %v, want ErrConflict", err)
+	}
+	if after, _ := head(t, s); after != seq {
+		t.Fatalf("a refused approval moved the audit head from %d to %d", seq, after)
+	}
+	if live := livePolicies(t, s).Active[action]; live != h[3] {
+		t.Fatalf("live %s after a refused approval, want v3", live)
+	}
+	again := activate(h[1], "dana", true) // requested again while v3 is live
+	if _, err := s.ApproveActivation(ctx, again.ID, "sam", ""); err != nil {
+		t.Fatalf("approval of the request made again: %v", err)
 	}
 	for _, want := range []string{h[3], h[2], h[1], ""} {
 		rb, err := s.RollbackPolicy(ctx, action, "carol", "")
 		if err != nil || rb.Hash != want {
-			t.Fatalf("rollback = %+v, %v; want %q live (chain v3, v2, v1, default)", rb, err, want)
+			t.Fatalf("rollback = %+v, %v; want %q live (chain v1, v3, v2, v1, default)", rb, err, want)
 		}
 	}
 	verifyChain(t, s)
