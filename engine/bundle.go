@@ -3,9 +3,11 @@ package engine
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
 	"regexp"
 	"slices"
@@ -29,6 +31,9 @@ type Policy struct {
 	FailMode FailMode
 	Files    []string
 	eval     evaluator
+	// thresholds are the policy's own defaults (Rego default_thresholds, CEL thresholds),
+	// which data.thresholds.<action> overrides key by key; nil when it declares none.
+	thresholds map[string]any
 }
 
 // Ref returns the reference a decision carries.
@@ -169,7 +174,66 @@ func Load(fsys fs.FS, opts ...LoadOption) (*PolicySet, error) {
 	if len(set.policies) == 0 {
 		return nil, &LoadError{Problems: []Problem{{Message: "bundle defines no action: want package verdict.<action> with a decision rule, or a *.cel.yaml file"}}}
 	}
+	if probs := checkThresholdOverrides(set, cfg.data); len(probs) > 0 {
+		return nil, &LoadError{Problems: probs}
+	}
 	return set, nil
+}
+
+// checkThresholdOverrides refuses overrides (data.thresholds.<action>.<name>, from the
+// bundle's data files or WithData) that would silently change nothing or switch a rule
+// off: a name the policy's defaults do not have (a typo), or a value of another JSON type
+// than the default's ("10" for 10 makes `amount > "10"` false for every amount). A policy
+// without defaults is not checked.
+func checkThresholdOverrides(set *PolicySet, data map[string]any) []Problem {
+	all, _ := data["thresholds"].(map[string]any)
+	var problems []Problem
+	for _, action := range slices.Sorted(maps.Keys(all)) {
+		over, isObj := all[action].(map[string]any)
+		p, known := set.policies[action]
+		switch {
+		case !known:
+			problems = append(problems, Problem{Message: fmt.Sprintf("data thresholds.%s: the bundle has no policy for action %q", action, action)})
+			continue
+		case !isObj:
+			problems = append(problems, Problem{File: p.Files[0], Message: fmt.Sprintf("data thresholds.%s must be an object of threshold names", action)})
+			continue
+		case p.thresholds == nil:
+			continue
+		}
+		for _, name := range slices.Sorted(maps.Keys(over)) {
+			def, ok := p.thresholds[name]
+			if !ok {
+				problems = append(problems, Problem{File: p.Files[0], Message: fmt.Sprintf("data thresholds.%s.%s: the %s policy has no such threshold (it has %s)",
+					action, name, action, strings.Join(slices.Sorted(maps.Keys(p.thresholds)), ", "))})
+				continue
+			}
+			if want, got := jsonKind(def), jsonKind(over[name]); want != got {
+				problems = append(problems, Problem{File: p.Files[0], Message: fmt.Sprintf("data thresholds.%s.%s is a %s; the policy's default is a %s",
+					action, name, got, want)})
+			}
+		}
+	}
+	return problems
+}
+
+// jsonKind names the JSON type of a decoded value.
+func jsonKind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "boolean"
+	case string:
+		return "string"
+	case json.Number, float64, float32, int, int64, int32, uint, uint64, uint32:
+		return "number"
+	case []any:
+		return "array"
+	case map[string]any:
+		return "object"
+	}
+	return fmt.Sprintf("%T", v)
 }
 
 // NotRegularError is a bundle entry that is neither a directory nor a regular file (nor a

@@ -192,6 +192,9 @@ func loadCEL(fsys fs.FS, file string, cfg loadConfig) (*Policy, []Problem) {
 		p.Version = shortHash(p.Hash)
 	}
 	p.eval = &celEvaluator{rules: rules, thresholds: thresholds}
+	if spec.Thresholds != nil {
+		p.thresholds = spec.Thresholds
+	}
 	return p, nil
 }
 

@@ -126,3 +126,32 @@ func TestDataFilesAreInTheVersionHash(t *testing.T) {
 		t.Fatal("a JSON file that is not data changed the hashes")
 	}
 }
+
+// TestThresholdOverridesAreChecked: an override that names no threshold of the policy (a
+// typo) or gives another type than the default ("10" for 10 switches a comparison off for
+// every amount) is refused at load, for Rego and CEL policies, from files and WithData.
+func TestThresholdOverridesAreChecked(t *testing.T) {
+	load := func(data string, opts ...engine.LoadOption) error {
+		fs := bundle(map[string]string{"data.json": data})
+		fs["payout/payout.rego"].Data = []byte(thresholdPayout)
+		_, err := engine.Load(fs, opts...)
+		return err
+	}
+	if err := load(`{"thresholds":{"payout":{"max_amount":500}}}`); err != nil {
+		t.Fatalf("a valid override: %v", err)
+	}
+	for data, want := range map[string]string{
+		`{"thresholds":{"payout":{"max_amout":500}}}`:    "thresholds.payout.max_amout: the payout policy has no such threshold (it has max_amount)",
+		`{"thresholds":{"payout":{"max_amount":"500"}}}`: "thresholds.payout.max_amount is a string; the policy's default is a number",
+		`{"thresholds":{"payuot":{"max_amount":500}}}`:   `the bundle has no policy for action "payuot"`,
+		`{"thresholds":{"payout":500}}`:                  "thresholds.payout must be an object",
+		`{"thresholds":{"login":{"max_user_1n":3}}}`:     "thresholds.login.max_user_1n: the login policy has no such threshold (it has max_user_1m)",
+	} {
+		if err := load(data); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", data, err, want)
+		}
+	}
+	if err := load(`{}`, engine.WithData(map[string]any{"thresholds": map[string]any{"payout": map[string]any{"max_amount": "9"}}})); err == nil {
+		t.Error("WithData giving a string for a number: loaded")
+	}
+}

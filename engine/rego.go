@@ -138,6 +138,7 @@ func loadRego(fsys fs.FS, files []string, cfg loadConfig) ([]*Policy, []Problem)
 	}
 	for _, p := range out {
 		p.eval = prepareRego(compiler, modules, store, p.Ref())
+		p.thresholds = defaultThresholds(compiler, store, p.Action)
 	}
 	return out, nil
 }
@@ -380,6 +381,19 @@ func policyAction(m *ast.Module) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// defaultThresholds evaluates data.verdict.<action>.default_thresholds, the convention of
+// the shipped policies (overridden key by key by data.thresholds.<action>); nil when the
+// policy has no such object.
+func defaultThresholds(compiler *ast.Compiler, store storage.Store, action string) map[string]any {
+	rs, err := rego.New(rego.Compiler(compiler), rego.Store(store), rego.Query("data.verdict."+action+".default_thresholds")).
+		Eval(context.Background())
+	if err != nil || len(rs) == 0 || len(rs[0].Expressions) == 0 {
+		return nil
+	}
+	m, _ := rs[0].Expressions[0].Value.(map[string]any)
+	return m
 }
 
 // actionDeps returns, for each action, the other actions whose packages its modules read
