@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -246,12 +245,6 @@ func (p lintProblem) String() string {
 	return engine.Problem{File: p.File, Line: p.Line, Message: p.Message}.String()
 }
 
-// reasonCall matches a reason code given to a verdict.lib helper in Rego source.
-var reasonCall = regexp.MustCompile(`lib\.(?:reason|reason_at|step_up|step_up_at)\(\s*"([^"]*)"`)
-
-// celCode matches the code of a rule in a CEL policy file.
-var celCode = regexp.MustCompile(`^\s*-?\s*code:\s*["']?([^"'\s#]+)`)
-
 // reasonRegistryFile is the bundle's list of the reason codes it may emit.
 const reasonRegistryFile = "reason_codes.yaml"
 
@@ -319,12 +312,8 @@ func lintBundle(files map[string][]byte) (*engine.PolicySet, []lintProblem) {
 		b := files[name]
 		switch {
 		case strings.HasSuffix(name, ".rego") && !strings.HasSuffix(name, "_test.rego"):
-			sc := bufio.NewScanner(bytes.NewReader(b))
-			sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
-			for line := 1; sc.Scan(); line++ {
-				for _, m := range reasonCall.FindAllStringSubmatch(sc.Text(), -1) {
-					checkCode(name, line, m[1])
-				}
+			for _, u := range engine.LiteralReasonCodes(name, b) {
+				checkCode(name, u.Line, u.Code)
 			}
 		case strings.HasSuffix(name, ".json"):
 			if !json.Valid(b) {
@@ -333,12 +322,8 @@ func lintBundle(files map[string][]byte) (*engine.PolicySet, []lintProblem) {
 		case strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml"):
 			if strings.HasSuffix(name, ".cel.yaml") || strings.HasSuffix(name, ".cel.yml") {
 				// Compiled by the engine; its rules' codes are checked here.
-				sc := bufio.NewScanner(bytes.NewReader(b))
-				sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
-				for line := 1; sc.Scan(); line++ {
-					if m := celCode.FindStringSubmatch(sc.Text()); m != nil {
-						checkCode(name, line, m[1])
-					}
+				for _, u := range engine.LiteralReasonCodes(name, b) {
+					checkCode(name, u.Line, u.Code)
 				}
 				continue
 			}
