@@ -84,6 +84,10 @@ func runTest(ctx context.Context, args []string, getenv func(string) string, std
 	if n := rep.Failed(); n > 0 {
 		return fmt.Errorf("test: %d failed", n)
 	}
+	if *runPattern != "" && rep.Passed() == 0 {
+		// A mistyped pattern would otherwise pass by testing nothing.
+		return fmt.Errorf("test: no test matches --run %q", *runPattern)
+	}
 	return nil
 }
 

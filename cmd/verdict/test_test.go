@@ -36,6 +36,10 @@ func TestTestCommandExitStatus(t *testing.T) {
 	if out, _, err = runArgsDirect(t, runTest, bundle, "--run", "approves$"); err != nil || !strings.HasSuffix(out, "1 passed, 0 failed\n") {
 		t.Fatalf("--run: err = %v\n%s", err, out)
 	}
+	// A pattern that selects nothing (a typo) does not pass by testing nothing.
+	if _, _, err = runArgsDirect(t, runTest, bundle, "--run", "aproves$"); err == nil || !strings.Contains(err.Error(), "no test matches") {
+		t.Fatalf("--run matching nothing: err = %v", err)
+	}
 
 	// A policy that does not compile: exit status 1, file:line on stderr.
 	os.WriteFile(filepath.Join(bundle, "x", "x.rego"), []byte("# METADATA\n# custom:\n#   fail_mode: review\npackage verdict.x\n\ndecision := {\n"), 0o644)
