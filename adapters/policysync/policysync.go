@@ -223,6 +223,13 @@ func (s *Syncer) apply(ctx context.Context, live store.LivePolicies, base *engin
 				s.refuse(action, h, "shadow", err)
 				continue
 			}
+			running := overrides[action]
+			if running == nil {
+				running, _ = base.Policy(action)
+			}
+			if running != nil && running.Hash == p.Hash {
+				continue // it is what the action runs (activated since): it would agree with itself
+			}
 			shadow[action] = append(shadow[action], p)
 		}
 	}

@@ -211,10 +211,12 @@ func TestSyncRefusesBadVersion(t *testing.T) {
 	// same generation a good one for login.
 	bad := st.publish(bundle(t, "package verdict.payout", "package verdict.payout\nbroken := {"))
 	login := st.publish(bundle(t, "version: payout-2026.12.1", "version: payout-2026.12.3"))
+	candidate := st.publish(bundle(t, "version: payout-2026.12.1", "version: payout-2026.12.4"))
 	st.change(func(l *store.LivePolicies) {
 		l.Active["payout"] = bad
 		l.Active["login"] = login
-		l.Shadow["payout"] = []string{bad, good, "sha256:unknown"}
+		// good is what payout keeps running: not shadowed; candidate is.
+		l.Shadow["payout"] = []string{bad, good, candidate, "sha256:unknown"}
 	})
 	if err := s.Sync(ctx); err != nil {
 		t.Fatal(err)
@@ -225,8 +227,8 @@ func TestSyncRefusesBadVersion(t *testing.T) {
 	if p, _ := eng.Policies().Policy("login"); p.Hash != login {
 		t.Errorf("login runs %s, want %s", p.Hash, login)
 	}
-	if sh := s.Shadow("payout"); len(sh) != 1 || sh[0].Hash != good {
-		t.Errorf("shadow %v, want only the good version", sh)
+	if sh := s.Shadow("payout"); len(sh) != 1 || sh[0].Hash != candidate {
+		t.Errorf("shadow %v, want only the good candidate", sh)
 	}
 	if got := counter(t, reg, "verdict_policy_versions_refused_total"); got != 2 {
 		t.Errorf("refused = %v, want 2 (bad, once though active and shadow; unknown)", got)
@@ -306,7 +308,7 @@ func TestSyncOverEmbeddedStore(t *testing.T) {
 	var engines []*engine.Engine
 	var syncers []*policysync.Syncer
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer func() { cancel(); wg.Wait() }() // the syncers stop with ctx, also when a check fails
 	for range 2 {
 		eng := engine.New(base)
 		s := policysync.New(st, eng, base, policysync.WithInterval(500*time.Millisecond))
@@ -324,7 +326,8 @@ func TestSyncOverEmbeddedStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, eng := range engines {
-		for payoutHash(eng) != v2 || len(syncers[i].Shadow("payout")) != 1 {
+		// v2 was shadowed, then activated: it runs, and is no longer shadowed.
+		for payoutHash(eng) != v2 || len(syncers[i].Shadow("payout")) != 0 {
 			if time.Since(a.At) > 5*time.Second {
 				t.Fatalf("replica %d serves %s 5 s after the activation", i, payoutHash(eng))
 			}
@@ -336,4 +339,27 @@ func TestSyncOverEmbeddedStore(t *testing.T) {
 		t.Fatalf("decision %+v, %v", d.Policy, err)
 	}
 	cancel()
+}
+
+// TestActivatedShadowIsNotShadowed: a shadow version that has since been activated is what
+// the action runs; evaluating it in shadow would only agree with itself.
+func TestActivatedShadowIsNotShadowed(t *testing.T) {
+	st := newFakeStore()
+	v2 := st.publish(bundle(t, "version: payout-2026.12.1", "version: payout-2026.12.2"))
+	v3 := st.publish(bundle(t, "version: payout-2026.12.1", "version: payout-2026.12.3"))
+	base := baseSet(t)
+	eng := engine.New(base)
+	s := policysync.New(st, eng, base)
+	ctx := context.Background()
+	st.change(func(l *store.LivePolicies) { l.Shadow["payout"] = []string{v2, v3} })
+	if err := s.Sync(ctx); err != nil || len(s.Shadow("payout")) != 2 {
+		t.Fatalf("sync: %v, shadow %d versions, want 2", err, len(s.Shadow("payout")))
+	}
+	st.change(func(l *store.LivePolicies) { l.Active["payout"] = v2 })
+	if err := s.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if sh := s.Shadow("payout"); len(sh) != 1 || sh[0].Hash != v3 {
+		t.Fatalf("shadow after activating v2 = %d versions, want v3 alone", len(sh))
+	}
 }
