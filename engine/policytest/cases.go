@@ -90,6 +90,11 @@ func runCELCases(ctx context.Context, r *root, cfg *config, cov *coverage) ([]Re
 			if c.Name == "" {
 				res.Name = fmt.Sprintf("case %d", i+1)
 			}
+			if problem := checkCELCase(c, p.Action); problem != "" {
+				res.Status, res.Detail = Fail, problem
+				results = append(results, res)
+				continue
+			}
 			raw, err := json.Marshal(c.Input)
 			if err != nil {
 				res.Status, res.Detail = Fail, fmt.Sprintf("input: %v", err)
@@ -102,6 +107,22 @@ func runCELCases(ctx context.Context, r *root, cfg *config, cov *coverage) ([]Re
 		}
 	}
 	return results, nil
+}
+
+// checkCELCase returns what makes a case unable to test the policy of action, or "": a
+// missing or unknown want.outcome, or an input whose action is another one (the case
+// would run against this file's policy all the same).
+func checkCELCase(c celCase, action string) string {
+	if c.Want.Outcome == "" {
+		return "want.outcome is required: approve, step_up, review or block"
+	}
+	if _, err := engine.ParseOutcome(c.Want.Outcome); err != nil {
+		return fmt.Sprintf("want.outcome %q is not approve, step_up, review or block", c.Want.Outcome)
+	}
+	if a, ok := c.Input["action"]; ok && a != action {
+		return fmt.Sprintf("input.action %v is not the action of this case file's policy (%s)", a, action)
+	}
+	return ""
 }
 
 // readCELCases reads a case file and the line of each case.

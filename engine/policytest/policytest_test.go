@@ -345,3 +345,34 @@ func TestSlowFailingTestIsNotTraced(t *testing.T) {
 		t.Fatalf("a slow failure was traced: %+v", r)
 	}
 }
+
+// TestCELCasesThatCannotTest: a case without want.outcome, with an outcome that is none, or
+// whose input is another action's (it would run against this file's policy all the same)
+// fails and says why.
+func TestCELCasesThatCannotTest(t *testing.T) {
+	dir := t.TempDir()
+	policy, err := os.ReadFile(filepath.Join("..", "..", "policies", "cel", "login.cel.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := `- name: no want
+  input: {action: login}
+- name: not an outcome
+  input: {action: login}
+  want: {outcome: allow}
+- name: another action
+  input: {action: payout}
+  want: {outcome: approve}
+`
+	writeFiles(t, dir, map[string]string{"cel/login.cel.yaml": string(policy), "cel/login.cases.yaml": cases})
+	rep, err := policytest.Run(context.Background(), filepath.Join(dir, "cel"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"no want": "want.outcome is required", "not an outcome": `"allow" is not`, "another action": "input.action payout is not the action"} {
+		r := byName(t, rep, name)
+		if len(r) != 1 || r[0].Status != policytest.Fail || !strings.Contains(r[0].Detail, want) {
+			t.Errorf("%s: %+v, want a failure saying %q", name, r, want)
+		}
+	}
+}
