@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"text/tabwriter"
@@ -137,7 +138,7 @@ func printRetention(w io.Writer, ps *retention.Policies, now time.Time, results 
 // openEvidenceForDeletion opens the evidence bucket serve uses (VERDICT_EVIDENCE_URL, or
 // <data-dir>/evidence) for deleting objects only: a local bucket gets a throwaway signing
 // key, since no upload URL is ever signed with it.
-func openEvidenceForDeletion(ctx context.Context, dataDir string, getenv func(string) string) (*evidence.Store, error) {
+func openEvidenceForDeletion(ctx context.Context, dataDir string, getenv func(string) string) (evidenceDeleter, error) {
 	if u := getenv("VERDICT_EVIDENCE_URL"); u != "" {
 		ev, err := evidence.Open(ctx, u, 0)
 		if err != nil {
@@ -145,13 +146,37 @@ func openEvidenceForDeletion(ctx context.Context, dataDir string, getenv func(st
 		}
 		return ev, nil
 	}
+	dir := filepath.Join(dataDir, "evidence")
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		// Opening it would create an empty bucket in which every object is "already
+		// deleted": pointers would be marked deleted, or an erasure report evidence
+		// deleted, while the files stay in the server's bucket, out of every later reach.
+		return missingBucket{dir: dir}, nil
+	}
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		return nil, err
 	}
 	unused, _ := url.Parse("http://127.0.0.1/unused")
-	return evidence.OpenLocal(filepath.Join(dataDir, "evidence"), unused, key, 0)
+	return evidence.OpenLocal(dir, unused, key, 0)
 }
+
+// evidenceDeleter deletes evidence objects (retention, erasure).
+type evidenceDeleter interface {
+	Delete(ctx context.Context, key string) error
+	Close() error
+}
+
+// missingBucket stands for a local evidence bucket that is not there: every deletion fails
+// and says where the bucket was looked for, so nothing is counted or marked deleted.
+type missingBucket struct{ dir string }
+
+func (m missingBucket) Delete(context.Context, string) error {
+	abs, _ := filepath.Abs(m.dir)
+	return fmt.Errorf("no evidence bucket at %s: give the server's --data-dir (its bucket is <data-dir>/evidence) or VERDICT_EVIDENCE_URL", abs)
+}
+
+func (missingBucket) Close() error { return nil }
 
 // startRetention starts the retention job for serve: it runs at once and then hourly,
 // with the policy file VERDICT_RETENTION_FILE (default: the embedded policy), until ctx

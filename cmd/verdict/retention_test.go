@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -159,5 +160,24 @@ func TestRetentionErrors(t *testing.T) {
 	var out bytes.Buffer
 	if err := runRetention(t.Context(), []string{"default"}, getenv, &out, &out); err != nil || !strings.Contains(out.String(), "kyc-default:") {
 		t.Errorf("retention default = %v\n%s", err, out.String())
+	}
+}
+
+// TestDeletionNeedsTheBucket: retention and erasure pointed at a data directory without the
+// server's evidence bucket (a Postgres operator leaving out --data-dir) must not create an
+// empty one in which every object is "already deleted": deletions fail and say where the
+// bucket was looked for.
+func TestDeletionNeedsTheBucket(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "elsewhere")
+	ev, err := openEvidenceForDeletion(context.Background(), dir, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ev.Close()
+	if err := ev.Delete(context.Background(), "evidence/ver_1/evd_1"); err == nil || !strings.Contains(err.Error(), "no evidence bucket at") {
+		t.Fatalf("Delete in a missing bucket = %v, want an error naming it", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "evidence")); !os.IsNotExist(err) {
+		t.Fatalf("the bucket directory was created: %v", err)
 	}
 }
