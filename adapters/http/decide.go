@@ -312,8 +312,18 @@ func (s *Server) decide(c *fiber.Ctx) error {
 	}
 	decisionID := id.String()
 
+	// The velocity event of a request with an Idempotency-Key is named by the key, not
+	// by this attempt's decision: the counters ignore an event they already hold, so a
+	// retry that reaches another replica while the first attempt is in flight, or after a
+	// "stored": false, is counted once, and a new device's first sighting is not taken by
+	// the attempt that loses.
+	eventID := decisionID
+	if idemKey != "" {
+		sum := sha256.Sum256([]byte(idemKey))
+		eventID = "idem-" + hex.EncodeToString(sum[:16])
+	}
 	g := s.deps.Gatherer.Gather(ctx, signals.Request{
-		EventID: decisionID, Action: req.Action, UserID: req.userID, DeviceID: req.deviceID,
+		EventID: eventID, Action: req.Action, UserID: req.userID, DeviceID: req.deviceID,
 		IP: req.ip, Country: req.country, EmailDomain: req.emailDomain, At: now,
 	})
 	gathered := time.Now()

@@ -939,3 +939,29 @@ func TestStalledStoreReadIsBounded(t *testing.T) {
 		t.Fatalf("decide: %d %s", d.status, d.body)
 	}
 }
+
+// TestRetryIsCountedOnce: a retry with the same Idempotency-Key after an answer that was
+// not stored (or on another replica while the first attempt is in flight) is one event for
+// the velocity counters, which ignore an event they already hold.
+func TestRetryIsCountedOnce(t *testing.T) {
+	vel := velocity.NewMemory()
+	down := newEnv(t, options{velocity: vel, committer: func(*store.GroupCommitter) httpapi.Committer { return failingCommitter{} }})
+	up := newEnv(t, options{velocity: vel})
+	first := down.do(t, "POST", "/v1/decide", loginBody, "Idempotency-Key", "retry-1").json(t)
+	if deg, _ := first["degraded"].(map[string]any); deg == nil || deg["stored"] != false {
+		t.Fatalf("first attempt: %v, want an answer not stored", first)
+	}
+	retry := up.do(t, "POST", "/v1/decide", loginBody, "Idempotency-Key", "retry-1").json(t)
+	stored := up.do(t, "GET", "/v1/decisions/"+retry["decision_id"].(string), "").json(t)
+	user := stored["input"].(map[string]any)["signals"].(map[string]any)["velocity"].(map[string]any)["user"].(map[string]any)
+	if user["count_1m"] != float64(1) {
+		t.Fatalf("the retry saw count_1m %v, want 1 (one logical request)", user["count_1m"])
+	}
+	// Another key is another request.
+	other := up.do(t, "POST", "/v1/decide", loginBody, "Idempotency-Key", "retry-2").json(t)
+	stored = up.do(t, "GET", "/v1/decisions/"+other["decision_id"].(string), "").json(t)
+	user = stored["input"].(map[string]any)["signals"].(map[string]any)["velocity"].(map[string]any)["user"].(map[string]any)
+	if user["count_1m"] != float64(2) {
+		t.Fatalf("a new key saw count_1m %v, want 2", user["count_1m"])
+	}
+}
