@@ -168,6 +168,12 @@ func (m *Memory) observeDevice(in *event, obs *signals.Observation) {
 	if idle > day {
 		e.set24.reset()
 	}
+	if idle > month {
+		// What Redis forgets with its keys' 30-day expiry: the device is new again.
+		// Eviction may or may not have dropped the entity already (it depends on the
+		// shard's other traffic); the answer must not.
+		e.firstSet, e.set30 = false, nil
+	}
 	w.DistinctUsers24h = e.set24.observe(in.user[0], in.hasUser, in.at, day)
 	obs.DeviceUsers30d = e.users30().observe(in.user[0], in.hasUser, in.at, month)
 	if !e.firstSet {
