@@ -216,8 +216,8 @@ type VerificationStore interface {
 	// RawPayloadIDs returns the ids of a session's stored webhook bodies, oldest first.
 	RawPayloadIDs(ctx context.Context, verificationID string) ([]string, error)
 	// ExpireVerifications moves up to limit sessions that are not final and whose ExpiresAt
-	// is before now to expired, each with its audit event, and returns how many it moved.
-	ExpireVerifications(ctx context.Context, now time.Time, limit int) (int, error)
+	// is before now to expired, each with its audit event, and returns them as they now are.
+	ExpireVerifications(ctx context.Context, now time.Time, limit int) ([]Verification, error)
 }
 
 // Review item kinds.

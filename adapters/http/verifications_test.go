@@ -223,6 +223,41 @@ func TestUploadURLClosesAtSubmission(t *testing.T) {
 	}
 }
 
+// TestCancelDropsUnsealedUploads: files are sealed at submission; a session cancelled before
+// it leaves no plaintext upload in the bucket, and takes no upload after.
+func TestCancelDropsUnsealedUploads(t *testing.T) {
+	dir := t.TempDir()
+	e := newEnv(t, options{verify: true, dir: dir})
+	created := e.do(t, "POST", "/v1/verifications", `{"user_id":"user-cx","provider":"sandbox",
+		"consent":{"policy_hash":"sha256:4f2a9c01","locale":"en-GB","scope":["identity_verification"]}}`)
+	id := created.json(t)["verification_id"].(string)
+	const file = "ZCANARY plaintext"
+	sum := sha256.Sum256([]byte(file))
+	added := e.do(t, "POST", "/v1/verifications/"+id+"/evidence", `{"items":[{"kind":"selfie","content_type":"image/png","sha256":"`+
+		hex.EncodeToString(sum[:])+`","size":17}]}`)
+	up := added.json(t)["uploads"].([]any)[0].(map[string]any)
+	u, err := url.Parse(up["url"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := e.do(t, "PUT", u.RequestURI(), file, "Content-Type", "image/png"); r.status != 204 {
+		t.Fatalf("upload: %d %s", r.status, r.body)
+	}
+	object := filepath.Join(dir, "evidence", filepath.FromSlash(u.Query().Get("obj")))
+	if _, err := os.Stat(object); err != nil {
+		t.Fatalf("the upload is not in the bucket: %v", err)
+	}
+	if r := e.do(t, "POST", "/v1/verifications/"+id+"/cancel", ""); r.status != 200 {
+		t.Fatalf("cancel: %d %s", r.status, r.body)
+	}
+	if _, err := os.Stat(object); !os.IsNotExist(err) {
+		t.Fatalf("the plaintext upload outlived the cancelled session: %v", err)
+	}
+	if r := e.do(t, "PUT", u.RequestURI(), file, "Content-Type", "image/png"); r.status != 409 {
+		t.Fatalf("upload after cancel: %d %s", r.status, r.body)
+	}
+}
+
 // TestVerificationFieldPointers: a refused field is named where it is in the body sent.
 func TestVerificationFieldPointers(t *testing.T) {
 	e := newEnv(t, options{verify: true})

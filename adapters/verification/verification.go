@@ -497,14 +497,15 @@ func (s *Service) RunExpiry(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		n, err := s.store.ExpireVerifications(ctx, s.cfg.Now(), 500)
+		expired, err := s.store.ExpireVerifications(ctx, s.cfg.Now(), 500)
 		switch {
 		case err != nil && ctx.Err() == nil:
 			s.cfg.Logger.Warn("expiring verification sessions failed", "err", err)
-		case n > 0:
-			s.cfg.Logger.Info("verification sessions expired", "count", n)
-			for range n {
+		case len(expired) > 0:
+			s.cfg.Logger.Info("verification sessions expired", "count", len(expired))
+			for _, v := range expired {
 				s.cfg.ObserveTransition("any", store.StatusExpired)
+				s.dropUnsealed(ctx, v)
 			}
 		}
 		select {
@@ -541,6 +542,9 @@ func (s *Service) Cancel(ctx context.Context, id, actor, corr string) (store.Ver
 			return store.Verification{}, fmt.Errorf("%w: %s cancel: %w", ErrProviderUnavailable, p.Name(), err)
 		}
 	}
+	// Held against this process's uploads, so none lands between the change and the
+	// deletion of the session's unsealed files.
+	defer s.locks.lock(id)()
 	v, err := s.store.UpdateVerification(ctx, id, store.VerificationChange{Actor: actor, CorrelationID: corr, Reason: "VERIFICATION_CANCELLED"},
 		func(v *store.Verification) error {
 			v.Status = store.StatusExpired
@@ -551,7 +555,27 @@ func (s *Service) Cancel(ctx context.Context, id, actor, corr string) (store.Ver
 		return store.Verification{}, err
 	}
 	s.cfg.ObserveTransition(v.Provider, v.Status)
+	s.dropUnsealed(ctx, v)
 	return v, nil
+}
+
+// dropUnsealed deletes the objects of a session that ended before submission and still
+// holds files uploaded in plaintext (pending: sealed only at submit), which would otherwise
+// stay readable in the bucket until raw_evidence retention, years later. No upload is taken
+// for an ended session, so nothing comes after. A failure is logged; retention and erasure
+// still reach the objects through their pointers.
+func (s *Service) dropUnsealed(ctx context.Context, v store.Verification) {
+	if s.evidence == nil {
+		return
+	}
+	for _, e := range v.Evidence {
+		if e.State != store.EvidencePending || e.BlobKey == "" {
+			continue
+		}
+		if err := s.evidence.Delete(ctx, e.BlobKey); err != nil {
+			s.cfg.Logger.Warn("deleting an unsealed upload of an ended session failed", "verification_id", v.ID, "evidence_id", e.ID, "err", err)
+		}
+	}
 }
 
 // EvidenceAD is the associated data of an evidence object sealed under its subject's key.

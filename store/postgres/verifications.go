@@ -407,9 +407,9 @@ func (s *Store) RawPayload(ctx context.Context, id string) (store.RawPayload, er
 // audit head and the due rows, the sessions with the earliest ExpiresAt first. Each gets
 // UpdatedAt from the store's clock and a verification.status_changed event with actor
 // "system" and reason VERIFICATION_EXPIRED.
-func (s *Store) ExpireVerifications(ctx context.Context, now time.Time, limit int) (int, error) {
+func (s *Store) ExpireVerifications(ctx context.Context, now time.Time, limit int) ([]store.Verification, error) {
 	if limit < 1 {
-		return 0, nil
+		return nil, nil
 	}
 	at := s.now()
 	var due []store.Verification
@@ -424,26 +424,28 @@ func (s *Store) ExpireVerifications(ctx context.Context, now time.Time, limit in
 			})
 	})
 	if err != nil {
-		return 0, classify(ctx, "expire verifications", err)
+		return nil, classify(ctx, "expire verifications", err)
 	}
 	defer w.rollback(ctx)
 	updates := make([][]any, 0, len(due))
+	expired := make([]store.Verification, 0, len(due))
 	for _, prev := range due {
 		next, events, err := store.ApplyVerificationChange(prev, store.ExpiryChange, at, func(v *store.Verification) error {
 			v.Status = store.StatusExpired
 			return nil
 		})
 		if err != nil {
-			return 0, fmt.Errorf("expire verifications: %w", err)
+			return nil, fmt.Errorf("expire verifications: %w", err)
 		}
 		values, err := verificationValues(next)
 		if err != nil {
-			return 0, fmt.Errorf("expire verifications: %w", err)
+			return nil, fmt.Errorf("expire verifications: %w", err)
 		}
 		updates = append(updates, values)
+		expired = append(expired, next)
 		for _, ev := range events {
 			if err := w.append(ev); err != nil {
-				return 0, fmt.Errorf("expire verifications: %w", err)
+				return nil, fmt.Errorf("expire verifications: %w", err)
 			}
 		}
 	}
@@ -453,9 +455,9 @@ func (s *Store) ExpireVerifications(ctx context.Context, now time.Time, limit in
 		}
 	})
 	if err != nil {
-		return 0, classify(ctx, "expire verifications", err)
+		return nil, classify(ctx, "expire verifications", err)
 	}
-	return len(due), nil
+	return expired, nil
 }
 
 // AppendAudit implements store.AuditAppender. A zero Time is set to the store's clock;

@@ -356,16 +356,16 @@ func (s *Store) RawPayload(ctx context.Context, id string) (store.RawPayload, er
 // the sessions with the earliest ExpiresAt go first. Each gets UpdatedAt from the store's
 // clock and a verification.status_changed event with actor "system" and reason
 // VERIFICATION_EXPIRED.
-func (s *Store) ExpireVerifications(ctx context.Context, now time.Time, limit int) (int, error) {
+func (s *Store) ExpireVerifications(ctx context.Context, now time.Time, limit int) ([]store.Verification, error) {
 	if limit < 1 {
-		return 0, nil
+		return nil, nil
 	}
 	terminal, err := json.Marshal(store.TerminalStatuses())
 	if err != nil {
-		return 0, fmt.Errorf("expire verifications: %w", err)
+		return nil, fmt.Errorf("expire verifications: %w", err)
 	}
 	at := s.now()
-	var n int
+	var expired []store.Verification
 	err = s.writeTx(ctx, "expire verifications", func(tx *sql.Tx, c *chain) error {
 		due, err := verificationsWhere(ctx, tx, `WHERE expires_at IS NOT NULL AND expires_at < ?
 			AND status NOT IN (SELECT value FROM json_each(?)) ORDER BY expires_at, id LIMIT ?`,
@@ -384,19 +384,19 @@ func (s *Store) ExpireVerifications(ctx context.Context, now time.Time, limit in
 			if err := updateVerificationRow(ctx, tx, next); err != nil {
 				return err
 			}
+			expired = append(expired, next)
 			for _, ev := range events {
 				if err := c.append(ctx, ev); err != nil {
 					return err
 				}
 			}
 		}
-		n = len(due)
 		return nil
 	})
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	return n, nil
+	return expired, nil
 }
 
 // AppendAudit implements store.AuditAppender. A zero Time is set to the store's clock. It

@@ -735,9 +735,14 @@ func testExpireVerifications(t *testing.T, s store.Store) {
 	}
 	expire := func(now time.Time, limit, want int) {
 		t.Helper()
-		n, err := s.ExpireVerifications(ctx, now, limit)
-		if err != nil || n != want {
-			t.Errorf("ExpireVerifications(limit %d) = %d, %v; want %d", limit, n, err, want)
+		got, err := s.ExpireVerifications(ctx, now, limit)
+		if err != nil || len(got) != want {
+			t.Errorf("ExpireVerifications(limit %d) = %d sessions, %v; want %d", limit, len(got), err, want)
+		}
+		for _, v := range got {
+			if v.Status != store.StatusExpired {
+				t.Errorf("ExpireVerifications returned %s as %s", v.ID, v.Status)
+			}
 		}
 	}
 	expire(cutoff, 1, 1) // the earliest first
