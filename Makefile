@@ -51,6 +51,7 @@ fuzz:
 	$(GO) test ./adapters/http -run '^$$' -fuzz '^FuzzDecideResponseJSON$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./adapters/http -run '^$$' -fuzz '^FuzzParseAPIKeys$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./engine -run '^$$' -fuzz '^FuzzAppendJSONMatchesEncodingJSON$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./engine -run '^$$' -fuzz '^FuzzLiteralReasonCodes$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./engine/pii -run '^$$' -fuzz '^FuzzSplitMerge$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./adapters/vault -run '^$$' -fuzz '^FuzzParseRing$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./store -run '^$$' -fuzz '^FuzzCheckpointJSON$$' -fuzztime $(FUZZTIME)

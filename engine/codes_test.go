@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/verdict-engine/verdict/engine"
@@ -35,4 +36,19 @@ decision := lib.decide(reasons)
 	if got, want := engine.LiteralReasonCodes("login/login.cel.yaml", []byte(cel)), []engine.CodeUse{{"BLOCK_STYLE", 5}, {"FLOW_STYLE", 8}}; !slices.Equal(got, want) {
 		t.Errorf("CEL codes = %v, want %v", got, want)
 	}
+}
+
+// FuzzLiteralReasonCodes: any file content gives codes on lines the file has, never a panic.
+func FuzzLiteralReasonCodes(f *testing.F) {
+	f.Add("payout/payout.rego", "package verdict.payout\n\nimport data.verdict.lib\n\nreasons contains lib.reason(\n\"A_B\", \"review\", 1, \"m\") if input.a\n")
+	f.Add("login/login.cel.yaml", "action: login\nrules:\n  - {code: X_Y, outcome: review, when: 'true'}\n")
+	f.Add("x/x.rego", "package verdict.x\nr := {\"code\": 1}\n")
+	f.Fuzz(func(t *testing.T, name, src string) {
+		lines := 1 + strings.Count(src, "\n")
+		for _, u := range engine.LiteralReasonCodes(name, []byte(src)) {
+			if u.Line < 1 || u.Line > lines {
+				t.Fatalf("code %q on line %d of a %d-line file", u.Code, u.Line, lines)
+			}
+		}
+	})
 }
