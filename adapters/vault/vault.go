@@ -67,6 +67,7 @@ func ParseRing(s string) (*Ring, error) {
 		return nil, errors.New("no master key")
 	}
 	r := &Ring{keys: map[string]cipher.AEAD{}}
+	seen := map[string]string{} // key bytes → id
 	for i, part := range strings.Split(s, ",") {
 		part = strings.TrimSpace(part)
 		id, b64, ok := strings.Cut(part, ":")
@@ -86,6 +87,13 @@ func ParseRing(s string) (*Ring, error) {
 		if err != nil || len(k) != 32 {
 			return nil, fmt.Errorf("master key %q: want base64 of 32 bytes (openssl rand -base64 32)", id)
 		}
+		// One key under two ids is a rotation that rotates nothing: keys rotate would rewrap
+		// every subject key under the same bytes and the old id could never be retired
+		// safely.
+		if other, dup := seen[string(k)]; dup {
+			return nil, fmt.Errorf("master keys %q and %q are the same key; a rotation needs a new one (openssl rand -base64 32)", other, id)
+		}
+		seen[string(k)] = id
 		aead, err := newAEAD(k)
 		if err != nil {
 			return nil, err

@@ -212,7 +212,7 @@ func TestParseRing(t *testing.T) {
 	if r, err := vault.ParseRing(" new:" + b64(2) + ", old:" + b64(1)); err != nil || r.Active() != "new" {
 		t.Fatalf("two keys: %v", err)
 	}
-	for _, bad := range []string{"", "k1:short", "k1:" + b64(1) + ",k1:" + b64(2), b64(1) + "," + b64(2), "bad id!:" + b64(1), "k1:" + b64(1)[:10]} {
+	for _, bad := range []string{"", "k1:short", "k1:" + b64(1) + ",k1:" + b64(2), b64(1) + "," + b64(2), "bad id!:" + b64(1), "k1:" + b64(1)[:10], "k2:" + b64(1) + ",k3:" + b64(1)} {
 		if _, err := vault.ParseRing(bad); err == nil {
 			t.Errorf("ParseRing(%q) accepted", bad)
 		} else if strings.Contains(err.Error(), b64(1)) {
