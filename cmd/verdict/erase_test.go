@@ -500,7 +500,13 @@ func TestServeRefusesAnotherPseudonymKey(t *testing.T) {
 	env := map[string]string{"VERDICT_MASTER_KEY": "k1:" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))}
 	getenv := func(k string) string { return env[k] }
 
-	// keys rotate opens the vault, pseudonymizer included, but must not claim the check.
+	// keys rotate writes no pseudonyms: it neither claims the check nor creates a key file.
+	if err := run(ctx, []string{"keys", "rotate", "--data-dir", dir}, getenv, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "pseudonym.key")); !os.IsNotExist(err) {
+		t.Fatalf("keys rotate created a pseudonym key file: %v", err)
+	}
 	env["VERDICT_PSEUDONYM_KEY"] = p2
 	if err := run(ctx, []string{"keys", "rotate", "--data-dir", dir}, getenv, io.Discard, io.Discard); err != nil {
 		t.Fatal(err)

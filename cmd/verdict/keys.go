@@ -28,17 +28,9 @@ import (
 // It checks the master keys against the subject keys already stored (vault.CheckRing), so
 // that a process given another master key than the store's refuses to start.
 func openVault(ctx context.Context, dataDir string, getenv func(string) string, st store.SubjectKeys, production bool, log *slog.Logger) (*vault.Vault, *pii.Pseudonymizer, error) {
-	ring, err := masterRing(dataDir, getenv)
+	v, err := openKeyVault(ctx, dataDir, getenv, st)
 	if err != nil {
 		return nil, nil, err
-	}
-	v := vault.New(ring, st)
-	if err := v.CheckRing(ctx); err != nil {
-		if getenv("VERDICT_MASTER_KEY") == "" {
-			file, _ := filepath.Abs(filepath.Join(dataDir, "master.key"))
-			return nil, nil, fmt.Errorf("%w (VERDICT_MASTER_KEY is not set, so the master key is the file %s)", err, file)
-		}
-		return nil, nil, fmt.Errorf("VERDICT_MASTER_KEY: %w", err)
 	}
 	pk, err := keyFrom(getenv("VERDICT_PSEUDONYM_KEY"), filepath.Join(dataDir, "pseudonym.key"), 32)
 	if err != nil {
@@ -84,6 +76,25 @@ func checkPseudonymKey(ctx context.Context, ps *pii.Pseudonymizer, st store.KeyC
 		"IP pseudonyms would not match theirs; give every server the same key", where)
 }
 
+// openKeyVault builds the vault alone, checked against the stored subject keys: what a
+// command that seals or rewraps but writes no pseudonyms needs (it must not create a
+// pseudonym key file it never uses).
+func openKeyVault(ctx context.Context, dataDir string, getenv func(string) string, st store.SubjectKeys) (*vault.Vault, error) {
+	ring, err := masterRing(dataDir, getenv)
+	if err != nil {
+		return nil, err
+	}
+	v := vault.New(ring, st)
+	if err := v.CheckRing(ctx); err != nil {
+		if getenv("VERDICT_MASTER_KEY") == "" {
+			file, _ := filepath.Abs(filepath.Join(dataDir, "master.key"))
+			return nil, fmt.Errorf("%w (VERDICT_MASTER_KEY is not set, so the master key is the file %s)", err, file)
+		}
+		return nil, fmt.Errorf("VERDICT_MASTER_KEY: %w", err)
+	}
+	return v, nil
+}
+
 func masterRing(dataDir string, getenv func(string) string) (*vault.Ring, error) {
 	if v := getenv("VERDICT_MASTER_KEY"); v != "" {
 		r, err := vault.ParseRing(v)
@@ -127,7 +138,7 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 		return fmt.Errorf("keys rotate: %w", err)
 	}
 	defer st.Close()
-	v, _, err := openVault(ctx, cfg.dataDir, getenv, st, false, nil)
+	v, err := openKeyVault(ctx, cfg.dataDir, getenv, st)
 	if err != nil {
 		return fmt.Errorf("keys rotate: %w", err)
 	}
