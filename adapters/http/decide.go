@@ -284,20 +284,10 @@ func (s *Server) decide(c *fiber.Ctx) error {
 		idemKey = actor(c) + ":" + k
 		sum := sha256.Sum256(body)
 		reqHash = hex.EncodeToString(sum[:])
-		// Claim the key first, then look it up: looked up first, a request could miss a
-		// decision stored just before it claimed the key and decide again.
-		for {
-			end, wait := s.idemFlights.begin(idemKey)
-			if end == nil {
-				if !await(ctx, wait) {
-					return &apiError{status: fiber.StatusServiceUnavailable, code: CodeUnavailable,
-						detail: "a request with this Idempotency-Key is still being decided; retry", cause: ctx.Err()}
-				}
-				continue
-			}
-			defer end()
-			break
-		}
+		// Copies sent at once (a client retrying before its first answer, here or on another
+		// replica) all get past this look-up; the store keeps one decision under the key and
+		// the others answer as it did, and the velocity event named by the key below is
+		// counted once.
 		if done, err := s.replayIdempotent(c, ctx, idemKey, reqHash); done || err != nil {
 			return err
 		}

@@ -94,8 +94,6 @@ type Server struct {
 	// burying everything else. The metrics count every occurrence.
 	failLogs *throttle.Throttle[string]
 	draining atomic.Bool
-	// idemFlights runs one decision per Idempotency-Key at a time (idempotency.go).
-	idemFlights idempotencyFlights
 
 	idPrefix  string
 	idCounter atomic.Uint64
