@@ -216,28 +216,22 @@ func yamlProblem(file string, err error) Problem {
 
 // celRuleLines returns, per rule, the line of the rule ("") and of each of its fields.
 func celRuleLines(doc *yaml.Node) []map[string]int {
-	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
+	if doc.Kind != yaml.DocumentNode {
 		return nil
 	}
-	root := doc.Content[0]
-	if root.Kind != yaml.MappingNode {
+	_, rules := topLevel(doc, "rules")
+	if rules == nil || rules.Kind != yaml.SequenceNode {
 		return nil
 	}
-	for i := 0; i+1 < len(root.Content); i += 2 {
-		if root.Content[i].Value != "rules" || root.Content[i+1].Kind != yaml.SequenceNode {
-			continue
+	var out []map[string]int
+	for _, rn := range rules.Content {
+		m := map[string]int{"": rn.Line}
+		for j := 0; j+1 < len(rn.Content); j += 2 {
+			m[rn.Content[j].Value] = rn.Content[j+1].Line
 		}
-		var out []map[string]int
-		for _, rn := range root.Content[i+1].Content {
-			m := map[string]int{"": rn.Line}
-			for j := 0; j+1 < len(rn.Content); j += 2 {
-				m[rn.Content[j].Value] = rn.Content[j+1].Line
-			}
-			out = append(out, m)
-		}
-		return out
+		out = append(out, m)
 	}
-	return nil
+	return out
 }
 
 type celRule struct {
@@ -443,14 +437,23 @@ func hashedWithData(file string, b []byte, data map[string][]byte) map[string][]
 
 // topLevelLine returns the line of a top-level key of a YAML document, or 0.
 func topLevelLine(doc *yaml.Node, key string) int {
+	if k, _ := topLevel(doc, key); k != nil {
+		return k.Line
+	}
+	return 0
+}
+
+// topLevel returns the key and value nodes of a top-level key of a YAML document whose
+// root is a mapping, or nils.
+func topLevel(doc *yaml.Node, key string) (k, v *yaml.Node) {
 	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
-		return 0
+		return nil, nil
 	}
 	m := doc.Content[0]
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		if m.Content[i].Value == key {
-			return m.Content[i].Line
+			return m.Content[i], m.Content[i+1]
 		}
 	}
-	return 0
+	return nil, nil
 }

@@ -71,23 +71,21 @@ func isReasonHelper(op *ast.Term) bool {
 // celCodes returns each rule's code of a CEL policy file with its line.
 func celCodes(src []byte) []CodeUse {
 	var doc yaml.Node
-	if yaml.Unmarshal(src, &doc) != nil || len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+	if yaml.Unmarshal(src, &doc) != nil {
+		return nil
+	}
+	_, rules := topLevel(&doc, "rules")
+	if rules == nil || rules.Kind != yaml.SequenceNode {
 		return nil
 	}
 	var out []CodeUse
-	top := doc.Content[0]
-	for i := 0; i+1 < len(top.Content); i += 2 {
-		if top.Content[i].Value != "rules" || top.Content[i+1].Kind != yaml.SequenceNode {
+	for _, rule := range rules.Content {
+		if rule.Kind != yaml.MappingNode {
 			continue
 		}
-		for _, rule := range top.Content[i+1].Content {
-			if rule.Kind != yaml.MappingNode {
-				continue
-			}
-			for j := 0; j+1 < len(rule.Content); j += 2 {
-				if rule.Content[j].Value == "code" && rule.Content[j+1].Kind == yaml.ScalarNode {
-					out = append(out, CodeUse{Code: rule.Content[j+1].Value, Line: rule.Content[j+1].Line})
-				}
+		for j := 0; j+1 < len(rule.Content); j += 2 {
+			if rule.Content[j].Value == "code" && rule.Content[j+1].Kind == yaml.ScalarNode {
+				out = append(out, CodeUse{Code: rule.Content[j+1].Value, Line: rule.Content[j+1].Line})
 			}
 		}
 	}
