@@ -21,7 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/verdict-engine/verdict/adapters/internal/throttle"
+	"github.com/verdict-engine/verdict/adapters/throttle"
 	"github.com/verdict-engine/verdict/adapters/vault"
 	"github.com/verdict-engine/verdict/adapters/verification"
 	"github.com/verdict-engine/verdict/engine"

@@ -18,8 +18,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/verdict-engine/verdict/adapters/evidence"
-	"github.com/verdict-engine/verdict/adapters/internal/throttle"
 	"github.com/verdict-engine/verdict/adapters/providers"
+	"github.com/verdict-engine/verdict/adapters/throttle"
 	"github.com/verdict-engine/verdict/adapters/vault"
 	"github.com/verdict-engine/verdict/store"
 )

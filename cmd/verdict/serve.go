@@ -24,6 +24,7 @@ import (
 
 	httpapi "github.com/verdict-engine/verdict/adapters/http"
 	"github.com/verdict-engine/verdict/adapters/retention"
+	"github.com/verdict-engine/verdict/adapters/throttle"
 	"github.com/verdict-engine/verdict/engine"
 	"github.com/verdict-engine/verdict/signals"
 	"github.com/verdict-engine/verdict/signals/redis"
@@ -107,19 +108,15 @@ func envFloat(getenv func(string) string, name string, def float64) float64 {
 }
 
 // everyTenSeconds passes on the first of a run of errors and then at most one per 10 s,
-// with the number left out since: a store that is down fails every lists refresh (every
-// 2 s), and the log should say so as it does for the store's other failures, once per
-// interval. Calls come from one goroutine.
+// with the number left out since (adapters/throttle): a store that is down fails every
+// lists refresh (every 2 s), and the log should say so as it does for the store's other
+// failures, once per interval.
 func everyTenSeconds(log func(err error, suppressed int)) func(error) {
-	var last time.Time
-	suppressed := 0
+	t := throttle.New[struct{}](10 * time.Second)
 	return func(err error) {
-		if now := time.Now(); now.Sub(last) >= 10*time.Second {
-			log(err, suppressed)
-			last, suppressed = now, 0
-			return
+		if ok, held := t.Allow(struct{}{}, time.Now()); ok {
+			log(err, int(held))
 		}
-		suppressed++
 	}
 }
 
