@@ -227,11 +227,16 @@ func VerificationChangeEvents(prev *Verification, next Verification, ch Verifica
 	return events, nil
 }
 
-// ReentersReview reports whether a change moves a session into pending_review: a review
-// row left from an earlier round (closed or claimed) is then removed, so the session is
-// queued again.
+// ReentersReview reports whether a change puts a session before its reviewers anew: it
+// moves into pending_review, or, already there, gets another score or other reason codes
+// (a provider's new finding). A review row left from an earlier round (closed or claimed)
+// is then removed, so the session is queued again, and a claim taken on what the session
+// said before no longer lets its holder decide it: they claim it again, on what it says now.
 func ReentersReview(prev, next Verification) bool {
-	return next.Status == StatusPendingReview && prev.Status != StatusPendingReview
+	if next.Status != StatusPendingReview {
+		return false
+	}
+	return prev.Status != StatusPendingReview || prev.Score != next.Score || !slices.Equal(prev.ReasonCodes, next.ReasonCodes)
 }
 
 // EncodeEvidence returns the evidence as a JSON array, [] for none.

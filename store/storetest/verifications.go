@@ -982,7 +982,33 @@ func testReviewClaims(t *testing.T, s store.Store) {
 		t.Errorf("claim of a session back in review = %v", err)
 	}
 
-	for typ, want := range map[string]int{store.EventReviewClaimed: 6, store.EventReviewDecided: 3} {
+	// A change that leaves the status alone and keeps score and reasons keeps the claim; a
+	// provider's new score or reasons for a session under review drops it: the holder took it
+	// on what the session said before, and claims it again to decide on what it says now.
+	mustUpdate(t, s, "ver-rb", store.VerificationChange{}, func(v *store.Verification) error {
+		v.Consent = &store.Consent{PolicyHash: "sha256:ab", Locale: "en", Scope: []string{"kyc"}, GrantedAt: now.UTC()}
+		return nil
+	})
+	if items, err := s.ListReviews(ctx, 10); err != nil || !slices.ContainsFunc(items, func(it store.ReviewItem) bool {
+		return it.ID == "ver-rb" && it.ClaimedBy == "frank"
+	}) {
+		t.Errorf("claim after a change to neither score nor reasons: queue = %+v, %v; want ver-rb held by frank", items, err)
+	}
+	mustUpdate(t, s, "ver-rb", store.VerificationChange{}, func(v *store.Verification) error {
+		v.Score, v.ReasonCodes = 92, []string{"WATCHLIST_HIT"}
+		return nil
+	})
+	if err := resolve(V, "ver-rb", "frank", store.StatusApproved); !errors.Is(err, store.ErrClaimed) {
+		t.Errorf("resolution on a claim taken before the session's reasons changed = %v, want ErrClaimed", err)
+	}
+	if got := mustGet(t, s, "ver-rb"); got.Status != store.StatusPendingReview || !slices.Equal(got.ReasonCodes, []string{"WATCHLIST_HIT"}) {
+		t.Errorf("session after a refused resolution = %s %q", got.Status, got.ReasonCodes)
+	}
+	if _, err := claim(V, "ver-rb", "grace", now.Add(time.Hour)); err != nil {
+		t.Errorf("claim of a session whose reasons changed = %v", err)
+	}
+
+	for typ, want := range map[string]int{store.EventReviewClaimed: 7, store.EventReviewDecided: 3} {
 		if got := countType(t, s, typ); got != want {
 			t.Errorf("%d %s events, want %d", got, typ, want)
 		}
