@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
@@ -219,7 +220,7 @@ func (s *Server) decideReview(c *fiber.Ctx) error {
 	if !reasonCodeOK(body.Reason) {
 		return invalidField("/reason", "a reason code in UPPER_SNAKE_CASE, such as DOCUMENT_VERIFIED_MANUALLY")
 	}
-	if len(body.Note) > 2000 || !printable(body.Note) {
+	if utf8.RuneCountInString(body.Note) > 2000 || !printable(body.Note) {
 		return invalidField("/note", "at most 2000 printable characters")
 	}
 	r := store.ReviewResolution{Kind: kind, ID: id, Reviewer: actor(c), Outcome: body.Outcome, Reason: body.Reason,

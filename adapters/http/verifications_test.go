@@ -102,12 +102,15 @@ func TestReviewQueue(t *testing.T) {
 	if r := e.do(t, "POST", "/v1/reviews/"+v.ID+"/claim", "", pii...); r.status != 409 || r.json(t)["code"] != "review_claimed" {
 		t.Fatalf("second claim: %d %s", r.status, r.body)
 	}
-	for _, bad := range []string{`{"outcome":"approve","reason":"OK"}`, `{"outcome":"approved","reason":"free text"}`, `{"outcome":"approved"}`, `{`, `{"outcome":"approved","reason":"OK","x":1}`} {
+	// The note's limit is 2000 characters, as the page's maxlength and the OpenAPI maxLength
+	// say, not 2000 bytes: a reviewer writing Cyrillic or Greek is not cut at half of it.
+	longNote := `{"outcome":"approved","reason":"OK","note":"` + strings.Repeat("ж", 2001) + `"}`
+	for _, bad := range []string{`{"outcome":"approve","reason":"OK"}`, `{"outcome":"approved","reason":"free text"}`, `{"outcome":"approved"}`, `{`, `{"outcome":"approved","reason":"OK","x":1}`, longNote} {
 		if r := e.do(t, "POST", "/v1/reviews/"+v.ID+"/decision", bad, rev...); r.status != 400 || !strings.Contains(r.header.Get("Content-Type"), "problem+json") {
 			t.Errorf("%s: %d %s", bad, r.status, r.body)
 		}
 	}
-	if r := e.do(t, "POST", "/v1/reviews/"+v.ID+"/decision", `{"outcome":"approved","reason":"DOCUMENT_VERIFIED_MANUALLY","note":"checked the hologram"}`, rev...); r.status != 200 {
+	if r := e.do(t, "POST", "/v1/reviews/"+v.ID+"/decision", `{"outcome":"approved","reason":"DOCUMENT_VERIFIED_MANUALLY","note":"checked the hologram; `+strings.Repeat("голограмма на месте. ", 90)+`"}`, rev...); r.status != 200 {
 		t.Fatalf("decide: %d %s", r.status, r.body)
 	}
 	got, _ := e.store.GetVerification(ctx, v.ID)
