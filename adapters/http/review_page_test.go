@@ -110,6 +110,34 @@ func TestReviewPageEndToEnd(t *testing.T) {
 		t.Fatalf("oldest session after the page decided it: %+v %v", decided.Status, err)
 	}
 
+	// The other session gets a new finding after the reviewer claimed it: deciding it is
+	// refused, and the page shows why over the queue as it is now (claim released, the new
+	// reason listed), not over what the reviewer saw when they claimed it.
+	do("claim the second",
+		chromedp.Click(chromedp.CSS(`#queue tbody tr:first-child button.open`)),
+		chromedp.Click(chromedp.ID("claim")),
+		chromedp.WaitVisible(`//p[@id="status"][contains(., "Claimed")]`),
+	)
+	if _, err := e.store.UpdateVerification(ctx, "ver_0000000000000000000000000000000b", store.VerificationChange{Actor: "sandbox"},
+		func(v *store.Verification) error {
+			v.Score, v.ReasonCodes = 95, []string{"WATCHLIST_HIT"}
+			return nil
+		}); err != nil {
+		t.Fatal(err)
+	}
+	do("decide the changed session",
+		chromedp.SetValue(chromedp.ID("outcome"), "approved"),
+		chromedp.SendKeys(chromedp.ID("reason"), "DOCUMENT_VERIFIED_MANUALLY"),
+		chromedp.Click(chromedp.ID("submit-decision")),
+		chromedp.WaitVisible(`//p[@id="status"][contains(., "claim it and review it again")]`),
+	)
+	if reasons, claimedBy := text("#d-reasons"), text(`#queue tbody tr:first-child td:nth-child(7)`); !strings.Contains(reasons, "WATCHLIST_HIT") || claimedBy != "—" {
+		t.Fatalf("after a refused decision on a changed session the page shows reasons %q, claimed by %q", reasons, claimedBy)
+	}
+	if got, _ := e.store.GetVerification(ctx, "ver_0000000000000000000000000000000b"); got.Status != store.StatusPendingReview {
+		t.Fatalf("changed session decided on a released claim: %s", got.Status)
+	}
+
 	// A pii reviewer unmasks: the page shows the user id, and the view is audited.
 	do("unmask",
 		chromedp.SetValue(chromedp.ID("key"), "revpii-secret-0123456789"),

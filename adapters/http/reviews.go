@@ -177,7 +177,7 @@ func reviewProblem(err error) error {
 	case errors.Is(err, store.ErrNotFound):
 		return problemf(fiber.StatusNotFound, CodeNotFound, "no such open review item")
 	case errors.Is(err, store.ErrClaimed):
-		return problemf(fiber.StatusConflict, CodeReviewClaimed, "another reviewer holds this item, or you have not claimed it")
+		return problemf(fiber.StatusConflict, CodeReviewClaimed, "another reviewer holds this item")
 	}
 	return verificationProblem(err)
 }
@@ -230,6 +230,10 @@ func (s *Server) decideReview(c *fiber.Ctx) error {
 		r.NoteSHA256 = hex.EncodeToString(sum[:])
 	}
 	if err := s.deps.Store.ResolveReview(c.UserContext(), r); err != nil {
+		if errors.Is(err, store.ErrClaimed) {
+			return problemf(fiber.StatusConflict, CodeReviewClaimed, "you hold no current claim on this item (not claimed by you, "+
+				"lapsed, or released because the session's score or reasons changed): claim it and review it again")
+		}
 		return reviewProblem(err)
 	}
 	return c.JSON(fiber.Map{"id": id, "kind": kind, "outcome": body.Outcome, "reason": body.Reason, "reviewer": r.Reviewer})

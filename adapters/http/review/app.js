@@ -43,17 +43,28 @@ function cell(tr, text, cls) {
   return td;
 }
 
+async function fetchQueue() {
+  const q = $("unmask").checked ? "?unmask=true" : "";
+  const data = await api("GET", "/v1/reviews" + q);
+  items = data.reviews || [];
+  render();
+}
+
 async function load() {
   sessionStorage.setItem("verdict.review.key", $("key").value);
   try {
-    const q = $("unmask").checked ? "?unmask=true" : "";
-    const data = await api("GET", "/v1/reviews" + q);
-    items = data.reviews || [];
-    render();
+    await fetchQueue();
     say(items.length + " open item(s)" + ($("unmask").checked ? " (personal data shown; this view was audited)" : ""));
   } catch (e) {
     say(e.message, true);
   }
+}
+
+// failed shows an error of a claim or a decision over the queue as it is now: the item may
+// have been taken, closed, or changed (new reasons, claim released) since it was shown.
+async function failed(e) {
+  try { await fetchQueue(); } catch (_) { /* the first error is the one to show */ }
+  say(e.message, true);
 }
 
 function render() {
@@ -122,7 +133,7 @@ async function claim() {
     await load();
     say("Claimed " + r.id + " until " + r.claimed_until);
   } catch (e) {
-    say(e.message, true);
+    await failed(e);
   }
 }
 
@@ -141,7 +152,7 @@ async function decide(ev) {
     await load();
     say("Decided " + r.id + ": " + r.outcome + " (" + r.reason + ")");
   } catch (e) {
-    say(e.message, true);
+    await failed(e);
   }
 }
 
