@@ -35,6 +35,11 @@ func TestReviewPageEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A claim that lapsed a minute ago holds nothing: the page must not show it as held.
+	if _, err := e.store.ClaimReview(ctx, store.ReviewVerification, "ver_0000000000000000000000000000000b", "gone",
+		time.Now().Add(-time.Minute), "req-gone"); err != nil {
+		t.Fatal(err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -83,6 +88,9 @@ func TestReviewPageEndToEnd(t *testing.T) {
 	)
 	if table, rows := text("#queue"), rowCount(); rows != 2 || strings.Contains(table, user) || !strings.Contains(table, "m***") {
 		t.Fatalf("queue (masked) shows %d rows:\n%s", rows, table)
+	}
+	if lapsed := text(`#queue tbody tr:nth-child(2) td:nth-child(7)`); !strings.HasPrefix(lapsed, "—") || !strings.Contains(lapsed, "lapsed") {
+		t.Fatalf("an item whose claim lapsed shows claimed by %q", lapsed)
 	}
 	// Oldest first: the first session created comes first. Open it, claim it, decide it.
 	do("claim",

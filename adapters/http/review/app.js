@@ -35,6 +35,14 @@ function age(iso) {
   return Math.round(mins / 1440) + " d";
 }
 
+// holder is who holds an item now: a claim past its claimed_until holds nothing (anyone
+// may claim the item), so it is not shown as if it did.
+function holder(it) {
+  if (!it.claimed_by) return "—";
+  if (Date.parse(it.claimed_until) > Date.now()) return it.claimed_by;
+  return "— (" + it.claimed_by + "'s claim lapsed)";
+}
+
 function cell(tr, text, cls) {
   const td = document.createElement("td");
   td.textContent = text;
@@ -82,7 +90,7 @@ function render() {
     cell(tr, it.status);
     cell(tr, String(it.score), it.score >= 50 ? "score-high" : "");
     cell(tr, (it.reason_codes || []).join(", "));
-    cell(tr, it.claimed_by || "—");
+    cell(tr, holder(it));
     const td = cell(tr, "");
     const open = document.createElement("button");
     open.textContent = "Open";
@@ -104,7 +112,7 @@ function show(it) {
   $("d-id").textContent = it.id;
   const dl = $("d-facts");
   dl.textContent = "";
-  const facts = { kind: it.kind, user: it.user_id, status: it.status, score: it.score, created: it.created_at, claimed_by: it.claimed_by || "—" };
+  const facts = { kind: it.kind, user: it.user_id, status: it.status, score: it.score, created: it.created_at, claimed_by: holder(it) };
   if (it.subject) facts.subject = JSON.stringify(it.subject);
   if (it.context) facts.context = JSON.stringify(it.context);
   for (const [k, v] of Object.entries(facts)) {
