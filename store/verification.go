@@ -267,4 +267,8 @@ type Reviews interface {
 	// CanTransition) with its status event. The reviewer must hold an unlapsed claim
 	// (ErrClaimed otherwise); a closed item is ErrNotFound.
 	ResolveReview(ctx context.Context, r ReviewResolution) error
+	// GetReviewResolution returns the resolution of a decided item (CorrelationID is not
+	// kept, so it is empty), or an error wrapping ErrNotFound when the item has none: never
+	// queued, still open, or a session sent back to review since.
+	GetReviewResolution(ctx context.Context, kind, id string) (ReviewResolution, error)
 }

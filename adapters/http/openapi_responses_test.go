@@ -605,6 +605,7 @@ func TestOpenAPIResponsesMatchSchemas(t *testing.T) {
 		c.call("GET", "/v1/reviews", "", 200) // claimed items
 		c.call("POST", "/v1/reviews/"+id2+"/decision", `{"outcome":"approved","reason":"DOCUMENT_VERIFIED_MANUALLY","note":"hologram checked"}`, 200)
 		c.call("POST", "/v1/reviews/"+decisionID+"/decision", `{"outcome":"block","reason":"SYNTHETIC_IDENTITY"}`, 200)
+		c.call("GET", "/v1/decisions/"+decisionID, "", 200) // with the reviewer's resolution
 		c.call("POST", "/v1/reviews/"+decisionID+"/claim", "", 404)
 
 		c.call("DELETE", "/v1/subjects/"+url.PathEscape(reviewUser), "", 200)

@@ -117,12 +117,21 @@ func TestReviewQueue(t *testing.T) {
 	if got.Status != store.StatusApproved {
 		t.Fatalf("session after review: %s", got.Status)
 	}
-	// The decision item: claim and block.
+	// The decision item: claim and block. The caller that got "review" reads the
+	// reviewer's resolution with the decision once there is one.
+	if dec := e.do(t, "GET", "/v1/decisions/"+decisionID, "", app...).json(t); dec["review"] != nil || dec["outcome"] != "review" {
+		t.Fatalf("decision waiting for review: %v", dec)
+	}
 	if r := e.do(t, "POST", "/v1/reviews/"+decisionID+"/claim", "", pii...); r.status != 200 {
 		t.Fatalf("claim decision: %d %s", r.status, r.body)
 	}
 	if r := e.do(t, "POST", "/v1/reviews/"+decisionID+"/decision", `{"outcome":"block","reason":"SYNTHETIC_IDENTITY"}`, pii...); r.status != 200 {
 		t.Fatalf("decide decision: %d %s", r.status, r.body)
+	}
+	dec := e.do(t, "GET", "/v1/decisions/"+decisionID, "", app...).json(t)
+	if rv, _ := dec["review"].(map[string]any); dec["outcome"] != "review" || rv["outcome"] != "block" || rv["reason"] != "SYNTHETIC_IDENTITY" ||
+		rv["reviewer"] != "revpii" || rv["decided_at"] == nil || len(rv) != 4 {
+		t.Fatalf("decision after review: %v", dec)
 	}
 	if left := e.do(t, "GET", "/v1/reviews", "", rev...).json(t)["reviews"].([]any); len(left) != 0 {
 		t.Fatalf("queue not empty: %v", left)

@@ -237,3 +237,19 @@ func (s *Store) ResolveReview(ctx context.Context, r store.ReviewResolution) err
 	}
 	return nil
 }
+
+// GetReviewResolution implements store.Reviews.
+func (s *Store) GetReviewResolution(ctx context.Context, kind, id string) (store.ReviewResolution, error) {
+	r := store.ReviewResolution{Kind: kind, ID: id}
+	err := s.pool.QueryRow(ctx, `SELECT decided_by, outcome, reason, note_sha256, decided_at FROM reviews
+		WHERE kind = $1 AND item_id = $2 AND decided_at IS NOT NULL`, kind, id).
+		Scan(&r.Reviewer, &r.Outcome, &r.Reason, &r.NoteSHA256, &r.DecidedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.ReviewResolution{}, fmt.Errorf("review resolution of %s %q: %w", kind, id, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.ReviewResolution{}, classify(ctx, "get review resolution", err)
+	}
+	r.DecidedAt = r.DecidedAt.UTC()
+	return r, nil
+}

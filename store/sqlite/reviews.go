@@ -205,3 +205,20 @@ func (s *Store) ResolveReview(ctx context.Context, r store.ReviewResolution) err
 	}
 	return err
 }
+
+// GetReviewResolution implements store.Reviews.
+func (s *Store) GetReviewResolution(ctx context.Context, kind, id string) (store.ReviewResolution, error) {
+	r := store.ReviewResolution{Kind: kind, ID: id}
+	var decidedAt int64
+	err := s.r.QueryRowContext(ctx, `SELECT decided_by, outcome, reason, note_sha256, decided_at FROM reviews
+		WHERE kind = ? AND item_id = ? AND decided_at IS NOT NULL`, kind, id).
+		Scan(&r.Reviewer, &r.Outcome, &r.Reason, &r.NoteSHA256, &decidedAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.ReviewResolution{}, fmt.Errorf("review resolution of %s %q: %w", kind, id, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.ReviewResolution{}, classify(ctx, "get review resolution", err)
+	}
+	r.DecidedAt = fromMicros(decidedAt)
+	return r, nil
+}

@@ -946,12 +946,27 @@ func testReviewClaims(t *testing.T, s store.Store) {
 		t.Errorf("second resolution = %v, want ErrNotFound", err)
 	}
 
-	// Resolving a decision closes it; the decision itself stays as it was.
+	// Resolving a decision closes it; the decision itself stays as it was, and the
+	// resolution is read beside it.
+	if _, err := s.GetReviewResolution(ctx, D, "rev-0001"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("resolution of an open decision = %v, want ErrNotFound", err)
+	}
 	if err := resolve(D, "rev-0001", "dave", "block"); err != nil {
 		t.Fatalf("ResolveReview(decision): %v", err)
 	}
 	if d, err := s.GetDecision(ctx, "rev-0001"); err != nil || d.Outcome != "review" {
 		t.Errorf("resolved decision = %+v, %v", d, err)
+	}
+	if r, err := s.GetReviewResolution(ctx, D, "rev-0001"); err != nil || r.Kind != D || r.ID != "rev-0001" || r.Reviewer != "dave" ||
+		r.Outcome != "block" || r.Reason != "DOCUMENT_OK" || r.NoteSHA256 != sha256Hex([]byte("note by dave")) ||
+		r.DecidedAt.Location() != time.UTC || time.Since(r.DecidedAt) > time.Minute || r.DecidedAt.After(time.Now()) {
+		t.Errorf("GetReviewResolution(decision) = %+v, %v", r, err)
+	}
+	if r, err := s.GetReviewResolution(ctx, V, "ver-ra"); err != nil || r.Reviewer != "alice" || r.Outcome != store.StatusApproved {
+		t.Errorf("GetReviewResolution(verification) = %+v, %v", r, err)
+	}
+	if _, err := s.GetReviewResolution(ctx, D, "no-such-decision"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("resolution of an unknown item = %v, want ErrNotFound", err)
 	}
 	if got, want := queueIDs(t, s, 10), []string{"decision:rev-0002", "verification:ver-rb", "decision:rev-0003"}; !slices.Equal(got, want) {
 		t.Errorf("review queue after resolutions = %q, want %q", got, want)
@@ -977,6 +992,9 @@ func testReviewClaims(t *testing.T, s store.Store) {
 	}
 	if i := slices.IndexFunc(items, func(it store.ReviewItem) bool { return it.ID == "ver-rb" }); i < 0 || items[i].ClaimedBy != "" {
 		t.Errorf("session back in review: queue = %+v, want ver-rb unclaimed", items)
+	}
+	if _, err := s.GetReviewResolution(ctx, V, "ver-rb"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("resolution of a session back in review = %v, want ErrNotFound", err)
 	}
 	if _, err := claim(V, "ver-rb", "frank", now.Add(time.Hour)); err != nil {
 		t.Errorf("claim of a session back in review = %v", err)
