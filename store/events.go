@@ -276,3 +276,19 @@ func SubjectErasedEvent(e Erasure, actor, correlationID string) (AuditEvent, err
 		RawPayloads: e.RawPayloads, Verify: e.Verify,
 	})
 }
+
+// EventSubjectEvidenceDeleted is appended when the evidence objects of an erased subject
+// have been deleted and their pointers marked EvidenceDeleted.
+const EventSubjectEvidenceDeleted = "subject.evidence_deleted"
+
+type subjectEvidenceDeletedPayload struct {
+	Count int `json:"count"`
+}
+
+// SubjectEvidenceDeletedEvent returns the unlinked audit event for count evidence pointers
+// of the subject marked deleted after an erasure deleted their blobs: the subject as
+// SubjectRef, and the count only.
+func SubjectEvidenceDeletedEvent(userID string, count int, actor, correlationID string, at time.Time) (AuditEvent, error) {
+	return newEvent(EventSubjectEvidenceDeleted, actor, correlationID, SubjectRef(userID), at,
+		subjectEvidenceDeletedPayload{Count: count})
+}

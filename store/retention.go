@@ -7,9 +7,9 @@ import (
 	"time"
 )
 
-// EvidenceDeleted is the state of an evidence pointer whose blob retention deleted. The
-// pointer keeps its id, kind, blob key, hash, type and size, so the audit chain's
-// evidence events can still be matched to it; the file itself is gone.
+// EvidenceDeleted is the state of an evidence pointer whose blob retention or an erasure
+// deleted. The pointer keeps its id, kind, blob key, hash, type and size, so the audit
+// chain's evidence events can still be matched to it; the file itself is gone.
 const EvidenceDeleted = "deleted"
 
 // EventRetentionDeleted is appended once per retention deletion batch.
@@ -86,7 +86,8 @@ func (s RetentionScope) BatchLimit() int {
 	return s.Limit
 }
 
-// DueEvidence is one evidence pointer that is due, with the blob key to delete.
+// DueEvidence is one evidence pointer with the blob key to delete: due under a retention
+// policy, or of an erased subject.
 type DueEvidence struct {
 	VerificationID string
 	EvidenceID     string

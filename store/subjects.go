@@ -21,13 +21,15 @@ type SubjectKey struct {
 
 // Erasure reports what EraseSubject did.
 type Erasure struct {
-	UserID       string    `json:"user_id"`
-	KeyDestroyed bool      `json:"key_destroyed"` // false when the subject had no key (nothing was ever sealed, or erased before)
-	Decisions    int       `json:"decisions"`     // decisions whose sealed personal data was deleted
-	Verify       int       `json:"verifications"` // verification sessions of the subject (kept: ids, statuses, hashes)
-	RawPayloads  int       `json:"raw_payloads"`  // raw provider payloads deleted
-	Evidence     []string  `json:"-"`             // blob keys of the subject's evidence, for the caller to delete
-	ErasedAt     time.Time `json:"erased_at"`
+	UserID       string `json:"user_id"`
+	KeyDestroyed bool   `json:"key_destroyed"` // false when the subject had no key (nothing was ever sealed, or erased before)
+	Decisions    int    `json:"decisions"`     // decisions whose sealed personal data was deleted
+	Verify       int    `json:"verifications"` // verification sessions of the subject (kept: ids, statuses, hashes)
+	RawPayloads  int    `json:"raw_payloads"`  // raw provider payloads deleted
+	// Evidence lists the subject's evidence pointers not yet deleted, with their blob
+	// keys, for the caller to delete and then mark with MarkSubjectEvidenceDeleted.
+	Evidence []DueEvidence `json:"-"`
+	ErasedAt time.Time     `json:"erased_at"`
 }
 
 // SubjectKeys stores subjects' data keys and erases subjects.
@@ -58,6 +60,13 @@ type SubjectKeys interface {
 	// user's evidence for the caller to delete. Erasing a user with nothing stored succeeds
 	// with zero counts and is audited too.
 	EraseSubject(ctx context.Context, userID, actor, correlationID string) (Erasure, error)
+	// MarkSubjectEvidenceDeleted sets the state of the given evidence pointers of the
+	// user's verification sessions to EvidenceDeleted once the caller has deleted their
+	// blobs (after EraseSubject), changing nothing else, with one subject.evidence_deleted
+	// audit event (the subject as SubjectRef and the count) in the same transaction. It
+	// returns how many it marked: pointers already deleted or gone, and those of another
+	// user's sessions, are skipped; when none is marked nothing is written.
+	MarkSubjectEvidenceDeleted(ctx context.Context, userID, actor, correlationID string, items []DueEvidence) (int, error)
 }
 
 // KeyChecks records check values of the deployment's secret keys, so that a process can
@@ -69,18 +78,19 @@ type KeyChecks interface {
 	ClaimKeyCheck(ctx context.Context, name string, value []byte) ([]byte, error)
 }
 
-// EvidenceBlobKeys returns the blob keys of a verification's evidence as the stores keep it
-// (a JSON array of Evidence), leaving out objects retention has deleted already.
-func EvidenceBlobKeys(raw []byte) ([]string, error) {
+// LiveEvidence returns the evidence pointers of verification verificationID, whose
+// evidence column the stores keep as raw (a JSON array of Evidence), that have a blob key
+// and are not deleted yet: the blobs an erasure deletes.
+func LiveEvidence(verificationID string, raw []byte) ([]DueEvidence, error) {
 	var ev []Evidence
 	if err := json.Unmarshal(raw, &ev); err != nil {
 		return nil, fmt.Errorf("decode evidence: %w", err)
 	}
-	keys := make([]string, 0, len(ev))
+	out := make([]DueEvidence, 0, len(ev))
 	for _, e := range ev {
 		if e.BlobKey != "" && e.State != EvidenceDeleted {
-			keys = append(keys, e.BlobKey)
+			out = append(out, DueEvidence{VerificationID: verificationID, EvidenceID: e.ID, BlobKey: e.BlobKey})
 		}
 	}
-	return keys, nil
+	return out, nil
 }

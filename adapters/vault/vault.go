@@ -623,13 +623,18 @@ type Erasure struct {
 	store.Erasure
 	EvidenceDeleted int `json:"evidence_deleted"`
 	// EvidenceFailed counts objects that could not be deleted now: they stay sealed under
-	// the destroyed key, unreadable, until deleted by retention or by erasing again.
+	// the destroyed key, unreadable, and their pointers listed as they were, until deleted
+	// by retention or by erasing again.
 	EvidenceFailed int `json:"evidence_failed"`
 }
 
 // Erase erases a subject: the store destroys the subject's key, deletes the sealed
 // personal data and raw payloads and audits it, in one transaction; then this process
-// forgets the key and blobs (if not nil) deletes the subject's evidence objects.
+// forgets the key, blobs (if not nil) deletes the subject's evidence objects, and the
+// store marks the pointers of those deleted EvidenceDeleted (audited with a count). A
+// pointer whose object could not be deleted stays as it was, for erasing again or
+// retention to retry. If the marking fails, Erase returns the report with the error:
+// erasing again marks them.
 func (v *Vault) Erase(ctx context.Context, userID, actor, correlationID string, blobs BlobDeleter) (Erasure, error) {
 	e, err := v.keys.EraseSubject(ctx, userID, actor, correlationID)
 	if err != nil {
@@ -637,16 +642,24 @@ func (v *Vault) Erase(ctx context.Context, userID, actor, correlationID string, 
 	}
 	v.Forget(userID)
 	out := Erasure{Erasure: e}
-	for _, k := range e.Evidence {
+	var deleted []store.DueEvidence
+	for _, d := range e.Evidence {
 		if blobs == nil {
 			out.EvidenceFailed++
 			continue
 		}
-		if err := blobs.Delete(ctx, k); err != nil {
+		if err := blobs.Delete(ctx, d.BlobKey); err != nil {
 			out.EvidenceFailed++
 			continue
 		}
-		out.EvidenceDeleted++
+		deleted = append(deleted, d)
+	}
+	out.EvidenceDeleted = len(deleted)
+	if len(deleted) > 0 {
+		if _, err := v.keys.MarkSubjectEvidenceDeleted(ctx, userID, actor, correlationID, deleted); err != nil {
+			return out, fmt.Errorf("erasure done and %d evidence objects deleted, but their pointers were not marked deleted (erase again to mark them): %w",
+				len(deleted), err)
+		}
 	}
 	return out, nil
 }

@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/verdict-engine/verdict/adapters/vault"
 	"github.com/verdict-engine/verdict/store"
@@ -371,5 +373,97 @@ func TestKeyReadDuringAForgetIsNotCached(t *testing.T) {
 		if h.lookups != want {
 			t.Fatalf("seal %d: %d key lookups, want %d", i+1, h.lookups, want)
 		}
+	}
+}
+
+// failingBlobs deletes every object but those in fail, recording what it deleted.
+type failingBlobs struct {
+	fail    map[string]bool
+	deleted []string
+}
+
+func (f *failingBlobs) Delete(_ context.Context, key string) error {
+	if f.fail[key] {
+		return errors.New("bucket unavailable")
+	}
+	f.deleted = append(f.deleted, key)
+	return nil
+}
+
+// After an erasure deletes the subject's evidence objects, their pointers say "deleted";
+// one whose object could not be deleted stays "uploaded", and erasing again retries it.
+func TestEraseMarksDeletedEvidence(t *testing.T) {
+	ctx := t.Context()
+	st := open(t)
+	v := vault.New(ring(t, "k1:"+b64(1)), st)
+	now := time.Now().UTC()
+	for _, s := range []struct{ id, user string }{{"ver-1", "u1"}, {"ver-2", "u2"}} {
+		if _, _, err := st.CreateVerification(ctx, store.NewVerification{Verification: store.Verification{
+			ID: s.id, UserID: s.user, Provider: "sandbox", Status: store.StatusInitiated}, Actor: "t"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.UpdateVerification(ctx, s.id, store.VerificationChange{Actor: "t"}, func(x *store.Verification) error {
+			for _, e := range []string{"a", "b"} {
+				x.Evidence = append(x.Evidence, store.Evidence{ID: e, Kind: "selfie", BlobKey: "evidence/" + s.id + "/" + e,
+					SHA256: "ab", ContentType: "image/jpeg", Size: 1, State: store.EvidenceUploaded, CreatedAt: now, UploadedAt: now})
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	states := func(id string) string {
+		x, err := st.GetVerification(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range x.Evidence {
+			out = append(out, e.State)
+		}
+		return strings.Join(out, ",")
+	}
+
+	blobs := &failingBlobs{fail: map[string]bool{"evidence/ver-1/b": true}}
+	e, err := v.Erase(ctx, "u1", "admin", "req-1", blobs)
+	if err != nil || e.EvidenceDeleted != 1 || e.EvidenceFailed != 1 {
+		t.Fatalf("Erase = %+v, %v; want 1 deleted, 1 failed", e, err)
+	}
+	if got := states("ver-1"); got != "deleted,uploaded" {
+		t.Errorf("evidence after erasure = %s, want deleted,uploaded (the failed one still listed)", got)
+	}
+	if got := states("ver-2"); got != "uploaded,uploaded" {
+		t.Errorf("another subject's evidence = %s", got)
+	}
+
+	blobs.fail = nil
+	e, err = v.Erase(ctx, "u1", "admin", "req-2", blobs)
+	if err != nil || e.EvidenceDeleted != 1 || e.EvidenceFailed != 0 {
+		t.Fatalf("Erase again = %+v, %v; want the failed object retried", e, err)
+	}
+	if got := states("ver-1"); got != "deleted,deleted" {
+		t.Errorf("evidence after erasing again = %s", got)
+	}
+	if e, err = v.Erase(ctx, "u1", "admin", "req-3", blobs); err != nil || e.EvidenceDeleted != 0 || e.EvidenceFailed != 0 {
+		t.Fatalf("third Erase = %+v, %v; want nothing left to delete", e, err)
+	}
+	if want := []string{"evidence/ver-1/a", "evidence/ver-1/b"}; !slices.Equal(blobs.deleted, want) {
+		t.Errorf("objects deleted = %v, want %v", blobs.deleted, want)
+	}
+	var marked int
+	evs, err := st.AuditEvents(ctx, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range evs {
+		if ev.Type == store.EventSubjectEvidenceDeleted {
+			marked++
+			if ev.SubjectRef != store.SubjectRef("u1") || bytes.Contains(ev.Payload, []byte("u1")) {
+				t.Errorf("event %+v", ev)
+			}
+		}
+	}
+	if marked != 2 {
+		t.Errorf("%d subject.evidence_deleted events, want 2", marked)
 	}
 }

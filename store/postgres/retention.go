@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -170,11 +171,31 @@ func (s *Store) RetentionDueEvidence(ctx context.Context, scope store.RetentionS
 // MarkEvidenceDeleted implements store.Retention in one transaction holding the audit head.
 func (s *Store) MarkEvidenceDeleted(ctx context.Context, scope store.RetentionScope, items []store.DueEvidence) (int, error) {
 	scope.Class = store.ClassRawEvidence
+	return s.markEvidence(ctx, "mark evidence deleted", "", items, func(n int, at time.Time) (store.AuditEvent, error) {
+		return store.RetentionDeletedEvent(scope, n, at)
+	})
+}
+
+// MarkSubjectEvidenceDeleted implements store.SubjectKeys in one transaction holding the
+// audit head.
+func (s *Store) MarkSubjectEvidenceDeleted(ctx context.Context, userID, actor, correlationID string, items []store.DueEvidence) (int, error) {
+	if userID == "" {
+		return 0, store.InvalidRecordf("mark subject evidence deleted: empty user id")
+	}
+	return s.markEvidence(ctx, "mark subject evidence deleted", userID, items, func(n int, at time.Time) (store.AuditEvent, error) {
+		return store.SubjectEvidenceDeletedEvent(userID, n, actor, correlationID, at)
+	})
+}
+
+// markEvidence marks the items' pointers EvidenceDeleted, only in sessions of userID
+// unless it is empty, and appends event's audit event when it marked any, in one
+// transaction.
+func (s *Store) markEvidence(ctx context.Context, op, userID string, items []store.DueEvidence,
+	event func(n int, at time.Time) (store.AuditEvent, error)) (int, error) {
 	groups := store.GroupDueEvidence(items)
 	if len(groups) == 0 {
 		return 0, nil
 	}
-	const op = "mark evidence deleted"
 	ids := make([]string, len(groups))
 	for i, g := range groups {
 		ids[i] = g.VerificationID
@@ -182,7 +203,8 @@ func (s *Store) MarkEvidenceDeleted(ctx context.Context, scope store.RetentionSc
 	at := s.now()
 	columns := map[string]string{}
 	w, err := s.begin(ctx, at, func(b *pgx.Batch) {
-		b.Queue(`SELECT id, evidence::text FROM verifications WHERE id = ANY ($1::text[]) FOR UPDATE`, ids).
+		b.Queue(`SELECT id, evidence::text FROM verifications WHERE id = ANY ($1::text[]) AND ($2 = '' OR user_id = $2)
+			FOR UPDATE`, ids, userID).
 			Query(func(rows pgx.Rows) error {
 				for rows.Next() {
 					var id, col string
@@ -219,7 +241,7 @@ func (s *Store) MarkEvidenceDeleted(ctx context.Context, scope store.RetentionSc
 	if n == 0 {
 		return 0, nil
 	}
-	ev, err := store.RetentionDeletedEvent(scope, n, at)
+	ev, err := event(n, at)
 	if err == nil {
 		err = w.append(ev)
 	}

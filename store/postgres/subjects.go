@@ -128,7 +128,11 @@ func (s *Store) RewrapSubjectKeys(ctx context.Context, kekID string, rewrap func
 func (s *Store) EraseSubject(ctx context.Context, userID, actor, correlationID string) (store.Erasure, error) {
 	now := s.now()
 	e := store.Erasure{UserID: userID, ErasedAt: now}
-	var evidence [][]byte
+	type evidenceColumn struct {
+		id  string
+		raw []byte
+	}
+	var evidence []evidenceColumn
 	w, err := s.begin(ctx, now, func(b *pgx.Batch) {
 		// The key's deletion is announced on erasureChannel when the transaction commits,
 		// so that other replicas drop the key from their vault's sealing cache.
@@ -152,13 +156,13 @@ func (s *Store) EraseSubject(ctx context.Context, userID, actor, correlationID s
 				e.RawPayloads = int(t.RowsAffected())
 				return nil
 			})
-		b.Queue(`SELECT evidence::text FROM verifications WHERE user_id = $1`, userID).Query(func(rows pgx.Rows) error {
+		b.Queue(`SELECT id, evidence::text FROM verifications WHERE user_id = $1`, userID).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
-				var raw []byte
-				if err := rows.Scan(&raw); err != nil {
+				var c evidenceColumn
+				if err := rows.Scan(&c.id, &c.raw); err != nil {
 					return err
 				}
-				evidence = append(evidence, raw)
+				evidence = append(evidence, c)
 			}
 			return rows.Err()
 		})
@@ -168,12 +172,12 @@ func (s *Store) EraseSubject(ctx context.Context, userID, actor, correlationID s
 	}
 	defer w.rollback(ctx)
 	e.Verify = len(evidence)
-	for _, raw := range evidence {
-		keys, err := store.EvidenceBlobKeys(raw)
+	for _, c := range evidence {
+		live, err := store.LiveEvidence(c.id, c.raw)
 		if err != nil {
 			return store.Erasure{}, fmt.Errorf("erase subject: %w", err)
 		}
-		e.Evidence = append(e.Evidence, keys...)
+		e.Evidence = append(e.Evidence, live...)
 	}
 	ev, err := store.SubjectErasedEvent(e, actor, correlationID)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/verdict-engine/verdict/store"
 )
@@ -192,16 +193,37 @@ func (s *Store) RetentionDueEvidence(ctx context.Context, scope store.RetentionS
 // MarkEvidenceDeleted implements store.Retention in one IMMEDIATE transaction.
 func (s *Store) MarkEvidenceDeleted(ctx context.Context, scope store.RetentionScope, items []store.DueEvidence) (int, error) {
 	scope.Class = store.ClassRawEvidence
+	return s.markEvidence(ctx, "mark evidence deleted", "", items, func(n int, at time.Time) (store.AuditEvent, error) {
+		return store.RetentionDeletedEvent(scope, n, at)
+	})
+}
+
+// MarkSubjectEvidenceDeleted implements store.SubjectKeys in one IMMEDIATE transaction.
+func (s *Store) MarkSubjectEvidenceDeleted(ctx context.Context, userID, actor, correlationID string, items []store.DueEvidence) (int, error) {
+	if userID == "" {
+		return 0, store.InvalidRecordf("mark subject evidence deleted: empty user id")
+	}
+	return s.markEvidence(ctx, "mark subject evidence deleted", userID, items, func(n int, at time.Time) (store.AuditEvent, error) {
+		return store.SubjectEvidenceDeletedEvent(userID, n, actor, correlationID, at)
+	})
+}
+
+// markEvidence marks the items' pointers EvidenceDeleted, only in sessions of userID
+// unless it is empty, and appends event's audit event when it marked any, in one
+// transaction.
+func (s *Store) markEvidence(ctx context.Context, op, userID string, items []store.DueEvidence,
+	event func(n int, at time.Time) (store.AuditEvent, error)) (int, error) {
 	byVerification := store.GroupDueEvidence(items)
 	if len(byVerification) == 0 {
 		return 0, nil
 	}
 	at := s.now()
 	var n int
-	err := s.writeTx(ctx, "mark evidence deleted", func(tx *sql.Tx, c *chain) error {
+	err := s.writeTx(ctx, op, func(tx *sql.Tx, c *chain) error {
 		for _, g := range byVerification {
 			var raw string
-			err := tx.QueryRowContext(ctx, `SELECT evidence FROM verifications WHERE id = ?`, g.VerificationID).Scan(&raw)
+			err := tx.QueryRowContext(ctx, `SELECT evidence FROM verifications WHERE id = ? AND (? = '' OR user_id = ?)`,
+				g.VerificationID, userID, userID).Scan(&raw)
 			if err == sql.ErrNoRows {
 				continue
 			}
@@ -223,7 +245,7 @@ func (s *Store) MarkEvidenceDeleted(ctx context.Context, scope store.RetentionSc
 		if n == 0 {
 			return nil
 		}
-		ev, err := store.RetentionDeletedEvent(scope, n, at)
+		ev, err := event(n, at)
 		if err != nil {
 			return err
 		}

@@ -143,23 +143,26 @@ func (s *Store) EraseSubject(ctx context.Context, userID, actor, correlationID s
 			return err
 		}
 		e.RawPayloads = int(n)
-		rows, err := tx.QueryContext(ctx, `SELECT evidence FROM verifications WHERE user_id = ?`, userID)
+		rows, err := tx.QueryContext(ctx, `SELECT id, evidence FROM verifications WHERE user_id = ?`, userID)
 		if err != nil {
 			return err
 		}
 		for rows.Next() {
-			var raw []byte
-			if err := rows.Scan(&raw); err != nil {
+			var (
+				id  string
+				raw []byte
+			)
+			if err := rows.Scan(&id, &raw); err != nil {
 				rows.Close()
 				return err
 			}
 			e.Verify++
-			keys, err := store.EvidenceBlobKeys(raw)
+			live, err := store.LiveEvidence(id, raw)
 			if err != nil {
 				rows.Close()
 				return err
 			}
-			e.Evidence = append(e.Evidence, keys...)
+			e.Evidence = append(e.Evidence, live...)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {

@@ -88,6 +88,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"SampleSubjectKeys", testSampleSubjectKeys},
 		{"ClaimKeyCheck", testClaimKeyCheck},
 		{"EraseSubject", testEraseSubject},
+		{"MarkSubjectEvidenceDeleted", testMarkSubjectEvidenceDeleted},
 		{"NewSubjectKeyWithDecision", testNewSubjectKeyWithDecision},
 		{"LabelsPersistAcrossReopen", func(t *testing.T, s store.Store) { testLabelsPersistence(t, s, c.reopen) }},
 	}

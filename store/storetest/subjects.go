@@ -191,7 +191,8 @@ func testEraseSubject(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	if !e.KeyDestroyed || e.Decisions != 3 || e.Verify != 2 || e.RawPayloads != 1 ||
-		!slices.Equal(e.Evidence, []string{"verifications/ver-er-1/ev1"}) || e.UserID != "er-u" || e.ErasedAt.IsZero() {
+		!slices.Equal(e.Evidence, []store.DueEvidence{{VerificationID: "ver-er-1", EvidenceID: "ev1", BlobKey: "verifications/ver-er-1/ev1"}}) ||
+		e.UserID != "er-u" || e.ErasedAt.IsZero() {
 		t.Fatalf("EraseSubject = %+v", e)
 	}
 	if _, err := s.GetSubjectKey(ctx, "er-u"); !errors.Is(err, store.ErrNotFound) {
@@ -255,6 +256,111 @@ func testEraseSubject(t *testing.T, s store.Store) {
 	}
 	if n := len(auditAll(t, s)); n != len(evs)+2 {
 		t.Errorf("audit events after two more erasures: %d, want %d", n, len(evs)+2)
+	}
+}
+
+// testMarkSubjectEvidenceDeleted: after an erasure deleted blobs, the store marks only
+// those pointers of that subject deleted, audits it without the user id, and a later
+// erasure lists only the pointers still live (a blob whose deletion failed is retried).
+func testMarkSubjectEvidenceDeleted(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	at := baseTime()
+	evidence := func(vid string, ids ...string) []store.Evidence {
+		var ev []store.Evidence
+		for _, id := range ids {
+			ev = append(ev, store.Evidence{ID: id, Kind: "document_front", BlobKey: "evidence/" + vid + "/" + id, SHA256: "ab",
+				ContentType: "image/jpeg", Size: 3, State: store.EvidenceUploaded, CreatedAt: at, UploadedAt: at})
+		}
+		return ev
+	}
+	for _, v := range []struct{ id, user string }{{"ver-mk-1", "mk-u"}, {"ver-mk-2", "mk-u"}, {"ver-mk-3", "mk-other"}} {
+		mustCreate(t, s, session(v.id, v.user))
+		mustUpdate(t, s, v.id, store.VerificationChange{}, func(x *store.Verification) error {
+			x.Evidence = evidence(v.id, "a", "b")
+			return nil
+		})
+	}
+	e, err := s.EraseSubject(ctx, "mk-u", "admin-1", "req-erase")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(e.Evidence) != 4 {
+		t.Fatalf("EraseSubject listed %+v, want the 4 pointers of mk-u", e.Evidence)
+	}
+	for _, d := range e.Evidence {
+		if d.BlobKey != "evidence/"+d.VerificationID+"/"+d.EvidenceID || (d.VerificationID != "ver-mk-1" && d.VerificationID != "ver-mk-2") {
+			t.Fatalf("EraseSubject listed %+v", d)
+		}
+	}
+	before := mustGet(t, s, "ver-mk-1")
+	n0 := len(auditAll(t, s))
+
+	// Every blob but ver-mk-2/b was deleted; the caller also passes another subject's
+	// pointer and an unknown session: both are skipped.
+	var deleted []store.DueEvidence
+	for _, d := range e.Evidence {
+		if d.VerificationID != "ver-mk-2" || d.EvidenceID != "b" {
+			deleted = append(deleted, d)
+		}
+	}
+	deleted = append(deleted, store.DueEvidence{VerificationID: "ver-mk-3", EvidenceID: "a", BlobKey: "evidence/ver-mk-3/a"},
+		store.DueEvidence{VerificationID: "ver-mk-none", EvidenceID: "a", BlobKey: "evidence/ver-mk-none/a"})
+	n, err := s.MarkSubjectEvidenceDeleted(ctx, "mk-u", "admin-1", "req-erase", deleted)
+	if err != nil || n != 3 {
+		t.Fatalf("MarkSubjectEvidenceDeleted = %d, %v; want 3", n, err)
+	}
+	states := func(id string) []string {
+		var out []string
+		for _, ev := range mustGet(t, s, id).Evidence {
+			out = append(out, ev.State)
+		}
+		return out
+	}
+	for id, want := range map[string][]string{
+		"ver-mk-1": {store.EvidenceDeleted, store.EvidenceDeleted},
+		"ver-mk-2": {store.EvidenceDeleted, store.EvidenceUploaded},
+		"ver-mk-3": {store.EvidenceUploaded, store.EvidenceUploaded},
+	} {
+		if got := states(id); !slices.Equal(got, want) {
+			t.Errorf("%s evidence states = %v, want %v", id, got, want)
+		}
+	}
+	after := mustGet(t, s, "ver-mk-1")
+	if !after.UpdatedAt.Equal(before.UpdatedAt) || after.Status != before.Status || after.Evidence[0].SHA256 != "ab" ||
+		after.Evidence[0].BlobKey != "evidence/ver-mk-1/a" || after.Evidence[0].Size != 3 {
+		t.Errorf("marking changed more than the state: %+v, was %+v", after, before)
+	}
+
+	evs := auditAll(t, s)
+	if len(evs) != n0+1 {
+		t.Fatalf("audit events: %d, want %d", len(evs), n0+1)
+	}
+	last := evs[len(evs)-1]
+	if last.Type != store.EventSubjectEvidenceDeleted || last.SubjectRef != store.SubjectRef("mk-u") || last.Actor != "admin-1" ||
+		last.CorrelationID != "req-erase" || string(last.Payload) != `{"count":3}` {
+		t.Errorf("audit event = %+v (payload %s)", last, last.Payload)
+	}
+	if bytes.Contains(last.Payload, []byte("mk-u")) {
+		t.Error("the event holds the raw user id")
+	}
+
+	// Marking again changes nothing and audits nothing.
+	if n, err := s.MarkSubjectEvidenceDeleted(ctx, "mk-u", "admin-1", "req-again", deleted); err != nil || n != 0 {
+		t.Fatalf("MarkSubjectEvidenceDeleted again = %d, %v", n, err)
+	}
+	if got := len(auditAll(t, s)); got != n0+1 {
+		t.Errorf("audit events after marking nothing: %d, want %d", got, n0+1)
+	}
+	// Erasing again lists only the pointer whose blob was not deleted.
+	e, err = s.EraseSubject(ctx, "mk-u", "admin-1", "req-again")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []store.DueEvidence{{VerificationID: "ver-mk-2", EvidenceID: "b", BlobKey: "evidence/ver-mk-2/b"}}; !slices.Equal(e.Evidence, want) {
+		t.Errorf("EraseSubject again listed %+v, want %+v", e.Evidence, want)
+	}
+	if _, _, err := store.VerifyChain(ctx, s); err != nil {
+		t.Fatalf("chain: %v", err)
 	}
 }
 
