@@ -164,6 +164,8 @@ func verificationProblem(err error) error {
 		return &apiError{status: fiber.StatusConflict, code: CodeInvalidState, detail: err.Error()}
 	case errors.Is(err, verification.ErrNoEvidence):
 		return problemf(fiber.StatusConflict, CodeEvidenceMissing, "add and upload evidence before submitting")
+	case errors.As(err, &ee) && errors.Is(err, verification.ErrEvidenceDeleted):
+		return problemf(fiber.StatusConflict, CodeEvidenceMissing, "evidence %s was deleted (erasure or retention) and cannot be submitted: open a new session", ee.EvidenceID)
 	case errors.As(err, &ee) && errors.Is(err, evidence.ErrMissing):
 		return problemf(fiber.StatusConflict, CodeEvidenceMissing, "evidence %s has not been uploaded", ee.EvidenceID)
 	case errors.As(err, &ee) && errors.Is(err, evidence.ErrMismatch):

@@ -306,3 +306,64 @@ func TestVerificationFieldPointers(t *testing.T) {
 		t.Errorf("fractional size: %d %s", r.status, r.body)
 	}
 }
+
+// TestErasureClosesEvidence: once an erasure deleted a capturing session's files, their
+// pointers say "deleted"; an upload URL still within its lifetime is refused, saying why,
+// and a file put into the bucket behind Verdict's back (a bucket that takes uploads
+// directly) is not submitted: the pointer stays deleted and no plaintext is kept.
+func TestErasureClosesEvidence(t *testing.T) {
+	dir := t.TempDir()
+	e := newEnv(t, options{verify: true, dir: dir})
+	created := e.do(t, "POST", "/v1/verifications", `{"user_id":"user-erased","provider":"sandbox",
+		"consent":{"policy_hash":"sha256:4f2a9c01","locale":"en-GB","scope":["identity_verification"]}}`)
+	id := created.json(t)["verification_id"].(string)
+	files := []string{"ZCANARY one", "ZCANARY two"}
+	var items []string
+	for _, f := range files {
+		sum := sha256.Sum256([]byte(f))
+		items = append(items, `{"kind":"selfie","content_type":"image/png","sha256":"`+hex.EncodeToString(sum[:])+`","size":11}`)
+	}
+	added := e.do(t, "POST", "/v1/verifications/"+id+"/evidence", `{"items":[`+strings.Join(items, ",")+`]}`)
+	var urls []*url.URL
+	for _, up := range added.json(t)["uploads"].([]any) {
+		u, err := url.Parse(up.(map[string]any)["url"].(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		urls = append(urls, u)
+	}
+	if r := e.do(t, "PUT", urls[0].RequestURI(), files[0], "Content-Type", "image/png"); r.status != 204 {
+		t.Fatalf("upload: %d %s", r.status, r.body)
+	}
+	if r := e.do(t, "DELETE", "/v1/subjects/user-erased", ""); r.status != 200 || r.json(t)["evidence_deleted"] != 2.0 {
+		t.Fatalf("erase: %d %s", r.status, r.body)
+	}
+	states := func() string {
+		var out []string
+		for _, ev := range e.do(t, "GET", "/v1/verifications/"+id, "").json(t)["evidence"].([]any) {
+			out = append(out, ev.(map[string]any)["state"].(string))
+		}
+		return strings.Join(out, ",")
+	}
+	if got := states(); got != "deleted,deleted" {
+		t.Fatalf("evidence after erasure: %s", got)
+	}
+	r := e.do(t, "PUT", urls[1].RequestURI(), files[1], "Content-Type", "image/png")
+	if r.status != 409 || !strings.Contains(r.json(t)["detail"].(string), "deleted") {
+		t.Fatalf("upload after erasure: %d %s", r.status, r.body)
+	}
+	// As a bucket taking uploads directly would have it: the file is there again.
+	for i, u := range urls {
+		object := filepath.Join(dir, "evidence", filepath.FromSlash(u.Query().Get("obj")))
+		if err := os.WriteFile(object, []byte(files[i]), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r = e.do(t, "POST", "/v1/verifications/"+id+"/submit", "")
+	if r.status != 409 || r.json(t)["code"] != "evidence_missing" || !strings.Contains(r.json(t)["detail"].(string), "deleted") {
+		t.Fatalf("submit after erasure: %d %s", r.status, r.body)
+	}
+	if got := states(); got != "deleted,deleted" {
+		t.Fatalf("evidence after a refused submission: %s", got)
+	}
+}

@@ -60,7 +60,11 @@ func uploadable(v store.Verification, key string) error {
 		if e.BlobKey != key {
 			continue
 		}
-		if e.State != store.EvidencePending {
+		switch e.State {
+		case store.EvidencePending:
+		case store.EvidenceDeleted:
+			return fmt.Errorf("%w: evidence %s was deleted (erasure or retention); its upload URL is no longer accepted", ErrNotCapturing, e.ID)
+		default:
 			return fmt.Errorf("%w: evidence %s was checked and sealed at submission; its upload URL is no longer accepted", ErrNotCapturing, e.ID)
 		}
 		return nil

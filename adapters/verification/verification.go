@@ -140,7 +140,10 @@ var (
 	ErrConsentRequired     = errors.New("consent must be recorded before evidence is collected")
 	ErrNotCapturing        = errors.New("the session is not collecting evidence")
 	ErrNoEvidence          = errors.New("no evidence has been added")
-	ErrNoEvidenceStore     = errors.New("no evidence storage configured")
+	// ErrEvidenceDeleted: an evidence item's file was deleted (the subject erased, or
+	// retention): the session cannot be submitted with it.
+	ErrEvidenceDeleted = errors.New("evidence deleted (erasure or retention)")
+	ErrNoEvidenceStore = errors.New("no evidence storage configured")
 )
 
 // InvalidError is a request field the service refuses.
@@ -450,8 +453,13 @@ func (s *Service) seal(ctx context.Context, id, actor, corr string) (store.Verif
 	}
 	checked := map[string]bool{}
 	for _, e := range cur.Evidence {
-		if e.State == store.EvidenceUploaded {
+		switch e.State {
+		case store.EvidenceUploaded:
 			continue
+		case store.EvidenceDeleted:
+			// Never read back: whatever is under its key now was not uploaded through
+			// Verdict before the deletion (a bucket taking uploads directly).
+			return store.Verification{}, &EvidenceError{EvidenceID: e.ID, Err: ErrEvidenceDeleted}
 		}
 		ad := EvidenceAD(cur.ID, e.ID)
 		seal := func(b []byte) ([]byte, error) { return s.vault.Seal(ctx, cur.UserID, ad, b) }
@@ -471,6 +479,9 @@ func (s *Service) seal(ctx context.Context, id, actor, corr string) (store.Verif
 				e := &v.Evidence[i]
 				if e.State == store.EvidenceUploaded {
 					continue
+				}
+				if e.State == store.EvidenceDeleted {
+					return &EvidenceError{EvidenceID: e.ID, Err: ErrEvidenceDeleted}
 				}
 				if !checked[e.ID] {
 					return &EvidenceError{EvidenceID: e.ID, Err: evidence.ErrMissing}
