@@ -27,5 +27,8 @@ func (s *Server) eraseSubject(c *fiber.Ctx) error {
 	if err != nil {
 		return storeProblem(err)
 	}
+	if e.EvidenceFailed > 0 {
+		s.log.Warn("erasure left evidence objects", "request_id", requestID(c), "failed", e.EvidenceFailed, "err", e.EvidenceErr)
+	}
 	return c.JSON(e)
 }

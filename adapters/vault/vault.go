@@ -626,6 +626,9 @@ type Erasure struct {
 	// the destroyed key, unreadable, and their pointers listed as they were, until deleted
 	// by retention or by erasing again.
 	EvidenceFailed int `json:"evidence_failed"`
+	// EvidenceErr is why the first of them failed (nil when none did), for the operator:
+	// it names the object's key (verification and evidence ids), never the subject.
+	EvidenceErr error `json:"-"`
 }
 
 // Erase erases a subject: the store destroys the subject's key, deletes the sealed
@@ -646,10 +649,16 @@ func (v *Vault) Erase(ctx context.Context, userID, actor, correlationID string, 
 	for _, d := range e.Evidence {
 		if blobs == nil {
 			out.EvidenceFailed++
+			if out.EvidenceErr == nil {
+				out.EvidenceErr = errors.New("no evidence bucket configured")
+			}
 			continue
 		}
 		if err := blobs.Delete(ctx, d.BlobKey); err != nil {
 			out.EvidenceFailed++
+			if out.EvidenceErr == nil {
+				out.EvidenceErr = err
+			}
 			continue
 		}
 		deleted = append(deleted, d)

@@ -592,3 +592,70 @@ func TestServeRefusesAnOldSchema(t *testing.T) {
 		t.Fatalf("serve on the migrated schema, its address taken: %v, want a listen error", err)
 	}
 }
+
+// TestEraseSaysWhyEvidenceIsLeft: `verdict erase` pointed at a data directory without the
+// server's evidence bucket says why objects were not deleted, not only how many, and
+// leaves their pointers listed, so that erasing again with the bucket deletes them.
+func TestEraseSaysWhyEvidenceIsLeft(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := openStore(ctx, backendConfig{dataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	if _, _, err := st.CreateVerification(ctx, store.NewVerification{Verification: store.Verification{
+		ID: "ver-cli", UserID: "cli-ev-user", Provider: "sandbox", Status: store.StatusInitiated}, Actor: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.UpdateVerification(ctx, "ver-cli", store.VerificationChange{Actor: "t"}, func(v *store.Verification) error {
+		v.Evidence = []store.Evidence{{ID: "evd-1", Kind: "selfie", BlobKey: "evidence/ver-cli/evd-1", SHA256: "ab",
+			ContentType: "image/png", Size: 1, State: store.EvidenceUploaded, CreatedAt: now, UploadedAt: now}}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if err := os.RemoveAll(filepath.Join(dir, "evidence")); err != nil {
+		t.Fatal(err)
+	}
+	state := func() string {
+		st, err := openStore(ctx, backendConfig{dataDir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		v, err := st.GetVerification(ctx, "ver-cli")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v.Evidence[0].State
+	}
+
+	getenv := func(string) string { return "" }
+	var out, errOut bytes.Buffer
+	if err := run(ctx, []string{"erase", "--data-dir", dir, "cli-ev-user"}, getenv, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), `"evidence_failed": 1`) || !strings.Contains(errOut.String(), "no evidence bucket at") {
+		t.Fatalf("erase without the bucket: stdout %s stderr %q; want the failure and its reason", out.String(), errOut.String())
+	}
+	if got := state(); got != store.EvidenceUploaded {
+		t.Fatalf("pointer after a failed deletion: %s, want it kept", got)
+	}
+
+	if err := os.MkdirAll(filepath.Join(dir, "evidence"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	errOut.Reset()
+	if err := run(ctx, []string{"erase", "--data-dir", dir, "cli-ev-user"}, getenv, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), `"evidence_deleted": 1`) || errOut.Len() != 0 {
+		t.Fatalf("erase again with the bucket: stdout %s stderr %q", out.String(), errOut.String())
+	}
+	if got := state(); got != store.EvidenceDeleted {
+		t.Fatalf("pointer after erasing again: %s, want deleted", got)
+	}
+}

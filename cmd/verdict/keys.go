@@ -197,5 +197,14 @@ func runErase(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
-	return enc.Encode(e)
+	if err := enc.Encode(e); err != nil {
+		return err
+	}
+	if e.EvidenceFailed > 0 {
+		// The erasure itself is done (the key is destroyed); say why objects are left, which
+		// the counts alone do not.
+		fmt.Fprintf(stderr, "verdict: erase: warning: %d evidence objects not deleted (%v); they stay sealed under the destroyed key and listed on their sessions: erase again to delete them\n",
+			e.EvidenceFailed, e.EvidenceErr)
+	}
+	return nil
 }
