@@ -117,7 +117,7 @@ type Evidence struct {
 	SHA256      string    `json:"sha256"`   // hex SHA-256 the client declared, checked on upload
 	ContentType string    `json:"content_type"`
 	Size        int64     `json:"size"`
-	State       string    `json:"state"` // EvidencePending or EvidenceUploaded
+	State       string    `json:"state"` // EvidencePending, EvidenceUploaded or EvidenceDeleted (retention, erasure)
 	CreatedAt   time.Time `json:"created_at"`
 	UploadedAt  time.Time `json:"uploaded_at,omitzero"`
 }
