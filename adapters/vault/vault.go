@@ -280,9 +280,11 @@ func (v *Vault) ForgetAll() {
 // resolve returns an AEAD for every distinct user: from the cache, else from the store's
 // key (one lookup for all), else from a fresh key, returned in fresh with its data key and
 // not stored: the caller stores it (with the data, or with EnsureSubjectKeys) before caching
-// it. gen is the caller's generation() from before: keys are cached only if nothing was
-// forgotten since.
-func (v *Vault) resolve(ctx context.Context, userIDs []string, gen uint64) (map[string]cipher.AEAD, map[string]*freshKey, error) {
+// it. A user whose stored key does not unwrap (wrapped under a master key this process
+// lacks, or damaged) is in failed with the reason and not in the AEADs, so that one such
+// subject does not fail the others'. gen is the caller's generation() from before: keys are
+// cached only if nothing was forgotten since.
+func (v *Vault) resolve(ctx context.Context, userIDs []string, gen uint64) (map[string]cipher.AEAD, map[string]*freshKey, map[string]error, error) {
 	now := v.now()
 	out := make(map[string]cipher.AEAD, len(userIDs))
 	var missing []string
@@ -298,39 +300,45 @@ func (v *Vault) resolve(ctx context.Context, userIDs []string, gen uint64) (map[
 		missing = append(missing, u)
 	}
 	if len(missing) == 0 {
-		return out, nil, nil
+		return out, nil, nil, nil
 	}
 	stored, err := v.keys.LookupSubjectKeys(ctx, missing)
 	if err != nil {
-		return nil, nil, fmt.Errorf("subject keys: %w", err)
+		return nil, nil, nil, fmt.Errorf("subject keys: %w", err)
 	}
+	var failed map[string]error
 	for _, k := range stored {
 		dk, a, err := v.open(k)
 		if err != nil {
-			return nil, nil, err
+			if failed == nil {
+				failed = map[string]error{}
+			}
+			failed[k.UserID] = err
+			delete(out, k.UserID)
+			continue
 		}
 		out[k.UserID] = a
 		v.remember(k.UserID, dk, now, gen)
 	}
 	var fresh map[string]*freshKey
 	for _, u := range missing {
-		if out[u] != nil {
+		if out[u] != nil || failed[u] != nil {
 			continue
 		}
 		k, dk, err := v.ring.newKey(u, now.UTC())
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		a, err := newAEAD(dk)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if fresh == nil {
 			fresh = map[string]*freshKey{}
 		}
 		out[u], fresh[u] = a, &freshKey{SubjectKey: k, dk: dk}
 	}
-	return out, fresh, nil
+	return out, fresh, failed, nil
 }
 
 // freshKey is a new subject key, wrapped for the store, and its data key.
@@ -352,8 +360,11 @@ func (v *Vault) open(k store.SubjectKey) ([]byte, cipher.AEAD, error) {
 // sealer returns the AEAD of one user, storing a new key if the user has none.
 func (v *Vault) sealer(ctx context.Context, userID string) (cipher.AEAD, error) {
 	gen := v.generation()
-	as, fresh, err := v.resolve(ctx, []string{userID}, gen)
+	as, fresh, failed, err := v.resolve(ctx, []string{userID}, gen)
 	if err != nil {
+		return nil, err
+	}
+	if err := failed[userID]; err != nil {
 		return nil, err
 	}
 	k, isNew := fresh[userID]
@@ -451,9 +462,12 @@ func (s *sealingWriter) WriteDecisions(ctx context.Context, recs []store.Decisio
 		return s.w.WriteDecisions(ctx, recs)
 	}
 	gen := s.v.generation()
-	as, fresh, err := s.v.resolve(ctx, users, gen)
+	as, fresh, failed, err := s.v.resolve(ctx, users, gen)
 	if err != nil {
 		return nil, err
+	}
+	if len(failed) > 0 {
+		return s.writeWithout(ctx, recs, failed)
 	}
 	out := make([]store.DecisionRecord, len(recs))
 	copy(out, recs)
@@ -489,6 +503,34 @@ func (s *sealingWriter) WriteDecisions(ctx context.Context, recs []store.Decisio
 	}
 	if len(retry) > 0 {
 		s.reseal(ctx, recs, retry, results)
+	}
+	return results, nil
+}
+
+// writeWithout writes the records of every subject but those whose key did not unwrap
+// (failed), which get that error as their result: a subject whose key was wrapped under a
+// master key this replica lacks, or was damaged, fails its own decisions only, not the
+// others' sharing the batch.
+func (s *sealingWriter) writeWithout(ctx context.Context, recs []store.DecisionRecord, failed map[string]error) ([]error, error) {
+	results := make([]error, len(recs))
+	rest := make([]store.DecisionRecord, 0, len(recs))
+	idx := make([]int, 0, len(recs))
+	for i, r := range recs {
+		if err := failed[r.SubjectID]; err != nil && r.PIIPlain != nil {
+			results[i] = err
+			continue
+		}
+		rest, idx = append(rest, r), append(idx, i)
+	}
+	if len(rest) == 0 {
+		return results, nil
+	}
+	res, err := s.WriteDecisions(ctx, rest)
+	if err != nil {
+		return nil, err
+	}
+	for j, i := range idx {
+		results[i] = res[j]
 	}
 	return results, nil
 }

@@ -467,3 +467,40 @@ func TestEraseMarksDeletedEvidence(t *testing.T) {
 		t.Errorf("%d subject.evidence_deleted events, want 2", marked)
 	}
 }
+
+// A subject whose stored key this replica cannot unwrap (another replica put a new master
+// key first too early, or the row is damaged) fails its own decisions only: the others
+// written in the same batch are stored.
+func TestWriterUnreadableKeyFailsOnlyItsSubject(t *testing.T) {
+	ctx := t.Context()
+	st := open(t)
+	// Another replica, with master key k2 active, stores u-other's key under k2.
+	mustSeal(t, vault.New(ring(t, "k2:"+b64(2)+",k1:"+b64(1)), st), "u-other", "d0")
+	v := vault.New(ring(t, "k1:"+b64(1)), st)
+	rec := func(id, user string) store.DecisionRecord {
+		return store.DecisionRecord{ID: id, Action: "login", SubjectID: user, Outcome: "approve", PolicyVersion: "v", PolicyHash: "h",
+			Input: []byte(`{"subject":{"id":"` + user + `"}}`), PIIPlain: secret, Response: []byte(`{}`)}
+	}
+	results, err := v.Writer(st).WriteDecisions(ctx, []store.DecisionRecord{rec("d1", "u1"), rec("d2", "u-other"), rec("d3", "u2")})
+	if err != nil {
+		t.Fatalf("WriteDecisions: %v; want per-record results", err)
+	}
+	if results[0] != nil || results[2] != nil {
+		t.Fatalf("results = %v; want d1 and d3 stored", results)
+	}
+	if results[1] == nil || !strings.Contains(results[1].Error(), `"k2"`) {
+		t.Fatalf("result of d2 = %v; want the unknown master key named", results[1])
+	}
+	for _, id := range []string{"d1", "d3"} {
+		d, err := st.GetDecision(ctx, id)
+		if err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+		if _, err := v.Open(ctx, d.SubjectID, vault.DecisionAD(id), d.PII); err != nil {
+			t.Fatalf("%s: Open: %v", id, err)
+		}
+	}
+	if _, err := st.GetDecision(ctx, "d2"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("d2: GetDecision = %v; want not found", err)
+	}
+}
