@@ -283,10 +283,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		log.Warn("DEVELOPMENT MODE: authentication is OFF and every caller is admin; never expose this server")
 		fmt.Fprintln(stderr, strings.Repeat("!", 78)+"\n!! verdict serve --dev: NO AUTHENTICATION. Every caller is admin. Local use only.\n"+strings.Repeat("!", 78))
 	}
-	actions := set.Actions()
+	// What the engine serves: the base bundle with the store's live versions synced over it.
+	running := eng.Policies()
+	actions := running.Actions()
 	versions := make([]string, len(actions))
 	for i, a := range actions {
-		p, _ := set.Policy(a)
+		p, _ := running.Policy(a)
 		versions[i] = a + "@" + p.Version + "(" + p.Language + ", fail " + p.FailMode.String() + ")"
 	}
 	log.Info("verdict serving", "addr", ln.Addr().String(), "store", st.kind, "velocity", velKind, "policies", strings.Join(versions, " "))

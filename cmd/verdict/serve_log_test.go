@@ -1,0 +1,65 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestServingLineNamesTheLiveVersions: the "verdict serving" line names the versions the
+// server answers with, a published version live in the store included, not the base
+// bundle's under it.
+func TestServingLineNamesTheLiveVersions(t *testing.T) {
+	dir := storeDir(t)
+	env := map[string]string{"VERDICT_DATA_DIR": dir, "USER": "alice"}
+	bundle := copyDir(t, filepath.Join("..", "..", "policies", "bundle"))
+	payout := filepath.Join(bundle, "payout", "payout.rego")
+	src, err := os.ReadFile(payout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := bytes.Replace(src, []byte("version: payout-2026.12.1"), []byte("version: payout-live-test"), 1)
+	if bytes.Equal(changed, src) {
+		t.Fatal("version label not found in payout.rego")
+	}
+	if err := os.WriteFile(payout, changed, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, err := runPolicyArgs(t, env, "publish", bundle, "--label", "live-test", "--changelog", "test")
+	if err != nil {
+		t.Fatalf("publish: %v\n%s", err, errOut)
+	}
+	if _, errOut, err := runPolicyArgs(t, env, "activate", "payout", strings.TrimSpace(out)); err != nil {
+		t.Fatalf("activate: %v\n%s", err, errOut)
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	var logs syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--dev", "--addr", "127.0.0.1:0", "--data-dir", dir}, func(string) string { return "" }, &bytes.Buffer{}, &logs)
+	}()
+	var line string
+	for line == "" {
+		select {
+		case err := <-done:
+			t.Fatalf("serve ended: %v\n%s", err, logs.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(l, `"msg":"verdict serving"`) {
+				line = l
+			}
+		}
+	}
+	cancel()
+	<-done
+	if !strings.Contains(line, "payout@payout-live-test(") {
+		t.Errorf("serving line does not name the live payout version:\n%s", line)
+	}
+}
