@@ -15,11 +15,15 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -55,6 +59,18 @@ const sealedVersion = 1
 type Ring struct {
 	active string
 	keys   map[string]cipher.AEAD
+	checks map[string][]byte // key check values by id (checkValue)
+}
+
+// masterCheckLabel is MACed under a master key to make its check value.
+const masterCheckLabel = "verdict/v1 master key check\x00"
+
+// checkValue is the check value of a master key: an HMAC-SHA256 under the key of a fixed
+// label and its id. It tells keys apart without revealing them.
+func checkValue(id string, key []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(masterCheckLabel + id))
+	return m.Sum(nil)
 }
 
 var kekID = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,32}$`)
@@ -66,7 +82,7 @@ func ParseRing(s string) (*Ring, error) {
 	if s == "" {
 		return nil, errors.New("no master key")
 	}
-	r := &Ring{keys: map[string]cipher.AEAD{}}
+	r := &Ring{keys: map[string]cipher.AEAD{}, checks: map[string][]byte{}}
 	seen := map[string]string{} // key bytes → id
 	for i, part := range strings.Split(s, ",") {
 		part = strings.TrimSpace(part)
@@ -99,6 +115,7 @@ func ParseRing(s string) (*Ring, error) {
 			return nil, err
 		}
 		r.keys[id] = aead
+		r.checks[id] = checkValue(id, k)
 		if i == 0 {
 			r.active = id
 		}
@@ -630,6 +647,33 @@ func (v *Vault) CheckRing(ctx context.Context) error {
 		if !unwrapped[id] {
 			return fmt.Errorf("master key %q does not unwrap the subject keys stored under that id: "+
 				"it is not the key this store's personal data was sealed with", id)
+		}
+	}
+	return nil
+}
+
+// ClaimRing compares each master key's check value with the one the store recorded when a
+// process first claimed that id, recording it if none is (store.KeyChecks, name
+// "master:ID"). CheckRing cannot tell two servers started on an empty store with different
+// keys under one id (one given VERDICT_MASTER_KEY, one a fresh key file in its own data
+// directory): each would seal its subjects' data under a key the other cannot unwrap, and
+// once both have stored keys each passes CheckRing on its own. Call it once the process is
+// otherwise ready to serve, so that a start that fails anyway claims nothing. An id once
+// claimed keeps its key: a retired id cannot be given a new key.
+func (v *Vault) ClaimRing(ctx context.Context, kc store.KeyChecks) error {
+	if v.ring == nil {
+		return errors.New("no master keys")
+	}
+	for _, id := range slices.Sorted(maps.Keys(v.ring.checks)) {
+		check := v.ring.checks[id]
+		stored, err := kc.ClaimKeyCheck(ctx, "master:"+id, check)
+		if err != nil {
+			return fmt.Errorf("check master key %q: %w", id, err)
+		}
+		if !hmac.Equal(stored, check) {
+			return fmt.Errorf("master key %q is not the key the store's first server recorded under that id: "+
+				"the subject keys it wraps could not be unwrapped by the other servers; give every server the same keys "+
+				"(a retired id cannot be reused for a new key)", id)
 		}
 	}
 	return nil

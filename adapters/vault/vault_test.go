@@ -504,3 +504,33 @@ func TestWriterUnreadableKeyFailsOnlyItsSubject(t *testing.T) {
 		t.Fatalf("d2: GetDecision = %v; want not found", err)
 	}
 }
+
+// TestClaimRing: two processes started on a store without subject keys, with different
+// keys under one id, both pass CheckRing; the second to claim the id is refused.
+func TestClaimRing(t *testing.T) {
+	ctx := t.Context()
+	st := open(t)
+	first := vault.New(ring(t, "k1:"+b64(1)), st)
+	other := vault.New(ring(t, "k1:"+b64(9)), st)
+	for _, v := range []*vault.Vault{first, other} {
+		if err := v.CheckRing(ctx); err != nil {
+			t.Fatalf("CheckRing on an empty store: %v", err)
+		}
+	}
+	if err := first.ClaimRing(ctx, st); err != nil {
+		t.Fatalf("first claim: %v", err)
+	}
+	if err := first.ClaimRing(ctx, st); err != nil {
+		t.Fatalf("the same keys again: %v", err)
+	}
+	if err := other.ClaimRing(ctx, st); err == nil || !strings.Contains(err.Error(), `master key "k1" is not the key the store's first server recorded`) {
+		t.Fatalf("another key under k1: %v", err)
+	}
+	// A rotation adds a new id: it is claimed by the first process that has it.
+	if err := vault.New(ring(t, "k1:"+b64(1)+",k2:"+b64(2)), st).ClaimRing(ctx, st); err != nil {
+		t.Fatalf("a new key after the active one: %v", err)
+	}
+	if err := vault.New(ring(t, "k2:"+b64(3)+",k1:"+b64(1)), st).ClaimRing(ctx, st); err == nil || !strings.Contains(err.Error(), `"k2"`) {
+		t.Fatalf("another key under k2: %v", err)
+	}
+}

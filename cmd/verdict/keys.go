@@ -76,6 +76,21 @@ func checkPseudonymKey(ctx context.Context, ps *pii.Pseudonymizer, st store.KeyC
 		"IP pseudonyms would not match theirs; give every server the same key", where)
 }
 
+// checkMasterKeys records the master keys' check values for the other servers to match, or
+// matches those recorded (vault.ClaimRing): two servers started on an empty store with
+// different keys under one id pass CheckRing. Servers and seed call it, like
+// checkPseudonymKey, once the start cannot fail otherwise.
+func checkMasterKeys(ctx context.Context, v *vault.Vault, st store.KeyChecks, dataDir string, getenv func(string) string) error {
+	if err := v.ClaimRing(ctx, st); err != nil {
+		if getenv("VERDICT_MASTER_KEY") == "" {
+			file, _ := filepath.Abs(filepath.Join(dataDir, "master.key"))
+			return fmt.Errorf("%w (VERDICT_MASTER_KEY is not set, so the master key is the file %s)", err, file)
+		}
+		return fmt.Errorf("VERDICT_MASTER_KEY: %w", err)
+	}
+	return nil
+}
+
 // openKeyVault builds the vault alone, checked against the stored subject keys: what a
 // command that seals or rewraps but writes no pseudonyms needs (it must not create a
 // pseudonym key file it never uses).

@@ -98,6 +98,9 @@ func runSeed(ctx context.Context, args []string, getenv func(string) string, std
 		if err := checkPseudonymKey(ctx, pseudonyms, st, cfg.dataDir, getenv); err != nil {
 			return fmt.Errorf("seed: %w", err)
 		}
+		if err := checkMasterKeys(ctx, vlt, st, cfg.dataDir, getenv); err != nil {
+			return fmt.Errorf("seed: %w", err)
+		}
 		opts.Private, opts.Pseudonyms = true, pseudonyms
 		writer := vlt.Writer(st)
 		corr := fmt.Sprintf("seed-%d", *seedN)

@@ -272,10 +272,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return fmt.Errorf("serve: listen %s: %w", cfg.addr, err)
 	}
-	// The first server of a store records its pseudonym key for the others to match: last,
-	// once every setting has been checked and the address is ours, so that a start that
-	// fails anyway does not tie the store to a key no server will run with.
+	// The first server of a store records its pseudonym and master keys for the others to
+	// match: last, once every setting has been checked and the address is ours, so that a
+	// start that fails anyway does not tie the store to a key no server will run with.
 	if err := checkPseudonymKey(ctx, pseudonyms, st, cfg.dataDir, getenv); err != nil {
+		ln.Close()
+		return fmt.Errorf("serve: %w", err)
+	}
+	if err := checkMasterKeys(ctx, vlt, st, cfg.dataDir, getenv); err != nil {
 		ln.Close()
 		return fmt.Errorf("serve: %w", err)
 	}

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,5 +63,47 @@ func TestServingLineNamesTheLiveVersions(t *testing.T) {
 	<-done
 	if !strings.Contains(line, "payout@payout-live-test(") {
 		t.Errorf("serving line does not name the live payout version:\n%s", line)
+	}
+}
+
+// TestServeRefusesAnotherMasterKeyOnAStoreWithoutSubjectKeys: a server started with
+// another master key under the same id as the store's first server is refused even before
+// any subject key is stored (CheckRing has nothing to unwrap then).
+func TestServeRefusesAnotherMasterKeyOnAStoreWithoutSubjectKeys(t *testing.T) {
+	dir := storeDir(t)
+	env := map[string]string{"VERDICT_MASTER_KEY": "1:" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32))}
+	getenv := func(k string) string { return env[k] }
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	var logs syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--dev", "--addr", "127.0.0.1:0", "--data-dir", dir}, getenv, &bytes.Buffer{}, &logs)
+	}()
+	for !strings.Contains(logs.String(), `"msg":"verdict serving"`) {
+		select {
+		case err := <-done:
+			t.Fatalf("first serve ended: %v\n%s", err, logs.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	cancel()
+	<-done
+
+	// A server that starts anyway stops after a few seconds rather than hang the test.
+	short := func() context.Context {
+		c, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		t.Cleanup(cancel)
+		return c
+	}
+	env["VERDICT_MASTER_KEY"] = "1:" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{2}, 32))
+	err := run(short(), []string{"serve", "--dev", "--addr", "127.0.0.1:0", "--data-dir", dir}, getenv, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), `VERDICT_MASTER_KEY: master key "1" is not the key the store's first server recorded`) {
+		t.Fatalf("serve with another master key: %v", err)
+	}
+	delete(env, "VERDICT_MASTER_KEY") // a fresh master.key file in the data directory
+	err = run(short(), []string{"serve", "--dev", "--addr", "127.0.0.1:0", "--data-dir", dir}, getenv, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "VERDICT_MASTER_KEY is not set, so the master key is the file") {
+		t.Fatalf("serve with a key file: %v", err)
 	}
 }
