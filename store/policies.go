@@ -134,3 +134,32 @@ func CheckStillPrevious(a PolicyActivation, live string) error {
 
 // ErrLiveChanged is an approval refused by CheckStillPrevious; it wraps ErrConflict.
 var ErrLiveChanged = fmt.Errorf("live version changed since the request: %w", ErrConflict)
+
+// RestoredPrevious returns the Previous of the activation a rollback of the action's live
+// version records: the version that was live before the one it restores. history is the
+// action's activations that went live (status active, superseded or rolled_back), in the
+// order they went live. Activations and rollbacks are replayed as a stack (an activation
+// pushes its version, the rollback that follows a rolled_back activation pops one), so
+// repeated rollbacks walk back the whole history, also through a version activated twice
+// (v1, v2, v1, v2 rolls back to v1, v2, v1, then the default bundle) where looking up the
+// restored version's last activation would go back and forth between two versions.
+func RestoredPrevious(history []PolicyActivation) string {
+	var stack []string
+	rollback := false // the activation before this one was rolled back, by this one
+	for _, a := range history {
+		if rollback {
+			if len(stack) > 0 {
+				stack = stack[:len(stack)-1]
+			}
+		} else {
+			stack = append(stack, a.Hash)
+		}
+		rollback = a.Status == ActivationRolledBack
+	}
+	// The stack ends with the restored version's predecessor, the restored version and the
+	// live one.
+	if len(stack) < 3 {
+		return ""
+	}
+	return stack[len(stack)-3]
+}

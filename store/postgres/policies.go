@@ -296,16 +296,22 @@ func (s *Store) RollbackPolicy(ctx context.Context, action, actor, correlationID
 		case err != nil:
 			return err
 		}
-		// The restored version's own predecessor, from the last time it was live.
+		// The restored version's own predecessor, from the history replayed.
 		var restoredPrev string
 		if cur.Previous != "" {
-			switch err := w.tx.QueryRow(ctx, `SELECT previous FROM policy_activations
-				WHERE action = $1 AND hash = $2 AND at <= $3 AND seq <> $4 AND status = 'superseded' ORDER BY at DESC, seq DESC LIMIT 1`,
-				action, cur.Previous, cur.At, seq).Scan(&restoredPrev); {
-			case errors.Is(err, pgx.ErrNoRows):
-			case err != nil:
+			rows, err := w.tx.Query(ctx, `SELECT `+activationColumns+` FROM policy_activations
+				WHERE action = $1 AND status <> $2 ORDER BY at, seq`, action, store.ActivationPending)
+			if err != nil {
 				return err
 			}
+			history, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.PolicyActivation, error) {
+				_, a, err := scanActivation(row)
+				return a, err
+			})
+			if err != nil {
+				return err
+			}
+			restoredPrev = store.RestoredPrevious(history)
 		}
 		id, err := uuid.NewV7()
 		if err != nil {

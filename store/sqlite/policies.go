@@ -299,16 +299,27 @@ func (s *Store) RollbackPolicy(ctx context.Context, action, actor, correlationID
 		case err != nil:
 			return err
 		}
-		// The restored version's own predecessor, from the last time it was live.
+		// The restored version's own predecessor, from the history replayed.
 		var restoredPrev string
 		if cur.Previous != "" {
-			switch err := tx.QueryRowContext(ctx, `SELECT previous FROM policy_activations
-				WHERE action = ? AND hash = ? AND at <= ? AND seq <> ? AND status = 'superseded' ORDER BY at DESC, seq DESC LIMIT 1`,
-				action, cur.Previous, micros(cur.At), seq).Scan(&restoredPrev); {
-			case errors.Is(err, sql.ErrNoRows):
-			case err != nil:
+			rows, err := tx.QueryContext(ctx, `SELECT `+activationColumns+` FROM policy_activations
+				WHERE action = ? AND status <> ? ORDER BY at, seq`, action, store.ActivationPending)
+			if err != nil {
 				return err
 			}
+			defer rows.Close()
+			var history []store.PolicyActivation
+			for rows.Next() {
+				_, a, err := scanActivation(rows)
+				if err != nil {
+					return err
+				}
+				history = append(history, a)
+			}
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			restoredPrev = store.RestoredPrevious(history)
 		}
 		id, err := uuid.NewV7()
 		if err != nil {

@@ -337,6 +337,32 @@ func testPolicyRollbackAfterLateApproval(t *testing.T, s store.Store) {
 	verifyChain(t, s)
 }
 
+// testPolicyRollbackThroughARepeatedVersion: rollbacks walk back the whole history when a
+// version went live twice (v1, v2, v1, v2), instead of going back and forth between the two
+// versions for ever, never reaching the default bundle again.
+func testPolicyRollbackThroughARepeatedVersion(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	v1, v2 := policyVersion("rep-v1", baseTime()), policyVersion("rep-v2", baseTime().Add(time.Minute))
+	mustPublish(t, s, v1)
+	mustPublish(t, s, v2)
+	const action = "payout"
+	for _, h := range []string{v1.Hash, v2.Hash, v1.Hash, v2.Hash} {
+		if _, err := s.ActivatePolicy(ctx, store.PolicyActivation{Action: action, Hash: h, Actor: "alice"}, false, ""); err != nil {
+			t.Fatalf("ActivatePolicy(%s): %v", h, err)
+		}
+	}
+	for i, want := range []string{v1.Hash, v2.Hash, v1.Hash, ""} {
+		rb, err := s.RollbackPolicy(ctx, action, "carol", "")
+		if err != nil || rb.Hash != want {
+			t.Fatalf("rollback %d = %+v, %v; want %q live (history v1, v2, v1, v2)", i+1, rb, err, want)
+		}
+	}
+	if _, err := s.RollbackPolicy(ctx, action, "carol", ""); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("rollback of the default bundle = %v, want ErrNotFound", err)
+	}
+	verifyChain(t, s)
+}
+
 func testPolicyShadow(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	v1, v2, v3 := policyVersion("sh-v1", baseTime()), policyVersion("sh-v2", baseTime()), policyVersion("sh-v3", baseTime())

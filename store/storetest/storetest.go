@@ -71,6 +71,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"PolicyPublish", testPolicyPublish},
 		{"PolicyActivation", testPolicyActivation},
 		{"PolicyRollbackAfterLateApproval", testPolicyRollbackAfterLateApproval},
+		{"PolicyRollbackThroughARepeatedVersion", testPolicyRollbackThroughARepeatedVersion},
 		{"PolicyShadow", testPolicyShadow},
 		{"ShadowAgreement", testShadowAgreement},
 		{"AuditChainAfterMixedWrites", testAuditChain},
