@@ -121,6 +121,11 @@ func parseDecideRequest(body []byte, lookup func(string) (*engine.Policy, bool),
 			bad("/subject/id", "must be a string")
 		}
 	}
+	// subject.country is free-form, but a two-letter code is upper-cased like context.country
+	// below, so that policies comparing the two (login's UNUSUAL_COUNTRY) see one spelling.
+	if c, ok := req.Subject["country"].(string); ok && len(c) == 2 && alpha(c) {
+		req.Subject["country"] = strings.ToUpper(c)
+	}
 	if e, ok := req.Subject["email"].(string); ok && strings.Contains(e, "@") {
 		p.emailDomain, _ = signals.EmailDomain(e) // not an address: no email list matches
 	}
@@ -143,8 +148,12 @@ func parseDecideRequest(body []byte, lookup func(string) (*engine.Policy, bool),
 		s, isStr := v.(string)
 		if !isStr || len(s) != 2 || !alpha(s) {
 			bad("/context/country", "must be an ISO 3166 alpha-2 code")
+		} else {
+			// ISO 3166 codes are upper case; lists match "de" as DE, and so must the
+			// policy: login's UNUSUAL_COUNTRY compared "de" with a subject's "DE".
+			p.country = strings.ToUpper(s)
+			req.Context["country"] = p.country
 		}
-		p.country = strings.ToUpper(s)
 	}
 	if v, ok := req.Context["amount"]; ok {
 		f, isNum := v.(float64)

@@ -965,3 +965,34 @@ func TestRetryIsCountedOnce(t *testing.T) {
 		t.Fatalf("a new key saw count_1m %v, want 2", user["count_1m"])
 	}
 }
+
+// TestContextCountryIsUpperCased: context.country is accepted in any case, matched against
+// the lists in upper case, and must reach the policy (and the stored input) the same way:
+// a login from "de" by a subject of "DE" is not from another country.
+func TestContextCountryIsUpperCased(t *testing.T) {
+	e := newEnv(t, options{})
+	body := strings.Replace(loginBody, `"country":"DE","auth_method"`, `"country":"de","auth_method"`, 1)
+	r := e.do(t, "POST", "/v1/decide", body)
+	if r.status != 200 {
+		t.Fatalf("status %d: %s", r.status, r.body)
+	}
+	d := r.json(t)
+	if codes := reasonCodes(d); slices.Contains(codes, "UNUSUAL_COUNTRY") {
+		t.Fatalf("a lower-case context.country of the subject's own country fired %v: %s", codes, r.body)
+	}
+	stored := e.do(t, "GET", "/v1/decisions/"+d["decision_id"].(string), "").json(t)
+	if c := stored["input"].(map[string]any)["context"].(map[string]any)["country"]; c != "DE" {
+		t.Fatalf("stored context.country %v, want DE", c)
+	}
+	// A subject's two-letter country is one spelling too, whatever the case of either.
+	for _, tc := range []struct {
+		subject, context string
+		unusual          bool
+	}{{"de", "de", false}, {"de", "DE", false}, {"De", "dE", false}, {"fr", "de", true}, {"France", "FR", true}} {
+		body := `{"action":"login","subject":{"id":"user-42","country":"` + tc.subject + `"},"device":{"id":"dev-1"},"context":{"country":"` + tc.context + `"}}`
+		r := e.do(t, "POST", "/v1/decide", body)
+		if got := slices.Contains(reasonCodes(r.json(t)), "UNUSUAL_COUNTRY"); got != tc.unusual {
+			t.Errorf("subject %q, context %q: UNUSUAL_COUNTRY %v, want %v: %s", tc.subject, tc.context, got, tc.unusual, r.body)
+		}
+	}
+}
