@@ -284,10 +284,11 @@ func (s *Server) decide(c *fiber.Ctx) error {
 	}
 
 	var idemKey, reqHash string
-	if k := c.Get("Idempotency-Key"); k != "" {
-		if len(k) > 255 || !isPrintableASCII(k) {
-			return problemf(fiber.StatusBadRequest, CodeIdempotencyInvalid, "Idempotency-Key must be 1 to 255 visible ASCII characters (no spaces)")
-		}
+	k, err := idempotencyKey(c)
+	if err != nil {
+		return err
+	}
+	if k != "" {
 		// Keys are the client's: two API keys that both send "order-123" do not share it.
 		// Key names cannot hold ':' (VERDICT_API_KEYS is name:secret:scopes).
 		idemKey = actor(c) + ":" + k

@@ -309,6 +309,20 @@ func (s *Server) newRequestID() string {
 	return s.idPrefix + "-" + strconv.FormatUint(s.idCounter.Add(1), 36)
 }
 
+// idempotencyKey returns the request's Idempotency-Key, "" when it sent none. A header
+// sent empty (or blank: the value is trimmed) is refused rather than read as no key: the
+// client meant its retries to be recognised, and they would each be decided and counted.
+func idempotencyKey(c *fiber.Ctx) (string, error) {
+	k := c.Get("Idempotency-Key")
+	if k == "" && len(c.Request().Header.PeekAll("Idempotency-Key")) == 0 {
+		return "", nil
+	}
+	if k == "" || len(k) > 255 || !isPrintableASCII(k) {
+		return "", problemf(fiber.StatusBadRequest, CodeIdempotencyInvalid, "Idempotency-Key must be 1 to 255 visible ASCII characters (no spaces)")
+	}
+	return k, nil
+}
+
 func isPrintableASCII(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] < 0x21 || s[i] > 0x7e {

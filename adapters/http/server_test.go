@@ -996,3 +996,16 @@ func TestContextCountryIsUpperCased(t *testing.T) {
 		}
 	}
 }
+
+// TestEmptyIdempotencyKeyIsRefused: an Idempotency-Key header sent empty (a client's
+// unset variable) is refused like any other invalid key, not read as no key: each retry
+// would get a decision of its own and count again in the velocity signals.
+func TestEmptyIdempotencyKeyIsRefused(t *testing.T) {
+	e := newEnv(t, options{})
+	for _, k := range []string{"", "   "} {
+		assertProblem(t, e.do(t, "POST", "/v1/decide", loginBody, "Idempotency-Key", k), 400, httpapi.CodeIdempotencyInvalid)
+	}
+	if r := e.do(t, "POST", "/v1/decide", loginBody); r.status != 200 {
+		t.Fatalf("without the header: %d %s", r.status, r.body)
+	}
+}

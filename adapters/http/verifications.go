@@ -209,9 +209,9 @@ func (s *Server) createVerification(c *fiber.Ctx) error {
 	if body.Locale != "" && (len(body.Locale) > 35 || !printable(body.Locale)) {
 		return invalidField("/locale", "a language tag such as en-GB")
 	}
-	key := c.Get("Idempotency-Key")
-	if key != "" && (len(key) > 255 || !isPrintableASCII(key)) {
-		return problemf(fiber.StatusBadRequest, CodeIdempotencyInvalid, "Idempotency-Key must be 1 to 255 visible ASCII characters (no spaces)")
+	key, err := idempotencyKey(c)
+	if err != nil {
+		return err
 	}
 	req := verification.CreateRequest{
 		UserID: string([]byte(body.UserID)), Provider: body.Provider, Locale: body.Locale,
