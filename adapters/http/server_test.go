@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -1008,4 +1009,55 @@ func TestEmptyIdempotencyKeyIsRefused(t *testing.T) {
 	if r := e.do(t, "POST", "/v1/decide", loginBody); r.status != 200 {
 		t.Fatalf("without the header: %d %s", r.status, r.body)
 	}
+}
+
+// lookupsDown is a store that cannot look idempotency keys up, as during a database outage;
+// with once set, only its first look-up fails (the store comes back during the request).
+type lookupsDown struct {
+	store.Store
+	once *atomic.Bool
+}
+
+func (l lookupsDown) LookupIdempotency(ctx context.Context, key string) (store.Idempotency, error) {
+	if l.once != nil && l.once.Swap(true) {
+		return l.Store.LookupIdempotency(ctx, key)
+	}
+	return store.Idempotency{}, fmt.Errorf("lookup idempotency key: %w: connection refused", store.ErrUnavailable)
+}
+
+// TestIdempotencyKeyDoesNotBypassFailMode: with the store down, a decision that carries an
+// Idempotency-Key (as every payment integration sends) follows the action's fail mode and
+// says it was not stored, like one without a key, instead of a 503 with no decision. When
+// only the look-up fails, the store still keeps one decision per key: the copy answers as
+// the stored one did.
+func TestIdempotencyKeyDoesNotBypassFailMode(t *testing.T) {
+	payout := `{"action":"payout","subject":{"id":"u-fm"},"device":{"id":"d-fm"},"context":{"amount":10}}`
+	t.Run("store down", func(t *testing.T) {
+		e := newEnv(t, options{wrapStore: func(st store.Store) store.Store { return lookupsDown{st, nil} },
+			committer: func(*store.GroupCommitter) httpapi.Committer {
+				return committerFunc(func(context.Context, store.DecisionRecord) error {
+					return fmt.Errorf("write: %w", store.ErrUnavailable)
+				})
+			}})
+		r := e.do(t, "POST", "/v1/decide", payout, "Idempotency-Key", "pay-1")
+		if r.status != 200 {
+			t.Fatalf("status %d: %s", r.status, r.body)
+		}
+		d := r.json(t)
+		deg, _ := d["degraded"].(map[string]any)
+		if d["outcome"] != "block" || deg == nil || deg["stored"] != false || !slices.Contains(reasonCodes(d), engine.CauseStoreUnavailable) {
+			t.Fatalf("answer = %s", r.body)
+		}
+	})
+	t.Run("look-up down, key already used", func(t *testing.T) {
+		var failed atomic.Bool
+		failed.Store(true)
+		e := newEnv(t, options{wrapStore: func(st store.Store) store.Store { return lookupsDown{st, &failed} }})
+		first := e.do(t, "POST", "/v1/decide", payout, "Idempotency-Key", "pay-2").json(t)
+		failed.Store(false) // the next look-up fails
+		r := e.do(t, "POST", "/v1/decide", payout, "Idempotency-Key", "pay-2")
+		if r.status != 200 || r.json(t)["decision_id"] != first["decision_id"] {
+			t.Fatalf("copy answered %d %s, want the stored decision %v", r.status, r.body, first["decision_id"])
+		}
+	})
 }
