@@ -12,6 +12,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"golang.org/x/net/idna"
+
 	"github.com/verdict-engine/verdict/store"
 )
 
@@ -89,9 +91,11 @@ func NormalizeListValue(list, value string) (string, error) {
 		}
 		return strings.ToUpper(value), nil
 	case FieldEmail:
+		// Entries are written as the list will hold them: ASCII, internationalised names
+		// in their xn-- form (EmailDomain converts a request's address to it).
 		d, ok := EmailDomain(value)
-		if !ok || strings.Contains(value, "@") {
-			return "", fmt.Errorf("%w: %q is not a domain name (an email list holds domains, such as mailinator.com)", ErrInvalidList, value)
+		if !ok || strings.Contains(value, "@") || value != strings.TrimSpace(value) || !isASCII(value) {
+			return "", fmt.Errorf("%w: %q is not a domain name (an email list holds domains, such as mailinator.com; internationalised names in their xn-- form)", ErrInvalidList, value)
 		}
 		return d, nil
 	default:
@@ -100,6 +104,15 @@ func NormalizeListValue(list, value string) (string, error) {
 		}
 		return value, nil
 	}
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 func isAlpha(s string) bool {
@@ -126,10 +139,23 @@ func isPrintable(s string) bool {
 // EmailDomain returns the lower-case domain of an email address (the part after its last
 // @), or of a bare domain name, and whether it is a valid domain name: labels of 1 to 63
 // letters, digits and hyphens, not starting or ending with a hyphen, at least two of them,
-// 253 bytes at most. A trailing dot is dropped.
+// 253 bytes at most. A trailing dot and surrounding white space are dropped. An
+// internationalised name is returned in its ASCII (xn--) form, the form lists hold, so
+// "bücher.de" and "xn--bcher-kva.de" are one domain.
 func EmailDomain(s string) (string, bool) {
 	if i := strings.LastIndexByte(s, '@'); i >= 0 {
 		s = s[i+1:]
+	}
+	s = strings.TrimSpace(s)
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			a, err := idna.Lookup.ToASCII(s)
+			if err != nil {
+				return "", false
+			}
+			s = a
+			break
+		}
 	}
 	s = strings.ToLower(strings.TrimSuffix(s, "."))
 	if len(s) == 0 || len(s) > 253 || !strings.Contains(s, ".") {

@@ -129,3 +129,26 @@ func cut(s string) (string, string, bool) {
 	}
 	return s, "", false
 }
+
+// TestEmailDomainInternationalised: an address's internationalised domain is the domain a
+// list holds in its xn-- form, however it is written; white space around it is not part of it.
+func TestEmailDomainInternationalised(t *testing.T) {
+	for in, want := range map[string]string{
+		"x@bücher.de":        "xn--bcher-kva.de",
+		"x@BÜCHER.DE":        "xn--bcher-kva.de",
+		"x@xn--bcher-kva.de": "xn--bcher-kva.de",
+		"x@ｍａｉｌｉｎａｔｏｒ.com":   "mailinator.com",
+		" X@Mailinator.COM ": "mailinator.com",
+		"bücher.de":          "xn--bcher-kva.de",
+		"x@mx.bücher.de.":    "mx.xn--bcher-kva.de",
+	} {
+		if got, ok := signals.EmailDomain(in); !ok || got != want {
+			t.Errorf("EmailDomain(%q) = %q, %v; want %q", in, got, ok, want)
+		}
+	}
+	for _, in := range []string{"x@bü cher.de", "x@\u200b.de", "x@localhost", "x@-a.de"} {
+		if got, ok := signals.EmailDomain(in); ok {
+			t.Errorf("EmailDomain(%q) = %q, want invalid", in, got)
+		}
+	}
+}

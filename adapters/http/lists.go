@@ -51,7 +51,7 @@ func publicListError(list string) string {
 	case signals.FieldCountry:
 		return "the value must be an ISO 3166 alpha-2 country code"
 	case signals.FieldEmail:
-		return "the value must be a domain name (an email list holds domains, such as mailinator.com)"
+		return "the value must be a domain name (an email list holds domains, such as mailinator.com; internationalised names in their xn-- form)"
 	}
 	return "the value must be printable text of 1 to 256 bytes (UTF-8)"
 }
