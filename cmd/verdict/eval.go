@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/verdict-engine/verdict/engine"
 )
@@ -51,11 +52,28 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	d, err := engine.New(set).Decide(ctx, &in)
-	if err != nil {
-		return fmt.Errorf("eval: %w", err)
+	p, ok := set.Policy(in.Action)
+	if !ok {
+		return fmt.Errorf("eval: unknown action %q (the bundle has %s)", in.Action, strings.Join(set.Actions(), ", "))
+	}
+	// The answer is the server's: a policy error, and signal sources the input names as
+	// unavailable, shape it by the action's fail mode (as /v1/decide, shadow evaluation and
+	// backtests do), so a stored degraded decision replays to its stored outcome.
+	d, evalErr := engine.New(set).Evaluate(ctx, p, &in)
+	if evalErr != nil {
+		d = engine.ApplyFailMode(d, p.FailMode, engine.CausePolicyError, true)
+	}
+	if len(in.Signals.Unavailable) > 0 {
+		d = engine.ApplyFailMode(d, p.FailMode, engine.CauseSignalsUnavailable, false)
 	}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
-	return enc.Encode(d)
+	if err := enc.Encode(d); err != nil {
+		return err
+	}
+	if evalErr != nil {
+		// The fail-mode answer is printed, and the exit status says the policy failed.
+		return fmt.Errorf("eval: %w (answered by fail mode %s)", evalErr, p.FailMode)
+	}
+	return nil
 }

@@ -220,3 +220,44 @@ func TestEveryTenSeconds(t *testing.T) {
 		t.Fatalf("five failures in a row logged %v, want one line", logged)
 	}
 }
+
+// TestEvalAppliesFailMode: eval answers as the server did, so a stored degraded decision
+// replays to its stored outcome: unavailable sources in the input and a policy error shape
+// the answer by the action's fail mode (payout fails closed), and a policy error is also
+// the exit status.
+func TestEvalAppliesFailMode(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "in.json")
+	os.WriteFile(path, []byte(`{"action":"payout","subject":{"id":"u1","account_age_days":400},"device":{"id":"d1"},
+		"context":{"amount":50},"signals":{"verification":{"status":"approved","age_days":3},
+		"device":{"known":true,"age_hours":1000},"lists":{},"unavailable":["velocity","device"]}}`), 0o644)
+	out, _, err := runArgs(t, nil, "eval", "--input", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Outcome string `json:"outcome"`
+		Reasons []struct {
+			Code string `json:"code"`
+		} `json:"reasons"`
+	}
+	if err := json.Unmarshal([]byte(out), &d); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if d.Outcome != "block" || !strings.Contains(out, `"SIGNALS_UNAVAILABLE"`) {
+		t.Fatalf("payout with velocity unavailable: %s, want block (fail closed) with SIGNALS_UNAVAILABLE", out)
+	}
+
+	bundle := filepath.Join(dir, "bundle")
+	os.MkdirAll(bundle, 0o755)
+	os.WriteFile(filepath.Join(bundle, "login.cel.yaml"), []byte("action: login\nversion: login-err\nfail_mode: review\nrules:\n"+
+		"  - code: DENY_LIST_USER\n    outcome: block\n    score: 100\n    message: m\n    when: context.nosuch > 3\n"), 0o644)
+	os.WriteFile(path, []byte(`{"action":"login","subject":{"id":"u1"},"context":{}}`), 0o644)
+	out, _, err = runArgs(t, nil, "eval", "--input", path, "--policies", bundle)
+	if err == nil || !strings.Contains(err.Error(), "fail mode review") {
+		t.Fatalf("policy error: err = %v, want one naming the fail mode", err)
+	}
+	if err := json.Unmarshal([]byte(out), &d); err != nil || d.Outcome != "review" || !strings.Contains(out, `"POLICY_ERROR"`) {
+		t.Fatalf("policy error: printed %q (%v), want the fail-mode answer review with POLICY_ERROR", out, err)
+	}
+}
