@@ -572,11 +572,17 @@ func TestServeRefusesAnOldSchema(t *testing.T) {
 	}
 	// So do the commands that read or maintain a store, instead of failing on a missing
 	// table (or, for audit verify, reading an empty chain).
-	for _, cmd := range [][]string{{"audit", "verify"}, {"policy", "list"}, {"erase", "user-1"}, {"retention", "run"}} {
+	// Seed, which may create an embedded store, writes into Postgres only on a migrated
+	// schema, and leaves no key file behind when it refuses.
+	keyDir := t.TempDir()
+	for _, cmd := range [][]string{{"audit", "verify"}, {"policy", "list"}, {"erase", "user-1"}, {"retention", "run"}, {"seed", "--decisions", "10", "--data-dir", keyDir}} {
 		want := strings.TrimSuffix(want, " (or serve with --migrate)")
 		if err := run(ctx, cmd, getenv, io.Discard, io.Discard); err == nil || !strings.HasSuffix(err.Error(), want) {
 			t.Fatalf("%v on an empty schema: %v, want %q", cmd, err, want)
 		}
+	}
+	if _, err := os.Stat(filepath.Join(keyDir, "master.key")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("seed refused by the schema created a master key file: %v", err)
 	}
 	if err := pg.Migrate(ctx); err != nil {
 		t.Fatal(err)

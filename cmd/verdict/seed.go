@@ -13,6 +13,7 @@ import (
 
 	"github.com/verdict-engine/verdict/bench/seed"
 	"github.com/verdict-engine/verdict/store"
+	"github.com/verdict-engine/verdict/store/postgres"
 )
 
 // errSeededBefore: decision ids derive from --seed and the events' times, so a store that
@@ -85,6 +86,14 @@ func runSeed(ctx context.Context, args []string, getenv func(string) string, std
 			return fmt.Errorf("seed: %w", err)
 		}
 		defer st.Close()
+		// Seed creates an embedded store, but writes into Postgres only on a schema the
+		// server would run on: an unmigrated one failed on its first table, blamed on the
+		// master key, after creating a master key file.
+		if pg, ok := st.Store.(*postgres.Store); ok {
+			if err := schemaBehind(ctx, pg); err != nil {
+				return fmt.Errorf("seed: %w", err)
+			}
+		}
 		labels, ok := st.Store.(store.LabelStore)
 		if !ok {
 			return fmt.Errorf("seed: the %s store cannot store outcome labels", st.kind)
