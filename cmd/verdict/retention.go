@@ -35,8 +35,8 @@ func runRetention(ctx context.Context, args []string, getenv func(string) string
 	case "run":
 		return runRetentionRun(ctx, args[1:], getenv, stdout, stderr)
 	case "default":
-		if len(args) > 1 {
-			return usageError{msg: fmt.Sprintf("retention default: unexpected argument %q", args[1])}
+		if err := parseFlags(newFlagSet("retention default", stderr), args[1:]); err != nil {
+			return err
 		}
 		_, err := stdout.Write(retention.DefaultFile())
 		return err

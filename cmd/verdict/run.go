@@ -80,8 +80,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "keys":
 		return runKeys(ctx, rest, getenv, stdout, stderr)
 	case "version":
-		if len(rest) > 0 {
-			return usageError{msg: fmt.Sprintf("version: unexpected argument %q", rest[0])}
+		if err := parseFlags(newFlagSet("version", stderr), rest); err != nil {
+			return err // -h is help, like every other command's
 		}
 		fmt.Fprintln(stdout, version())
 		return nil

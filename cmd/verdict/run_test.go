@@ -180,14 +180,17 @@ func TestHelpIsNotAnError(t *testing.T) {
 			}
 		}
 	}
-	for _, args := range [][]string{{"erase", "-h"}, {"eval", "--help"}, {"audit", "verify", "-h"}, {"test", "--help"}, {"backtest", "-h"}} {
+	for _, args := range [][]string{{"erase", "-h"}, {"eval", "--help"}, {"audit", "verify", "-h"}, {"test", "--help"}, {"backtest", "-h"}, {"version", "-h"}, {"retention", "default", "--help"}} {
 		var ue usageError
 		if _, _, err := runArgs(t, nil, args...); !errors.As(err, &ue) || !ue.help {
 			t.Errorf("verdict %v: %v, want a help request", args, err)
 		}
 	}
-	if _, _, err := runArgs(t, nil, "version", "--json"); err == nil {
-		t.Error("verdict version --json: accepted")
+	for _, args := range [][]string{{"version", "--json"}, {"version", "now"}, {"retention", "default", "extra"}} {
+		var ue usageError
+		if _, _, err := runArgs(t, nil, args...); !errors.As(err, &ue) || ue.help {
+			t.Errorf("verdict %v: %v, want a usage error", args, err)
+		}
 	}
 }
 
