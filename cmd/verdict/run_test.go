@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -262,5 +263,25 @@ func TestEvalAppliesFailMode(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(out), &d); err != nil || d.Outcome != "review" || !strings.Contains(out, `"POLICY_ERROR"`) {
 		t.Fatalf("policy error: printed %q (%v), want the fail-mode answer review with POLICY_ERROR", out, err)
+	}
+}
+
+// TestServeRefusesBadGOGC: the Go runtime reads a GOGC it cannot parse as 100 without a
+// word (and serve then leaves its own 400 unset); serve refuses it instead.
+func TestServeRefusesBadGOGC(t *testing.T) {
+	for v, ok := range map[string]bool{"": true, "off": true, "400": true, "-1": true, "400%": false, "OFF": false, "+400": false, "1e3": false} {
+		_, err := parseServe([]string{"--dev"}, func(k string) string {
+			if k == "GOGC" {
+				return v
+			}
+			return ""
+		}, io.Discard)
+		var ue usageError
+		if ok && err != nil {
+			t.Errorf("GOGC=%q: %v", v, err)
+		}
+		if !ok && (!errors.As(err, &ue) || !strings.Contains(err.Error(), "GOGC: ") || !strings.Contains(err.Error(), "is not a percentage (e.g. 400) or off")) {
+			t.Errorf("GOGC=%q: %v, want a usage error naming GOGC", v, err)
+		}
 	}
 }

@@ -90,7 +90,23 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	if _, err := parseLevel(c.logLevel); err != nil {
 		return c, usageError{msg: "serve: " + err.Error()}
 	}
+	if err := checkGOGC(getenv("GOGC")); err != nil {
+		return c, err
+	}
 	return c, nil
+}
+
+// checkGOGC refuses a GOGC the Go runtime would ignore without a word: it reads anything but
+// "off" or an integer as 100, and since GOGC is set, serve does not set its own 400 either,
+// so a typo ("400%", "OFF") would run the collector four times as often as asked.
+func checkGOGC(v string) error {
+	if v == "" || v == "off" {
+		return nil
+	}
+	if _, err := strconv.ParseInt(v, 10, 32); err != nil || strings.HasPrefix(v, "+") {
+		return usageError{msg: fmt.Sprintf("serve: GOGC: %q is not a percentage (e.g. 400) or off", v)}
+	}
+	return nil
 }
 
 // envFloat returns the environment variable as a number, or def when unset or not a
