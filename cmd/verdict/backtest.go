@@ -90,6 +90,9 @@ func runBacktest(ctx context.Context, args []string, getenv func(string) string,
 		if st, err := os.Stat(filepath.Dir(p)); err != nil || !st.IsDir() {
 			return usageError{msg: fmt.Sprintf("backtest: %s %s: no such directory %s", flag, p, filepath.Dir(p))}
 		}
+		if err := checkWritable(p); err != nil {
+			return usageError{msg: fmt.Sprintf("backtest: %s %s: %v", flag, p, err)}
+		}
 	}
 	if o.set, err = loadPolicies(o.policies); err != nil {
 		return fmt.Errorf("backtest: %w", err)
@@ -517,6 +520,32 @@ func runBacktestPipeline(ctx context.Context, o btOptions, src btSource, bar *pr
 		res.skipped["candidate policy failed (fail mode applied, counted)"] = errs
 	}
 	return res, nil
+}
+
+// checkWritable reports whether the report file p can be written, without creating or
+// truncating it: a directory, an existing file without write permission, or a directory one
+// may not create files in would otherwise fail only after the whole replay.
+func checkWritable(p string) error {
+	if st, err := os.Stat(p); err == nil {
+		if st.IsDir() {
+			return errors.New("is a directory")
+		}
+		f, err := os.OpenFile(p, os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		return f.Close()
+	}
+	f, err := os.CreateTemp(filepath.Dir(p), ".verdict-backtest-*")
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // not the probe's own name
+		}
+		return fmt.Errorf("cannot create it in %s: %w", filepath.Dir(p), err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
 
 // candidate evaluates p on in as the server would answer: a policy error or a source

@@ -293,6 +293,21 @@ func TestBacktestRefusesAFileThatIsNotAnExport(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "no such directory") {
 		t.Fatalf("--json in a missing directory: %v", err)
 	}
+	// So is one that is a directory, and (when not root) one in a directory it cannot write.
+	err = runBacktest(context.Background(), []string{"--policies", bundle, "--input", export, "--html", dir},
+		func(string) string { return "" }, &out, &errb)
+	if err == nil || !strings.Contains(err.Error(), "is a directory") || out.Len() > 0 {
+		t.Fatalf("--html naming a directory: %v, printed %q", err, out.String())
+	}
+	if os.Geteuid() != 0 {
+		ro := filepath.Join(dir, "ro")
+		os.Mkdir(ro, 0o555)
+		err = runBacktest(context.Background(), []string{"--policies", bundle, "--input", export, "--json", filepath.Join(ro, "r.json")},
+			func(string) string { return "" }, &out, &errb)
+		if err == nil || !strings.Contains(err.Error(), "cannot create it") || out.Len() > 0 {
+			t.Fatalf("--json in a read-only directory: %v, printed %q", err, out.String())
+		}
+	}
 }
 
 // TestSeedStoresDecisionsAsTheServerDoes: seeded decisions keep no raw IP in the store, as
