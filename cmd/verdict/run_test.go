@@ -49,6 +49,12 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve"}, map[string]string{"VERDICT_DEV": "yes"}, `VERDICT_DEV: "yes" is not a boolean`},
 		{[]string{"serve", "--dev", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir()}, map[string]string{"VERDICT_SANDBOX": "on"}, `VERDICT_SANDBOX: "on" is not a boolean`},
 		{[]string{"serve", "--dev", "--source-timeout", "1s"}, nil, "--source-timeout must not exceed"},
+		// A value from the environment is named by its variable, one from a flag by the flag.
+		{[]string{"serve", "--dev"}, map[string]string{"VERDICT_DECIDE_TIMEOUT": "soon"}, `serve: VERDICT_DECIDE_TIMEOUT: "soon" is not a positive duration`},
+		{[]string{"serve", "--dev", "--source-timeout", "x"}, map[string]string{"VERDICT_SOURCE_TIMEOUT": "10ms"}, `serve: --source-timeout: "x" is not a positive duration`},
+		{[]string{"serve", "--dev"}, map[string]string{"VERDICT_SHADOW_RATE": "20/s"}, "serve: VERDICT_SHADOW_RATE must be a number"},
+		{[]string{"serve", "--dev"}, map[string]string{"VERDICT_LOG_LEVEL": "loud"}, `serve: VERDICT_LOG_LEVEL: log level "loud"`},
+		{[]string{"serve", "--dev", "--log-level", "loud"}, nil, `serve: --log-level: log level "loud"`},
 		{[]string{"audit"}, nil, "missing subcommand"},
 		{[]string{"audit", "checkpoint"}, nil, "--private-key is required"},
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -69,10 +70,20 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	if err := parseFlags(fs, args); err != nil {
 		return c, err
 	}
-	if c.decideTimeout, err = positiveDuration("--decide-timeout", *decide); err != nil {
+	// A bad value is named as the operator gave it: the flag, or the environment variable
+	// when the flag was not on the command line.
+	onCommandLine := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { onCommandLine[f.Name] = true })
+	setting := func(flagName, env string) string {
+		if !onCommandLine[flagName] && getenv(env) != "" {
+			return env
+		}
+		return "--" + flagName
+	}
+	if c.decideTimeout, err = positiveDuration(setting("decide-timeout", "VERDICT_DECIDE_TIMEOUT"), *decide); err != nil {
 		return c, err
 	}
-	if c.sourceTimeout, err = positiveDuration("--source-timeout", *source); err != nil {
+	if c.sourceTimeout, err = positiveDuration(setting("source-timeout", "VERDICT_SOURCE_TIMEOUT"), *source); err != nil {
 		return c, err
 	}
 	if c.sourceTimeout > c.decideTimeout {
@@ -85,10 +96,10 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 		return c, usageError{msg: "serve: no API keys: set VERDICT_API_KEYS=id:secret:scope+scope,... or run with --dev for local development"}
 	}
 	if c.shadowRate < 0 || math.IsNaN(c.shadowRate) || math.IsInf(c.shadowRate, 0) {
-		return c, usageError{msg: "serve: --shadow-rate must be a number of decisions per second, 0 or more"}
+		return c, usageError{msg: "serve: " + setting("shadow-rate", "VERDICT_SHADOW_RATE") + " must be a number of decisions per second, 0 or more"}
 	}
 	if _, err := parseLevel(c.logLevel); err != nil {
-		return c, usageError{msg: "serve: " + err.Error()}
+		return c, usageError{msg: "serve: " + setting("log-level", "VERDICT_LOG_LEVEL") + ": " + err.Error()}
 	}
 	if err := checkGOGC(getenv("GOGC")); err != nil {
 		return c, err
