@@ -62,6 +62,12 @@ func runRetentionRun(ctx context.Context, args []string, getenv func(string) str
 		if err != nil {
 			return usageError{msg: fmt.Sprintf("retention run: --now: %q is not an RFC 3339 time", *nowFlag)}
 		}
+		// A time to come previews what will be due then; deleting at it would delete
+		// records still inside the period they must be kept for (the dry run's
+		// `--now 2031-10-01` without --dry-run deleted five years of decisions).
+		if t.After(now) && !*dryRun {
+			return usageError{msg: fmt.Sprintf("retention run: --now %s is in the future: it would delete records before their retention period ends; use it with --dry-run", *nowFlag)}
+		}
 		now = t
 	}
 	if *batch < 1 {

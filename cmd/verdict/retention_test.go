@@ -18,7 +18,8 @@ import (
 
 func TestRetentionRun(t *testing.T) {
 	dir := t.TempDir()
-	now := time.Date(2027, 6, 1, 0, 0, 0, 0, time.UTC)
+	// A past time: a run (not a dry run) refuses one to come.
+	now := time.Now().UTC().AddDate(0, -1, 0).Truncate(time.Second)
 	st, err := sqlite.Open(t.Context(), dir)
 	if err != nil {
 		t.Fatal(err)
@@ -88,6 +89,20 @@ func TestRetentionRun(t *testing.T) {
 	}
 	if _, err := os.Stat(blobPath); err != nil {
 		t.Fatalf("dry run deleted the blob: %v", err)
+	}
+
+	// A time to come is for previews: deleting at it would delete records still inside
+	// their retention period.
+	future := time.Now().AddDate(5, 0, 0).UTC().Format(time.RFC3339)
+	var ue usageError
+	if out, err := run("run", "--data-dir", dir, "--now", future); !errors.As(err, &ue) || !strings.Contains(err.Error(), "is in the future") || out != "" {
+		t.Fatalf("run at a future --now: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(blobPath); err != nil {
+		t.Fatalf("a run refused for its --now deleted the blob: %v", err)
+	}
+	if out, err := run("run", "--dry-run", "--data-dir", dir, "--now", future); err != nil || !strings.Contains(out, "nothing deleted (dry run)") {
+		t.Fatalf("dry run at a future --now: %v\n%s", err, out)
 	}
 
 	out, err = run("run", "--data-dir", dir, "--now", now.Format(time.RFC3339), "--batch", "1")
