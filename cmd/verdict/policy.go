@@ -662,6 +662,28 @@ func policyShadow(ctx context.Context, pc *policyCmd) error {
 		}
 		hashes = append(hashes, v.Hash)
 	}
+	if len(hashes) == 0 {
+		// Clearing an action without shadow versions changes nothing: say so, and which
+		// actions have some, rather than "cleared" for a misspelt action ("paytout") while
+		// the one meant keeps its shadow versions.
+		lp, err := pc.st.LivePolicies(ctx)
+		if err != nil {
+			return err
+		}
+		if len(lp.Shadow[action]) == 0 {
+			var shadowed []string
+			for _, a := range sortedKeys(lp.Shadow) {
+				if len(lp.Shadow[a]) > 0 {
+					shadowed = append(shadowed, a)
+				}
+			}
+			if len(shadowed) == 0 {
+				shadowed = []string{"none"}
+			}
+			fmt.Fprintf(pc.stdout, "shadow %s: no shadow versions to clear; nothing changed (actions with shadow versions: %s)\n", action, strings.Join(shadowed, ", "))
+			return nil
+		}
+	}
 	if err := pc.st.SetShadow(ctx, action, hashes, pc.actor, correlationID()); err != nil {
 		return err
 	}

@@ -164,6 +164,10 @@ func TestPolicyLifecycle(t *testing.T) {
 	if st := openTestStore(t, env); len(st.Shadow["payout"]) != 1 || st.Shadow["payout"][0] != h1 || st.Active["login"] != cel {
 		t.Errorf("live state = %+v", st)
 	}
+	// Clearing a misspelt action says it changed nothing and names the shadowed ones.
+	if out := run("shadow", "paytout"); strings.Contains(out, "cleared") || !strings.Contains(out, "nothing changed (actions with shadow versions: payout)") {
+		t.Errorf("clearing the shadow versions of an action without any = %q", out)
+	}
 
 	hist := run("history", "payout")
 	if !strings.Contains(hist, id) || !strings.Contains(hist, "active") || !strings.Contains(hist, "bob") {
@@ -180,6 +184,12 @@ func TestPolicyLifecycle(t *testing.T) {
 	}
 	if out := run("shadow", "payout"); !strings.Contains(out, "cleared") {
 		t.Errorf("shadow with no hash = %q", out)
+	}
+	if st := openTestStore(t, env); len(st.Shadow["payout"]) != 0 {
+		t.Errorf("after clearing, shadow = %v", st.Shadow)
+	}
+	if out := run("shadow", "payout"); !strings.Contains(out, "nothing changed (actions with shadow versions: none)") {
+		t.Errorf("clearing again = %q", out)
 	}
 }
 
