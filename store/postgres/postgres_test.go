@@ -653,6 +653,64 @@ func TestMigrationKeepsSessionsOfVersion1(t *testing.T) {
 	}
 }
 
+// TestMigrationClosesDecidedReviewDecisions migrates a schema left at version 10, with one
+// review decision a reviewer decided and one still open: migration 0011 moves the decided
+// one out of the queue's index, and the queue lists the open one only.
+func TestMigrationClosesDecidedReviewDecisions(t *testing.T) {
+	schema := newSchema(t)
+	conn := admin(t)
+	ctx := t.Context()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck
+	qs := []string{
+		`CREATE SCHEMA ` + pgx.Identifier{schema}.Sanitize(),
+		`SET LOCAL search_path = ` + pgx.Identifier{schema}.Sanitize(),
+		`CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
+	}
+	entries, err := os.ReadDir("migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		n, err := strconv.Atoi(strings.SplitN(e.Name(), "_", 2)[0])
+		if err != nil || n > 10 {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("migrations", e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		qs = append(qs, string(b), fmt.Sprintf(`INSERT INTO schema_migrations (version, name) VALUES (%d, 'm')`, n))
+	}
+	for _, id := range []string{"rev-decided", "rev-open"} {
+		qs = append(qs, `INSERT INTO decisions (id, action, subject_id, outcome, score, reason_codes, policy_version, policy_hash,
+			fail_mode, input, response, idempotency_key, request_hash, created_at, actor, correlation_id)
+			VALUES ('`+id+`', 'login', 'u-`+id+`', 'review', 50, '["BOT_SUSPECTED"]', 'v', 'h', '', '{}', '{}', '', '',
+			'2026-12-01 10:00:00+00', 'a', 'c')`)
+	}
+	qs = append(qs, `INSERT INTO reviews (kind, item_id, decided_by, outcome, reason, decided_at)
+		VALUES ('decision', 'rev-decided', 'alice', 'block', 'BOT_CONFIRMED', '2026-12-01 11:00:00+00')`)
+	for _, q := range qs {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			t.Fatalf("set up version 10: %v", err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s := openStore(t, schema)
+	items, err := s.ListReviews(ctx, 10)
+	if err != nil || len(items) != 1 || items[0].ID != "rev-open" {
+		t.Fatalf("review queue after migration = %+v, %v; want rev-open only", items, err)
+	}
+	if r, err := s.GetReviewResolution(ctx, store.ReviewDecision, "rev-decided"); err != nil || r.Outcome != "block" {
+		t.Errorf("resolution after migration = %+v, %v", r, err)
+	}
+}
+
 // manualClock is a store clock that only moves when told.
 type manualClock struct {
 	mu  sync.Mutex

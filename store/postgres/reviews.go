@@ -28,7 +28,7 @@ const reviewQueue = `SELECT kind, id, user_id, action, status, score, reason_cod
 	(SELECT 'decision'::text, d.id COLLATE "C", d.subject_id, d.action, d.outcome, d.score,
 		d.reason_codes::text, d.created_at, COALESCE(r.claimed_by, ''), r.claimed_until
 	FROM decisions d LEFT JOIN reviews r ON r.kind = 'decision' AND r.item_id = d.id
-	WHERE d.outcome = 'review' AND r.decided_at IS NULL
+	WHERE d.outcome = 'review' AND d.review_closed_at IS NULL
 	ORDER BY d.created_at, d.score DESC, d.id COLLATE "C" LIMIT $1)
 ) q ORDER BY created_at, score DESC, id, kind LIMIT $1`
 
@@ -231,6 +231,10 @@ func (s *Store) ResolveReview(ctx context.Context, r store.ReviewResolution) err
 		}
 		b.Queue(`UPDATE reviews SET decided_by = $3, outcome = $4, reason = $5, note_sha256 = $6, decided_at = $7
 			WHERE kind = $1 AND item_id = $2`, r.Kind, r.ID, r.Reviewer, r.Outcome, r.Reason, r.NoteSHA256, r.DecidedAt)
+		if r.Kind == store.ReviewDecision {
+			// Out of the queue's index of open decisions.
+			b.Queue(`UPDATE decisions SET review_closed_at = $2 WHERE id = $1`, r.ID, r.DecidedAt)
+		}
 	})
 	if err != nil {
 		return classify(ctx, "resolve review", err)

@@ -27,7 +27,7 @@ const reviewQueue = `SELECT kind, id, user_id, action, status, score, reason_cod
 		SELECT 'decision' AS kind, d.id, d.subject_id AS user_id, d.action, d.outcome AS status, d.score,
 			d.reason_codes, d.created_at, COALESCE(r.claimed_by, '') AS claimed_by, r.claimed_until
 		FROM decisions d LEFT JOIN reviews r ON r.kind = 'decision' AND r.item_id = d.id
-		WHERE d.outcome = 'review' AND r.decided_at IS NULL
+		WHERE d.outcome = 'review' AND d.review_closed_at IS NULL
 		ORDER BY d.created_at, d.score DESC, d.id LIMIT ?)
 ) ORDER BY created_at, score DESC, id, kind LIMIT ?`
 
@@ -193,6 +193,12 @@ func (s *Store) ResolveReview(ctx context.Context, r store.ReviewResolution) err
 			decided_at = ? WHERE kind = ? AND item_id = ?`,
 			r.Reviewer, r.Outcome, r.Reason, r.NoteSHA256, micros(r.DecidedAt), r.Kind, r.ID); err != nil {
 			return err
+		}
+		if r.Kind == store.ReviewDecision {
+			// Out of the queue's index of open decisions.
+			if _, err := tx.ExecContext(ctx, `UPDATE decisions SET review_closed_at = ? WHERE id = ?`, micros(r.DecidedAt), r.ID); err != nil {
+				return err
+			}
 		}
 		ev, err := store.ReviewDecidedEvent(r, it.UserID, now)
 		if err != nil {

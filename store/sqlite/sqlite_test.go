@@ -325,6 +325,55 @@ func TestMigrationKeepsSessionsOfVersion1(t *testing.T) {
 	}
 }
 
+// TestMigrationClosesDecidedReviewDecisions opens a database left at schema version 8, with
+// one review decision a reviewer decided and one still open: migration 0009 moves the
+// decided one out of the queue's index, and the queue lists the open one only.
+func TestMigrationClosesDecidedReviewDecisions(t *testing.T) {
+	dir := t.TempDir()
+	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: filepath.Join(dir, sqlite.FileName)}).EscapedPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	qs := []string{`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT`}
+	entries, err := os.ReadDir("migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		n, err := strconv.Atoi(strings.SplitN(e.Name(), "_", 2)[0])
+		if err != nil || n > 8 {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("migrations", e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		qs = append(qs, string(b), fmt.Sprintf(`INSERT INTO schema_migrations VALUES (%d, 'm', 0)`, n))
+	}
+	for _, id := range []string{"rev-decided", "rev-open"} {
+		qs = append(qs, `INSERT INTO decisions (id, action, subject_id, outcome, score, reason_codes, policy_version, policy_hash,
+			fail_mode, input, response, idempotency_key, request_hash, created_at, actor, correlation_id)
+			VALUES ('`+id+`', 'login', 'u-`+id+`', 'review', 50, '["BOT_SUSPECTED"]', 'v', 'h', '', '{}', '{}', '', '', 1000000, 'a', 'c')`)
+	}
+	qs = append(qs, `INSERT INTO reviews (kind, item_id, decided_by, outcome, reason, decided_at)
+		VALUES ('decision', 'rev-decided', 'alice', 'block', 'BOT_CONFIRMED', 2000000)`)
+	for _, q := range qs {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("set up version 8: %v", err)
+		}
+	}
+	db.Close()
+
+	s := openDir(t, dir)
+	items, err := s.ListReviews(t.Context(), 10)
+	if err != nil || len(items) != 1 || items[0].ID != "rev-open" {
+		t.Fatalf("review queue after migration = %+v, %v; want rev-open only", items, err)
+	}
+	if r, err := s.GetReviewResolution(t.Context(), store.ReviewDecision, "rev-decided"); err != nil || r.Outcome != "block" {
+		t.Errorf("resolution after migration = %+v, %v", r, err)
+	}
+}
+
 // TestClaimLapsesWithTheClock moves the store's clock past a claim's end.
 func TestClaimLapsesWithTheClock(t *testing.T) {
 	var (
