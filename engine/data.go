@@ -25,6 +25,29 @@ func isDataFile(p string) bool {
 	return false
 }
 
+// BundleData returns the data document of the bundle in fsys: its data files (data.json,
+// data.yaml, data.yml) merged, each at its directory's path, as Load gives it to the
+// policies; nil when the bundle has none. It returns a *LoadError as Load does for a data
+// file it would refuse.
+func BundleData(fsys fs.FS) (map[string]any, error) {
+	var files []string
+	if err := WalkBundle(fsys, func(p string) {
+		if isDataFile(p) {
+			files = append(files, p)
+		}
+	}); err != nil {
+		return nil, err
+	}
+	if len(files) == 0 {
+		return nil, nil
+	}
+	data, _, probs := loadData(fsys, files)
+	if len(probs) > 0 {
+		return nil, &LoadError{Problems: probs}
+	}
+	return data, nil
+}
+
 // loadData reads the data files of a bundle and merges them into one document, each at its
 // directory's path, and returns their contents too (they are part of every policy's hash). Every problem names its file: a file that does not parse, a document
 // that is not an object, mapping keys that are not strings, or two files that give one key

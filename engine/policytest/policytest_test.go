@@ -376,3 +376,32 @@ func TestCELCasesThatCannotTest(t *testing.T) {
 		}
 	}
 }
+
+// TestRegoTestsSeeBundleData: a data.json that overrides a threshold changes what the
+// loaded policy decides, so the Rego tests run against it too, as `opa test -b` does and
+// as the CEL and golden cases already do.
+func TestRegoTestsSeeBundleData(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"x/x.rego": strings.Replace(xPolicy, `input.context.n > default_thresholds.max_n`,
+			`input.context.n > object.union(default_thresholds, {k: v | some k, v in data.thresholds.x}).max_n`, 1),
+		"x/x_test.rego": `package verdict.x_test
+
+import data.verdict.x
+
+test_data_json_lowers_the_threshold if {
+	d := x.decision with input as {"context": {"n": 5}}
+	d.outcome == "review"
+}
+`,
+		"data.json": `{"thresholds": {"x": {"max_n": 3}}}`,
+	})
+	rep, err := policytest.Run(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := byName(t, rep, "test_data_json_lowers_the_threshold")[0]
+	if r.Status != policytest.Pass {
+		t.Errorf("test under data.json: %s, want pass (%s)", r.Status, r.Detail)
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/cover"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/tester"
 	"github.com/open-policy-agent/opa/v1/topdown"
 
@@ -53,8 +54,14 @@ func runRego(ctx context.Context, r *root, cfg *config, cov *coverage) ([]Result
 	if err != nil {
 		return nil, err
 	}
+	// The tests see the bundle's data files, as the policies do once loaded (and as
+	// `opa test -b` does): a test of a threshold that data.json overrides tests what runs.
+	data, err := engine.BundleData(os.DirFS(r.dir))
+	if err != nil {
+		return nil, fmt.Errorf("read data of %s: %w", r.dir, err)
+	}
 	var cv *cover.Cover
-	runner := newRegoRunner(modules)
+	runner := newRegoRunner(modules, data)
 	if cfg.filter != nil {
 		runner.Filter(cfg.filter.String())
 	}
@@ -108,7 +115,7 @@ func runRego(ctx context.Context, r *root, cfg *config, cov *coverage) ([]Result
 		return a.Line - b.Line
 	})
 	if len(failed) > 0 {
-		traces, err := traceFailures(ctx, srcs, failed)
+		traces, err := traceFailures(ctx, srcs, data, failed)
 		if err != nil {
 			return nil, err
 		}
@@ -143,13 +150,18 @@ func runRego(ctx context.Context, r *root, cfg *config, cov *coverage) ([]Result
 // tracing on (to say which expression failed). A variable for the tests.
 var maxTracedDuration = 100 * time.Millisecond
 
-func newRegoRunner(modules map[string]*ast.Module) *tester.Runner {
+func newRegoRunner(modules map[string]*ast.Module, data map[string]any) *tester.Runner {
 	compiler := ast.NewCompiler().
 		WithCapabilities(engine.SandboxCapabilities()).
 		WithEnablePrintStatements(true).
 		WithDefaultRegoVersion(ast.RegoV1)
+	store := inmem.New()
+	if data != nil {
+		store = inmem.NewFromObject(data)
+	}
 	return tester.NewRunner().
 		SetCompiler(compiler).
+		SetStore(store).
 		SetDefaultRegoVersion(ast.RegoV1).
 		SetModules(modules).
 		RaiseBuiltinErrors(true).
@@ -187,7 +199,7 @@ type regoTrace struct {
 
 // traceFailures runs the named tests again with tracing on and returns, per test, the
 // expression that failed and the full trace, as `opa test -v` shows them.
-func traceFailures(ctx context.Context, srcs []regoSource, names []string) (map[string]regoTrace, error) {
+func traceFailures(ctx context.Context, srcs []regoSource, data map[string]any, names []string) (map[string]regoTrace, error) {
 	modules, err := parseRego(srcs)
 	if err != nil {
 		return nil, err
@@ -196,7 +208,7 @@ func traceFailures(ctx context.Context, srcs []regoSource, names []string) (map[
 	for i, n := range names {
 		quoted[i] = regexp.QuoteMeta(n)
 	}
-	runner := newRegoRunner(modules).
+	runner := newRegoRunner(modules, data).
 		EnableTracing(true).
 		Filter("^(" + strings.Join(quoted, "|") + ")$")
 	ch, err := runner.RunTests(ctx, nil)
