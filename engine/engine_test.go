@@ -254,6 +254,10 @@ func TestRuntimeErrorsNeverApprove(t *testing.T) {
 		{"undefined decision", "x/x.rego", "# METADATA\n# custom:\n#   fail_mode: review\npackage verdict.x\n\ndecision := 1 if input.never\n"},
 		{"builtin error", "x/x.rego", "# METADATA\n# custom:\n#   fail_mode: review\npackage verdict.x\n\ndecision := {\"outcome\": \"approve\", \"score\": to_number(\"x\")}\n"},
 		{"not an object", "x/x.rego", "# METADATA\n# custom:\n#   fail_mode: review\npackage verdict.x\n\ndecision := \"approve\"\n"},
+		// Two definitions of one complete rule that both hold: OPA raises eval_conflict_error
+		// (plain opa eval on the bundle does), whatever a partial evaluation at load inlines.
+		{"conflicting complete rule", "x/x.rego", "# METADATA\n# custom:\n#   fail_mode: review\npackage verdict.x\n\nkind := \"small\" if input.context.amount < 1000\n\nkind := \"large\" if input.context.amount > 20\n\nreasons contains {\"code\": \"K\", \"outcome\": \"block\", \"score\": 100} if kind == \"huge\"\n\ndecision := {\"outcome\": \"approve\", \"reasons\": [r | some r in reasons], \"score\": 0}\n"},
+		{"conflicting complete rule with lib", "x/x.rego", "# METADATA\n# custom:\n#   fail_mode: review\npackage verdict.x\n\nimport data.verdict.lib\n\nkind := \"small\" if input.context.amount < 1000\n\nkind := \"large\" if input.context.amount > 20\n\nreasons contains lib.reason(\"K\", \"block\", 100, \"k\") if kind == \"huge\"\n\ndecision := lib.decide(reasons)\n"},
 		{"cel missing key", "x/x.cel.yaml", "action: x\nfail_mode: review\nrules:\n  - code: A_B\n    outcome: block\n    when: context.nope > 1\n"},
 	}
 	for _, tc := range tests {

@@ -261,6 +261,7 @@ func partialEval(c *ast.Compiler, store storage.Store, action string, target ast
 		rego.Store(store),
 		rego.StrictBuiltinErrors(true),
 		rego.PartialNamespace(ns),
+		rego.DisableInlining(conflictableRules(c)),
 	).Partial(ctx)
 	if err != nil {
 		return nil, err
@@ -286,6 +287,29 @@ func partialEval(c *ast.Compiler, store storage.Store, action string, target ast
 		out[fmt.Sprintf("__verdict_partial__%s__%d", action, i)] = m
 	}
 	return out, nil
+}
+
+// conflictableRules returns the paths of the complete rules defined more than once (two
+// bodies, not an else chain): when two of them hold with different values, OPA raises
+// eval_conflict_error. Partial evaluation inlines each body on its own and would drop that
+// error (the decision would go on without the rule, where plain OPA fails), so they are
+// kept as rules, evaluated and checked as written.
+func conflictableRules(c *ast.Compiler) []string {
+	var out []string
+	c.RuleTree.DepthFirst(func(n *ast.TreeNode) bool {
+		complete := 0
+		for _, r := range n.Values {
+			if r.Default || len(r.Head.Args) > 0 || r.Head.RuleKind() != ast.SingleValue {
+				continue
+			}
+			complete++
+		}
+		if complete > 1 {
+			out = append(out, n.Values[0].Path().GroundPrefix().String())
+		}
+		return false
+	})
+	return out
 }
 
 // readInputShape returns the part of the input document the rules behind query can
