@@ -9,6 +9,7 @@ import (
 	"maps"
 	"math"
 	"regexp"
+	"strings"
 
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/checker"
@@ -109,7 +110,7 @@ func loadCEL(fsys fs.FS, file string, cfg loadConfig) (*Policy, []Problem) {
 	compile := func(i int, field, expr string, wantBool bool) celProgram {
 		ast, iss := env.Compile(expr)
 		if iss != nil && iss.Err() != nil {
-			problems = append(problems, Problem{File: file, Line: lineOf(i, field), Message: fmt.Sprintf("rule %d %s: %v", i+1, field, iss.Err())})
+			problems = append(problems, Problem{File: file, Line: lineOf(i, field), Message: fmt.Sprintf("rule %d %s: %s", i+1, field, celIssues(iss))})
 			return celProgram{}
 		}
 		if wantBool && !ast.OutputType().IsExactType(types.BoolType) && !ast.OutputType().IsExactType(types.DynType) {
@@ -456,4 +457,28 @@ func topLevel(doc *yaml.Node, key string) (k, v *yaml.Node) {
 		}
 	}
 	return nil, nil
+}
+
+// celIssues describes CEL compile issues on one line, each with its place in the
+// expression ("column 3: found no matching overload ..."), each once: cel-go's own
+// text spans three lines per issue (the message, the expression, a caret) and names
+// the expression "<input>", which a Problem's file:line already locates.
+func celIssues(iss *cel.Issues) string {
+	var parts []string
+	seen := map[string]bool{}
+	for _, e := range iss.Errors() {
+		at := fmt.Sprintf("column %d", e.Location.Column()+1)
+		if l := e.Location.Line(); l > 1 {
+			at = fmt.Sprintf("expression line %d column %d", l, e.Location.Column()+1)
+		}
+		msg := at + ": " + strings.Join(strings.Fields(e.Message), " ")
+		if !seen[msg] {
+			seen[msg] = true
+			parts = append(parts, msg)
+		}
+	}
+	if len(parts) == 0 {
+		return strings.Join(strings.Fields(iss.Err().Error()), " ")
+	}
+	return strings.Join(parts, "; ")
 }

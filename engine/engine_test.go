@@ -211,6 +211,9 @@ func TestLoadErrors(t *testing.T) {
 		{"payout may not fail open", map[string]string{"payout/payout.rego": strings.Replace(payoutRego, "fail_mode: closed", "fail_mode: open", 1)}, `action "payout" may not declare fail_mode open`},
 		{"cel syntax", map[string]string{"x/x.cel.yaml": "action: x\nrules:\n  - code: A_B\n    outcome: block\n    when: signals.lists.(\n"}, "x/x.cel.yaml:5: rule 1 when:"},
 		{"cel bad outcome", map[string]string{"x/x.cel.yaml": "action: x\nrules:\n  - code: A_B\n    outcome: maybe\n    when: 'true'\n"}, "x/x.cel.yaml:4: rule 1: invalid outcome"},
+		// One line per problem, each issue once, placed in the expression.
+		{"cel type error on one line", map[string]string{"x/x.cel.yaml": "action: x\nfail_mode: review\nrules:\n  - code: A_B\n    outcome: block\n    when: 1 + \"a\" == 2\n"},
+			`x/x.cel.yaml:6: rule 1 when: column 3: found no matching overload for '_+_' applied to '(int, string)'`},
 		{"cel not bool", map[string]string{"x/x.cel.yaml": "action: x\nrules:\n  - code: A_B\n    outcome: block\n    when: '1 + 2'\n"}, "must be a bool expression"},
 		{"cel unknown field", map[string]string{"x/x.cel.yaml": "action: x\nrulez: []\n"}, "x/x.cel.yaml:2:"},
 		{"cel bad code", map[string]string{"x/x.cel.yaml": "action: x\nrules:\n  - code: lower\n    outcome: block\n    when: 'true'\n"}, "must be UPPER_SNAKE"},
@@ -238,6 +241,11 @@ func TestLoadErrors(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v\nwant it to contain %q", err, tc.want)
+			}
+			for _, p := range le.Problems {
+				if strings.Contains(p.Message, "\n") {
+					t.Fatalf("problem spans lines: %q", p)
+				}
 			}
 		})
 	}
