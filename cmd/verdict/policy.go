@@ -321,9 +321,12 @@ func lintBundle(files map[string][]byte) (*engine.PolicySet, []lintProblem) {
 			}
 		case strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml"):
 			if strings.HasSuffix(name, ".cel.yaml") || strings.HasSuffix(name, ".cel.yml") {
-				// Compiled by the engine; its rules' codes are checked here.
+				// Compiled by the engine, which refuses a code that is not UPPER_SNAKE (a
+				// problem already listed); whether a code is registered is checked here.
 				for _, u := range engine.LiteralReasonCodes(name, b) {
-					checkCode(name, u.Line, u.Code)
+					if upperSnake.MatchString(u.Code) {
+						checkCode(name, u.Line, u.Code)
+					}
 				}
 				continue
 			}

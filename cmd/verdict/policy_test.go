@@ -298,6 +298,18 @@ decision := lib.decide(reasons)
 	if strings.Contains(out, "NEW_SIGNAL_X") {
 		t.Errorf("a registered code was refused:\n%s", out)
 	}
+
+	// A CEL code that is not UPPER_SNAKE is one problem, said once (the engine refuses it
+	// at compile time), not also as a lint finding.
+	write("y.cel.yaml", "action: y\nfail_mode: review\nrules:\n  - code: Card-Add\n    outcome: review\n    message: m\n    when: context.flag == true\n")
+	write("x/x.rego", "# METADATA\n# custom:\n#   fail_mode: review\npackage verdict.x\n\ndecision := {\"outcome\": \"approve\", \"reasons\": [], \"score\": 0}\n")
+	out, _, err = runPolicyArgs(t, nil, "lint", dir)
+	if err == nil {
+		t.Fatalf("lint of a bad CEL code succeeded: %s", out)
+	}
+	if n := strings.Count(out, `"Card-Add"`); n != 1 {
+		t.Errorf("the bad CEL code is reported %d times, want once:\n%s", n, out)
+	}
 }
 
 func TestPolicyUsageErrors(t *testing.T) {
