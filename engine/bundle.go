@@ -186,7 +186,12 @@ func Load(fsys fs.FS, opts ...LoadOption) (*PolicySet, error) {
 // than the default's ("10" for 10 makes `amount > "10"` false for every amount). A policy
 // without defaults is not checked.
 func checkThresholdOverrides(set *PolicySet, data map[string]any) []Problem {
-	all, _ := data["thresholds"].(map[string]any)
+	all, isObj := data["thresholds"].(map[string]any)
+	if v, set := data["thresholds"]; set && !isObj {
+		// No policy would find an override in it: every threshold would silently keep its
+		// default.
+		return []Problem{{Message: fmt.Sprintf("data thresholds must be an object of actions (thresholds.<action>.<name>), not a %s", jsonKind(v))}}
+	}
 	var problems []Problem
 	for _, action := range slices.Sorted(maps.Keys(all)) {
 		over, isObj := all[action].(map[string]any)

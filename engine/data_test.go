@@ -145,6 +145,8 @@ func TestThresholdOverridesAreChecked(t *testing.T) {
 		`{"thresholds":{"payout":{"max_amount":"500"}}}`: "thresholds.payout.max_amount is a string; the policy's default is a number",
 		`{"thresholds":{"payuot":{"max_amount":500}}}`:   `the bundle has no policy for action "payuot"`,
 		`{"thresholds":{"payout":500}}`:                  "thresholds.payout must be an object",
+		`{"thresholds":500}`:                             "data thresholds must be an object of actions",
+		`{"thresholds":[{"payout":{"max_amount":5}}]}`:   "data thresholds must be an object of actions",
 		`{"thresholds":{"login":{"max_user_1n":3}}}`:     "thresholds.login.max_user_1n: the login policy has no such threshold (it has max_user_1m)",
 	} {
 		if err := load(data); err == nil || !strings.Contains(err.Error(), want) {
