@@ -254,6 +254,9 @@ decision := lib.decide(reasons)
 			t.Errorf("lint output lacks %q:\n%s", want, out)
 		}
 	}
+	if n := strings.Count(out, "x/data.json:"); n != 1 {
+		t.Errorf("the bad data file is reported %d times, want once:\n%s", n, out)
+	}
 
 	// A file that does not compile is reported as file:line by the engine.
 	write("x/x.rego", "# METADATA\n# custom:\n#   fail_mode: review\npackage verdict.x\n\ndecision := {\n")
