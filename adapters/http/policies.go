@@ -147,6 +147,11 @@ func (s *Server) publishPolicy(c *fiber.Ctx) error {
 	if err != nil {
 		return loadProblem(err)
 	}
+	// What `verdict policy publish` refuses is refused here too: reason codes not in the
+	// bundle's reason_codes.yaml, or not UPPER_SNAKE (which evaluate to POLICY_ERROR).
+	if probs := engine.LintFiles(files); len(probs) > 0 {
+		return policyProblem("the policy does not pass lint: ", probs)
+	}
 	author := actor(c)
 	if body.Author != "" && body.Author != author {
 		// The API key is who publishes; a name given in the body is kept next to it.
@@ -177,8 +182,13 @@ func loadProblem(err error) error {
 	if !errors.As(err, &le) || len(le.Problems) == 0 {
 		return err
 	}
-	ae := &apiError{status: fiber.StatusBadRequest, code: CodeInvalidPolicy, detail: "the policy does not compile: " + le.Problems[0].String()}
-	for _, p := range le.Problems {
+	return policyProblem("the policy does not compile: ", le.Problems)
+}
+
+// policyProblem is a 400 naming every problem's file:line, the first one in the detail.
+func policyProblem(detail string, problems []engine.Problem) error {
+	ae := &apiError{status: fiber.StatusBadRequest, code: CodeInvalidPolicy, detail: detail + problems[0].String()}
+	for _, p := range problems {
 		ptr := "/files"
 		if p.File != "" {
 			ptr = filePointer(p.File)

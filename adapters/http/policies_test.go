@@ -194,6 +194,17 @@ func TestPolicyLifecycleAPI(t *testing.T) {
 		t.Fatalf("problem does not name file:line: %s", r.body)
 	}
 
+	// As `verdict policy publish` (lint): a reason code missing from reason_codes.yaml, or
+	// not UPPER_SNAKE, is refused with file:line, though it compiles.
+	for code, want := range map[string]string{"NEW_PAYEE": "is not in reason_codes.yaml", "new_beneficiary": "must be UPPER_SNAKE"} {
+		files := payoutVersion(t, `lib.step_up_at("NEW_BENEFICIARY"`, `lib.step_up_at("`+code+`"`)
+		r = e.as(t, aliceKey, "POST", "/v1/policies", publishBody(t, "unlisted", files))
+		if r.status != 400 || r.json(t)["code"] != "invalid_policy" || !strings.Contains(string(r.body), "payout/payout.rego:140: reason code") ||
+			!strings.Contains(string(r.body), want) {
+			t.Fatalf("publish with reason code %s: %d %s", code, r.status, r.body)
+		}
+	}
+
 	// A valid version, the whole bundle with its tests: more than the API's 64 KiB limit.
 	v2Files := payoutVersion(t, "version: payout-2026.12.1", "version: payout-2026.12.2")
 	body := publishBody(t, "payout-2026.12.2", v2Files)

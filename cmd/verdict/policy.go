@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,7 +18,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"gopkg.in/yaml.v3"
 
 	"github.com/verdict-engine/verdict/engine"
 	"github.com/verdict-engine/verdict/store"
@@ -245,59 +243,12 @@ func (p lintProblem) String() string {
 	return engine.Problem{File: p.File, Line: p.Line, Message: p.Message}.String()
 }
 
-// reasonRegistryFile is the bundle's list of the reason codes it may emit.
-const reasonRegistryFile = "reason_codes.yaml"
-
-// reasonRegistry returns the codes listed in the bundle's reason_codes.yaml, or nil when
-// the bundle has none (codes are then only checked for their form).
-func reasonRegistry(files map[string][]byte) (map[string]bool, *lintProblem) {
-	b, ok := files[reasonRegistryFile]
-	if !ok {
-		return nil, nil
-	}
-	var reg struct {
-		Codes map[string]struct {
-			Actions []string `yaml:"actions"`
-			Outcome string   `yaml:"outcome"`
-			Meaning string   `yaml:"meaning"`
-		} `yaml:"codes"`
-	}
-	if err := yaml.Unmarshal(b, &reg); err != nil {
-		return nil, &lintProblem{File: reasonRegistryFile, Message: "not valid YAML: " + err.Error()}
-	}
-	out := make(map[string]bool, len(reg.Codes))
-	for code, c := range reg.Codes {
-		if c.Meaning == "" {
-			return nil, &lintProblem{File: reasonRegistryFile, Message: fmt.Sprintf("code %s has no meaning", code)}
-		}
-		out[code] = true
-	}
-	return out, nil
-}
-
-// upperSnake is the form of a reason code (policies/reasoncodes_test.go).
-var upperSnake = regexp.MustCompile(`^[A-Z][A-Z0-9]*(_[A-Z0-9]+)*$`)
-
 // lintBundle compiles files as the engine does (syntax, sandbox capabilities, fail modes,
-// duplicate actions) and checks what compiling does not: reason codes written in Rego
-// are UPPER_SNAKE, and data files parse. It returns the compiled set when there is no
+// duplicate actions, data files) and checks what compiling does not (engine.LintFiles:
+// reason codes, other JSON and YAML files). It returns the compiled set when there is no
 // problem.
 func lintBundle(files map[string][]byte) (*engine.PolicySet, []lintProblem) {
 	var problems []lintProblem
-	registry, regProblem := reasonRegistry(files)
-	if regProblem != nil {
-		problems = append(problems, *regProblem)
-	}
-	checkCode := func(file string, line int, code string) {
-		if !upperSnake.MatchString(code) {
-			problems = append(problems, lintProblem{File: file, Line: line, Message: fmt.Sprintf("reason code %q must be UPPER_SNAKE", code)})
-			return
-		}
-		if registry != nil && !registry[code] {
-			problems = append(problems, lintProblem{File: file, Line: line,
-				Message: fmt.Sprintf("reason code %q is not in %s: add it there with its meaning", code, reasonRegistryFile)})
-		}
-	}
 	set, err := engine.LoadVersion("", files)
 	var le *engine.LoadError
 	switch {
@@ -308,37 +259,8 @@ func lintBundle(files map[string][]byte) (*engine.PolicySet, []lintProblem) {
 	case err != nil:
 		problems = append(problems, lintProblem{Message: err.Error()})
 	}
-	for _, name := range sortedKeys(files) {
-		b := files[name]
-		switch path.Base(name) {
-		case "data.json", "data.yaml", "data.yml":
-			continue // a data file: the engine parses it and names what is wrong
-		}
-		switch {
-		case strings.HasSuffix(name, ".rego") && !strings.HasSuffix(name, "_test.rego"):
-			for _, u := range engine.LiteralReasonCodes(name, b) {
-				checkCode(name, u.Line, u.Code)
-			}
-		case strings.HasSuffix(name, ".json"):
-			if !json.Valid(b) {
-				problems = append(problems, lintProblem{File: name, Message: "data file is not valid JSON"})
-			}
-		case strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml"):
-			if strings.HasSuffix(name, ".cel.yaml") || strings.HasSuffix(name, ".cel.yml") {
-				// Compiled by the engine, which refuses a code that is not UPPER_SNAKE (a
-				// problem already listed); whether a code is registered is checked here.
-				for _, u := range engine.LiteralReasonCodes(name, b) {
-					if upperSnake.MatchString(u.Code) {
-						checkCode(name, u.Line, u.Code)
-					}
-				}
-				continue
-			}
-			var v any
-			if err := yaml.Unmarshal(b, &v); err != nil {
-				problems = append(problems, lintProblem{File: name, Message: "data file is not valid YAML: " + err.Error()})
-			}
-		}
+	for _, p := range engine.LintFiles(files) {
+		problems = append(problems, lintProblem(p))
 	}
 	if len(problems) > 0 {
 		return nil, problems
