@@ -61,6 +61,9 @@ type ShadowAgreement struct {
 	Total     int64
 	Agree     int64
 	Confusion map[string]map[string]int64 // live outcome → shadow outcome → count
+	// Errors counts the results where the version failed (reason POLICY_ERROR): their
+	// outcome is its fail mode's, not a decision of its rules.
+	Errors int64
 }
 
 // PolicyStore keeps published versions, activations and shadow results. Every change
@@ -96,14 +99,16 @@ type PolicyStore interface {
 	ShadowAgreement(ctx context.Context, action string, since time.Time) ([]ShadowAgreement, error)
 }
 
-// AddShadowAgreement adds n (live, shadow) pairs of hash to out, whose rows arrive ordered by
-// hash, and returns out: the one fold both stores use for ShadowAgreement.
-func AddShadowAgreement(out []ShadowAgreement, hash, live, shadow string, n int64) []ShadowAgreement {
+// AddShadowAgreement adds n (live, shadow) pairs of hash to out, errors of them policy
+// errors, whose rows arrive ordered by hash, and returns out: the one fold both stores use
+// for ShadowAgreement.
+func AddShadowAgreement(out []ShadowAgreement, hash, live, shadow string, n, errors int64) []ShadowAgreement {
 	if len(out) == 0 || out[len(out)-1].Hash != hash {
 		out = append(out, ShadowAgreement{Hash: hash, Confusion: map[string]map[string]int64{}})
 	}
 	a := &out[len(out)-1]
 	a.Total += n
+	a.Errors += errors
 	if live == shadow {
 		a.Agree += n
 	}

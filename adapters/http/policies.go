@@ -452,6 +452,9 @@ type agreementJSON struct {
 	Agreement *float64 `json:"agreement"`
 	// Confusion counts decisions by live outcome, then shadow outcome.
 	Confusion map[string]map[string]int64 `json:"confusion"`
+	// PolicyErrors counts the results where the version failed to evaluate: their
+	// outcome is the version's fail mode, not its rules' decision.
+	PolicyErrors int64 `json:"policy_errors"`
 }
 
 // shadowReport compares the action's live outcomes since ?since= (RFC 3339, default 24 h
@@ -473,7 +476,7 @@ func (s *Server) shadowReport(c *fiber.Ctx) error {
 	}
 	out := make([]agreementJSON, len(rs))
 	for i, r := range rs {
-		out[i] = agreementJSON{Version: r.Hash, Total: r.Total, Agree: r.Agree, Confusion: r.Confusion}
+		out[i] = agreementJSON{Version: r.Hash, Total: r.Total, Agree: r.Agree, Confusion: r.Confusion, PolicyErrors: r.Errors}
 		if r.Total > 0 {
 			f := float64(r.Agree) / float64(r.Total)
 			out[i].Agreement = &f

@@ -514,7 +514,8 @@ func (s *Store) WriteShadowResults(ctx context.Context, rs []store.ShadowResult)
 // which lets the query start from the shadow_results index.
 func (s *Store) ShadowAgreement(ctx context.Context, action string, since time.Time) ([]store.ShadowAgreement, error) {
 	const op = "shadow agreement"
-	rows, err := s.pool.Query(ctx, `SELECT r.hash, d.outcome, r.outcome, count(*)
+	rows, err := s.pool.Query(ctx, `SELECT r.hash, d.outcome, r.outcome, count(*),
+			count(*) FILTER (WHERE r.reason_codes @> '["POLICY_ERROR"]'::jsonb)
 		FROM shadow_results r JOIN decisions d ON d.id = r.decision_id
 		WHERE r.action = $1 AND r.created_at >= $2 AND d.action = $1 AND d.created_at >= $2
 		GROUP BY r.hash, d.outcome, r.outcome ORDER BY r.hash`, action, since)
@@ -526,12 +527,12 @@ func (s *Store) ShadowAgreement(ctx context.Context, action string, since time.T
 	for rows.Next() {
 		var (
 			hash, live, shadow string
-			n                  int64
+			n, errs            int64
 		)
-		if err := rows.Scan(&hash, &live, &shadow, &n); err != nil {
+		if err := rows.Scan(&hash, &live, &shadow, &n, &errs); err != nil {
 			return nil, classify(ctx, op, err)
 		}
-		out = store.AddShadowAgreement(out, hash, live, shadow, n)
+		out = store.AddShadowAgreement(out, hash, live, shadow, n, errs)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, classify(ctx, op, err)

@@ -538,7 +538,8 @@ func (s *Store) WriteShadowResults(ctx context.Context, rs []store.ShadowResult)
 // lets the query start from the shadow_results index.
 func (s *Store) ShadowAgreement(ctx context.Context, action string, since time.Time) ([]store.ShadowAgreement, error) {
 	const op = "shadow agreement"
-	rows, err := s.r.QueryContext(ctx, `SELECT r.hash, d.outcome, r.outcome, COUNT(*)
+	rows, err := s.r.QueryContext(ctx, `SELECT r.hash, d.outcome, r.outcome, COUNT(*),
+			SUM(EXISTS (SELECT 1 FROM json_each(r.reason_codes) WHERE json_each.value = 'POLICY_ERROR'))
 		FROM shadow_results r JOIN decisions d ON d.id = r.decision_id
 		WHERE r.action = ? AND r.created_at >= ? AND d.action = ? AND d.created_at >= ?
 		GROUP BY r.hash, d.outcome, r.outcome ORDER BY r.hash`, action, micros(since), action, micros(since))
@@ -550,12 +551,12 @@ func (s *Store) ShadowAgreement(ctx context.Context, action string, since time.T
 	for rows.Next() {
 		var (
 			hash, live, shadow string
-			n                  int64
+			n, errs            int64
 		)
-		if err := rows.Scan(&hash, &live, &shadow, &n); err != nil {
+		if err := rows.Scan(&hash, &live, &shadow, &n, &errs); err != nil {
 			return nil, classify(ctx, op, err)
 		}
-		out = store.AddShadowAgreement(out, hash, live, shadow, n)
+		out = store.AddShadowAgreement(out, hash, live, shadow, n, errs)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, classify(ctx, op, err)

@@ -436,7 +436,9 @@ func testShadowAgreement(t *testing.T, s store.Store) {
 	batch := []store.ShadowResult{
 		res(0, hA, "block"),
 		res(1, hA, "approve"), res(2, hA, "block"), res(3, hA, "block"), res(4, hA, "step_up"),
-		res(1, hB, "approve"), res(2, hB, "review"),
+		res(1, hB, "approve"),
+		// Version B failed on decision 2: its fail mode answered review.
+		{DecisionID: d[2].ID, Action: "login", Hash: hB, Outcome: "review", ReasonCodes: []string{"POLICY_ERROR"}, CreatedAt: d[2].CreatedAt.Add(time.Millisecond)},
 		res(5, hA, "block"),
 		{DecisionID: "sa-missing", Action: "login", Hash: hA, Outcome: "block", CreatedAt: since.Add(time.Second)},
 	}
@@ -465,7 +467,7 @@ func testShadowAgreement(t *testing.T, s store.Store) {
 			"review":  {"block": 1},
 			"block":   {"block": 1},
 		}},
-		{Hash: hB, Total: 2, Agree: 2, Confusion: map[string]map[string]int64{
+		{Hash: hB, Total: 2, Agree: 2, Errors: 1, Confusion: map[string]map[string]int64{
 			"approve": {"approve": 1},
 			"review":  {"review": 1},
 		}},
