@@ -61,6 +61,8 @@ type options struct {
 	wrapStore func(store.Store) store.Store
 	// requestTimeout is Config.RequestTimeout (default: the server's).
 	requestTimeout time.Duration
+	// decideTimeout is Config.DecideTimeout (default: the server's).
+	decideTimeout time.Duration
 }
 
 func newEnv(t *testing.T, o options) *env {
@@ -115,7 +117,8 @@ func newEnv(t *testing.T, o options) *env {
 	if o.wrapStore != nil {
 		read = o.wrapStore(st)
 	}
-	srv := httpapi.New(httpapi.Config{Dev: o.dev || o.keys == "", APIKeys: keys, Logger: o.log, RequestTimeout: o.requestTimeout},
+	srv := httpapi.New(httpapi.Config{Dev: o.dev || o.keys == "", APIKeys: keys, Logger: o.log, RequestTimeout: o.requestTimeout,
+		DecideTimeout: o.decideTimeout},
 		httpapi.Deps{
 			Engine: engine.New(set), Gatherer: signals.NewGatherer(o.velocity, lists, st), Lists: lists,
 			Store: read, Committer: committer, Registry: prometheus.NewRegistry(), Verifications: ver,
@@ -229,7 +232,9 @@ func opaEval(t *testing.T, action string, input any) (string, []string) {
 }
 
 func TestIdempotency(t *testing.T) {
-	e := newEnv(t, options{})
+	// 20 concurrent copies below: on a loaded host the default deadline would answer some
+	// of them with an unstored fail-mode decision, which is not what this test is about.
+	e := newEnv(t, options{decideTimeout: 5 * time.Second})
 	a := e.do(t, "POST", "/v1/decide", loginBody, "Idempotency-Key", "k-1")
 	b := e.do(t, "POST", "/v1/decide", loginBody, "Idempotency-Key", "k-1")
 	if a.status != 200 || b.status != 200 {

@@ -70,6 +70,9 @@ func TestEraseSubjectEndToEnd(t *testing.T) {
 		"VERDICT_DATABASE_URL": dbURL, "VERDICT_MASTER_KEY": masterKey,
 		"VERDICT_SANDBOX": "1", "VERDICT_SANDBOX_DELAY": "10ms",
 		"VERDICT_API_KEYS": "app:app-secret-0123456789:decide+verify,adm:adm-secret-0123456789:admin",
+		// This test is about erasure, not latency: on a loaded host the default 150 ms would
+		// turn some of the 1,000 decisions into unstored fail-mode answers.
+		"VERDICT_DECIDE_TIMEOUT": "5s",
 	}
 	getenv := func(k string) string { return env[k] }
 	sctx, cancel := context.WithCancel(ctx)
