@@ -268,6 +268,11 @@ func TestCancelDropsUnsealedUploads(t *testing.T) {
 	if r := e.do(t, "PUT", u.RequestURI(), file, "Content-Type", "image/png"); r.status != 409 {
 		t.Fatalf("upload after cancel: %d %s", r.status, r.body)
 	}
+	// The pointer says its object is gone, so retention and erasure do not count it as held.
+	v, err := e.store.GetVerification(t.Context(), id)
+	if err != nil || len(v.Evidence) != 1 || v.Evidence[0].State != store.EvidenceDeleted {
+		t.Fatalf("evidence after cancel = %+v, %v; want one pointer, deleted", v.Evidence, err)
+	}
 }
 
 // TestVerificationFieldPointers: a refused field is named where it is in the body sent.

@@ -28,6 +28,9 @@ import (
 type Store interface {
 	store.VerificationStore
 	store.AuditAppender
+	// MarkSubjectEvidenceDeleted is store.SubjectKeys' method: an ended session's pointers
+	// whose unsealed uploads were deleted say so.
+	MarkSubjectEvidenceDeleted(ctx context.Context, userID, actor, correlationID string, items []store.DueEvidence) (int, error)
 }
 
 // Submitter is implemented by providers that must be told when a session's evidence is in
@@ -516,7 +519,7 @@ func (s *Service) RunExpiry(ctx context.Context, every time.Duration) {
 			s.cfg.Logger.Info("verification sessions expired", "count", len(expired))
 			for _, v := range expired {
 				s.cfg.ObserveTransition("any", store.StatusExpired)
-				s.dropUnsealed(ctx, v)
+				s.dropUnsealed(ctx, v, "system", "")
 			}
 		}
 		select {
@@ -566,7 +569,7 @@ func (s *Service) Cancel(ctx context.Context, id, actor, corr string) (store.Ver
 		return store.Verification{}, err
 	}
 	s.cfg.ObserveTransition(v.Provider, v.Status)
-	s.dropUnsealed(ctx, v)
+	s.dropUnsealed(ctx, v, actor, corr)
 	return v, nil
 }
 
@@ -575,17 +578,28 @@ func (s *Service) Cancel(ctx context.Context, id, actor, corr string) (store.Ver
 // stay readable in the bucket until raw_evidence retention, years later. No upload is taken
 // for an ended session, so nothing comes after. A failure is logged; retention and erasure
 // still reach the objects through their pointers.
-func (s *Service) dropUnsealed(ctx context.Context, v store.Verification) {
+func (s *Service) dropUnsealed(ctx context.Context, v store.Verification, actor, corr string) {
 	if s.evidence == nil {
 		return
 	}
+	var deleted []store.DueEvidence
 	for _, e := range v.Evidence {
 		if e.State != store.EvidencePending || e.BlobKey == "" {
 			continue
 		}
 		if err := s.evidence.Delete(ctx, e.BlobKey); err != nil {
 			s.cfg.Logger.Warn("deleting an unsealed upload of an ended session failed", "verification_id", v.ID, "evidence_id", e.ID, "err", err)
+			continue
 		}
+		deleted = append(deleted, store.DueEvidence{VerificationID: v.ID, EvidenceID: e.ID, BlobKey: e.BlobKey})
+	}
+	if len(deleted) == 0 {
+		return
+	}
+	// The pointers say what became of their objects, so that retention and erasure do not
+	// count them as still held.
+	if _, err := s.store.MarkSubjectEvidenceDeleted(ctx, v.UserID, actor, corr, deleted); err != nil {
+		s.cfg.Logger.Warn("marking the deleted uploads of an ended session failed", "verification_id", v.ID, "err", err)
 	}
 }
 
