@@ -12,6 +12,13 @@ import (
 type CodeUse struct {
 	Code string
 	Line int
+	// Outcome is the outcome given with the code, when it is a literal too: the outcome
+	// argument of lib.reason and lib.reason_at, "step_up" for lib.step_up and
+	// lib.step_up_at, the "outcome" of an object literal, a CEL rule's outcome. It is ""
+	// when the outcome is not a literal (a variable, a rule) or not given.
+	Outcome string
+	// OutcomeLine is the line of Outcome (for the step_up helpers, the call's).
+	OutcomeLine int
 }
 
 // reasonHelpers are the library's helpers whose first argument is a reason code.
@@ -32,20 +39,40 @@ func LiteralReasonCodes(file string, src []byte) []CodeUse {
 		return nil
 	}
 	var out []CodeUse
-	add := func(t *ast.Term) {
-		if s, ok := t.Value.(ast.String); ok && t.Location != nil {
-			out = append(out, CodeUse{Code: string(s), Line: t.Location.Row})
+	add := func(t, outcome *ast.Term, stepUp bool) {
+		s, ok := t.Value.(ast.String)
+		if !ok || t.Location == nil {
+			return
 		}
+		u := CodeUse{Code: string(s), Line: t.Location.Row}
+		switch {
+		case stepUp:
+			u.Outcome, u.OutcomeLine = StepUp.String(), t.Location.Row
+		case outcome != nil && outcome.Location != nil:
+			if o, ok := outcome.Value.(ast.String); ok {
+				u.Outcome, u.OutcomeLine = string(o), outcome.Location.Row
+			}
+		}
+		out = append(out, u)
 	}
 	ast.WalkTerms(m, func(t *ast.Term) bool {
 		switch v := t.Value.(type) {
 		case ast.Call:
-			if len(v) >= 2 && isReasonHelper(v[0]) {
-				add(v[1])
+			if len(v) >= 2 {
+				switch reasonHelper(v[0]) {
+				case "reason", "reason_at":
+					var outcome *ast.Term
+					if len(v) >= 3 {
+						outcome = v[2]
+					}
+					add(v[1], outcome, false)
+				case "step_up", "step_up_at":
+					add(v[1], nil, true)
+				}
 			}
 		case ast.Object:
 			if c := v.Get(ast.InternedTerm("code")); c != nil {
-				add(c)
+				add(c, v.Get(ast.InternedTerm("outcome")), false)
 			}
 		}
 		return false
@@ -53,19 +80,21 @@ func LiteralReasonCodes(file string, src []byte) []CodeUse {
 	return out
 }
 
-// isReasonHelper reports whether op names a verdict.lib reason helper: lib.reason (the
-// import's alias) or data.verdict.lib.reason.
-func isReasonHelper(op *ast.Term) bool {
+// reasonHelper returns the name of the verdict.lib reason helper op names (lib.reason,
+// the import's alias, or data.verdict.lib.reason), or "" when it names none.
+func reasonHelper(op *ast.Term) string {
 	ref, ok := op.Value.(ast.Ref)
 	if !ok || len(ref) < 2 {
-		return false
+		return ""
 	}
 	last, ok := ref[len(ref)-1].Value.(ast.String)
 	if !ok || !reasonHelpers[string(last)] {
-		return false
+		return ""
 	}
-	s := ref[:len(ref)-1].String()
-	return s == "lib" || s == "data.verdict.lib"
+	if s := ref[:len(ref)-1].String(); s != "lib" && s != "data.verdict.lib" {
+		return ""
+	}
+	return string(last)
 }
 
 // celCodes returns each rule's code of a CEL policy file with its line.
@@ -83,10 +112,21 @@ func celCodes(src []byte) []CodeUse {
 		if rule.Kind != yaml.MappingNode {
 			continue
 		}
+		var u CodeUse
 		for j := 0; j+1 < len(rule.Content); j += 2 {
-			if rule.Content[j].Value == "code" && rule.Content[j+1].Kind == yaml.ScalarNode {
-				out = append(out, CodeUse{Code: rule.Content[j+1].Value, Line: rule.Content[j+1].Line})
+			k, v := rule.Content[j].Value, rule.Content[j+1]
+			if v.Kind != yaml.ScalarNode {
+				continue
 			}
+			switch k {
+			case "code":
+				u.Code, u.Line = v.Value, v.Line
+			case "outcome":
+				u.Outcome, u.OutcomeLine = v.Value, v.Line
+			}
+		}
+		if u.Line > 0 {
+			out = append(out, u)
 		}
 	}
 	return out

@@ -24,16 +24,27 @@ reasons contains data.verdict.lib.step_up_at("FULL_PATH", 5, "m", "otp", "s", 1,
 
 reasons contains other.reason("NOT_THE_LIBRARY", "review", 1, "m") if input.d
 
+reasons contains lib.reason("VARIABLE_OUTCOME", o, 1, "m") if { o := input.o }
+
+reasons contains lib.reason_at("BAD_OUTCOME",
+	"deny", 1, "m", null, null, null) if input.e
+
 decision := lib.decide(reasons)
 `
 	got := engine.LiteralReasonCodes("payout/payout.rego", []byte(rego))
-	want := []engine.CodeUse{{"MULTI_LINE", 8}, {"LITERAL_OBJECT", 10}, {"FULL_PATH", 12}}
+	want := []engine.CodeUse{
+		{Code: "MULTI_LINE", Line: 8, Outcome: "review", OutcomeLine: 8},
+		{Code: "LITERAL_OBJECT", Line: 10, Outcome: "review", OutcomeLine: 10},
+		{Code: "FULL_PATH", Line: 12, Outcome: "step_up", OutcomeLine: 12},
+		{Code: "VARIABLE_OUTCOME", Line: 16},
+		{Code: "BAD_OUTCOME", Line: 18, Outcome: "deny", OutcomeLine: 19},
+	}
 	slices.SortFunc(got, func(a, b engine.CodeUse) int { return a.Line - b.Line })
 	if !slices.Equal(got, want) {
 		t.Errorf("Rego codes = %v, want %v", got, want)
 	}
 	cel := "action: login\nfail_mode: review\nrules:\n  # - code: COMMENTED_OUT\n  - code: BLOCK_STYLE\n    outcome: review\n    when: 'true'\n  - {code: FLOW_STYLE, outcome: review, when: 'true'}\n"
-	if got, want := engine.LiteralReasonCodes("login/login.cel.yaml", []byte(cel)), []engine.CodeUse{{"BLOCK_STYLE", 5}, {"FLOW_STYLE", 8}}; !slices.Equal(got, want) {
+	if got, want := engine.LiteralReasonCodes("login/login.cel.yaml", []byte(cel)), []engine.CodeUse{{Code: "BLOCK_STYLE", Line: 5, Outcome: "review", OutcomeLine: 6}, {Code: "FLOW_STYLE", Line: 8, Outcome: "review", OutcomeLine: 8}}; !slices.Equal(got, want) {
 		t.Errorf("CEL codes = %v, want %v", got, want)
 	}
 }

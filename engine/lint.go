@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -8,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/open-policy-agent/opa/v1/ast"
 	"gopkg.in/yaml.v3"
 )
 
@@ -19,52 +21,62 @@ const ReasonRegistryFile = "reason_codes.yaml"
 var upperSnake = regexp.MustCompile(`^[A-Z][A-Z0-9]*(_[A-Z0-9]+)*$`)
 
 // LintFiles checks what compiling a bundle (LoadVersion) does not: reason codes written
-// in Rego are UPPER_SNAKE, the codes of Rego and CEL policies are listed in the bundle's
-// reason_codes.yaml when it has one (each with a meaning), and its JSON and YAML files
-// that are not data files parse (data files are parsed, and refused, by the loader). Both
-// `verdict policy lint` (and publish) and the publish endpoint run it, so that a version
-// the one refuses is not published through the other.
+// in Rego are UPPER_SNAKE and given with a valid outcome (the engine refuses an unknown
+// one only when its rule fires), the codes of Rego and CEL policies are listed in the
+// bundle's reason_codes.yaml when it has one (each with a meaning), and its JSON and YAML
+// files that are not data files parse (data files are parsed, and refused, by the
+// loader). Both `verdict policy lint` (and publish) and the publish endpoint run it, so
+// that a version the one refuses is not published through the other.
 func LintFiles(files map[string][]byte) []Problem {
 	var problems []Problem
 	registry, regProblem := reasonRegistry(files)
 	if regProblem != nil {
 		problems = append(problems, *regProblem)
 	}
-	checkCode := func(file string, line int, code string) {
-		if !upperSnake.MatchString(code) {
-			problems = append(problems, Problem{File: file, Line: line, Message: fmt.Sprintf("reason code %q must be UPPER_SNAKE", code)})
+	checkCode := func(file, action string, u CodeUse) {
+		if !upperSnake.MatchString(u.Code) {
+			problems = append(problems, Problem{File: file, Line: u.Line, Message: fmt.Sprintf("reason code %q must be UPPER_SNAKE", u.Code)})
 			return
 		}
-		if registry != nil && !registry[code] {
-			problems = append(problems, Problem{File: file, Line: line,
-				Message: fmt.Sprintf("reason code %q is not in %s: add it there with its meaning", code, ReasonRegistryFile)})
+		if registry == nil {
+			return
+		}
+		if _, ok := registry[u.Code]; !ok {
+			problems = append(problems, Problem{File: file, Line: u.Line,
+				Message: fmt.Sprintf("reason code %q is not in %s: add it there with its meaning", u.Code, ReasonRegistryFile)})
+			return
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(files)) {
 		b := files[name]
-		if isDataFile(name) || name == ReasonRegistryFile {
-			continue // parsed by the loader, or above, which name what is wrong
-		}
 		switch {
 		case strings.HasSuffix(name, ".rego") && !strings.HasSuffix(name, "_test.rego"):
+			action := regoFileAction(name, b)
 			for _, u := range LiteralReasonCodes(name, b) {
-				checkCode(name, u.Line, u.Code)
+				if u.Outcome != "" {
+					// The engine refuses an unknown outcome only when the rule fires.
+					if _, err := ParseOutcome(u.Outcome); err != nil {
+						problems = append(problems, Problem{File: name, Line: u.OutcomeLine, Message: fmt.Sprintf("reason code %q: %v", u.Code, err)})
+					}
+				}
+				checkCode(name, action, u)
 			}
+		case strings.HasSuffix(name, ".cel.yaml") || strings.HasSuffix(name, ".cel.yml"):
+			// Compiled by the loader, which refuses a code that is not UPPER_SNAKE and an
+			// unknown outcome; the registry is checked here.
+			action := celFileAction(b)
+			for _, u := range LiteralReasonCodes(name, b) {
+				if upperSnake.MatchString(u.Code) {
+					checkCode(name, action, u)
+				}
+			}
+		case isDataFile(name) || name == ReasonRegistryFile:
+			// parsed by the loader, or above, which name what is wrong
 		case strings.HasSuffix(name, ".json"):
 			if !json.Valid(b) {
 				problems = append(problems, Problem{File: name, Message: "not valid JSON"})
 			}
 		case strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml"):
-			if strings.HasSuffix(name, ".cel.yaml") || strings.HasSuffix(name, ".cel.yml") {
-				// Compiled by the loader, which refuses a code that is not UPPER_SNAKE;
-				// whether a code is registered is checked here.
-				for _, u := range LiteralReasonCodes(name, b) {
-					if upperSnake.MatchString(u.Code) {
-						checkCode(name, u.Line, u.Code)
-					}
-				}
-				continue
-			}
 			var v any
 			if err := yaml.Unmarshal(b, &v); err != nil {
 				problems = append(problems, Problem{File: name, Message: "not valid YAML: " + err.Error()})
@@ -74,9 +86,40 @@ func LintFiles(files map[string][]byte) []Problem {
 	return problems
 }
 
+// regoFileAction returns the action of a Rego file in package verdict.<action>, or "".
+func regoFileAction(name string, b []byte) string {
+	m, err := ast.ParseModuleWithOpts(name, string(bytes.TrimPrefix(b, utf8BOM)), ast.ParserOptions{RegoVersion: ast.RegoV1})
+	if err != nil || len(m.Package.Path) != 3 || m.Package.Path[1].Value.Compare(ast.String("verdict")) != 0 {
+		return ""
+	}
+	a, ok := m.Package.Path[2].Value.(ast.String)
+	if !ok || a == "lib" {
+		return ""
+	}
+	return string(a)
+}
+
+// celFileAction returns the action a CEL policy file declares, or "".
+func celFileAction(b []byte) string {
+	var doc yaml.Node
+	if yaml.Unmarshal(b, &doc) != nil {
+		return ""
+	}
+	if _, v := topLevel(&doc, "action"); v != nil && v.Kind == yaml.ScalarNode {
+		return v.Value
+	}
+	return ""
+}
+
+// registeredCode is what reason_codes.yaml declares for a code.
+type registeredCode struct {
+	actions []string
+	outcome string // "" when it declares no outcome it can be checked against
+}
+
 // reasonRegistry returns the codes listed in the bundle's reason_codes.yaml, or nil when
 // the bundle has none (codes are then only checked for their form).
-func reasonRegistry(files map[string][]byte) (map[string]bool, *Problem) {
+func reasonRegistry(files map[string][]byte) (map[string]registeredCode, *Problem) {
 	b, ok := files[ReasonRegistryFile]
 	if !ok {
 		return nil, nil
@@ -91,12 +134,16 @@ func reasonRegistry(files map[string][]byte) (map[string]bool, *Problem) {
 	if err := yaml.Unmarshal(b, &reg); err != nil {
 		return nil, &Problem{File: ReasonRegistryFile, Message: "not valid YAML: " + err.Error()}
 	}
-	out := make(map[string]bool, len(reg.Codes))
+	out := make(map[string]registeredCode, len(reg.Codes))
 	for code, c := range reg.Codes {
 		if c.Meaning == "" {
 			return nil, &Problem{File: ReasonRegistryFile, Message: fmt.Sprintf("code %s has no meaning", code)}
 		}
-		out[code] = true
+		rc := registeredCode{actions: c.Actions}
+		if _, err := ParseOutcome(c.Outcome); err == nil {
+			rc.outcome = c.Outcome // engine codes declare "—": their outcome is the fail mode's
+		}
+		out[code] = rc
 	}
 	return out, nil
 }

@@ -1,0 +1,66 @@
+package engine_test
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/verdict-engine/verdict/engine"
+)
+
+// lintStrings lints files with the shipped library added and returns the problems as
+// file:line: message.
+func lintStrings(t *testing.T, files map[string]string) []string {
+	t.Helper()
+	lib, err := os.ReadFile(filepath.Join("..", "policies", "bundle", "lib", "verdict.rego"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := map[string][]byte{"lib/verdict.rego": lib}
+	for name, s := range files {
+		in[name] = []byte(s)
+	}
+	var out []string
+	for _, p := range engine.LintFiles(in) {
+		out = append(out, p.String())
+	}
+	return out
+}
+
+func wantProblems(t *testing.T, got []string, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if !slices.Contains(got, w) {
+			t.Errorf("lint lacks %q; got:\n%q", w, got)
+		}
+	}
+}
+
+// An outcome the engine does not know, written literally, fails every decision its rule
+// fires on (the fail mode answers): lint names it, with its line, before it is published.
+func TestLintFilesInvalidLiteralOutcome(t *testing.T) {
+	got := lintStrings(t, map[string]string{"x/x.rego": `package verdict.x
+
+import data.verdict.lib
+
+reasons contains lib.reason("DENY_LIST_USER", "deny", 100, "on the deny list") if input.a
+
+reasons contains lib.reason_at("AMOUNT_OVER_LIMIT",
+	"Review", 40, "over", "context.amount", input.context.amount, 10) if input.b
+
+reasons contains {"code": "OBJECT_CODE", "outcome": "reject", "score": 1} if input.c
+
+reasons contains lib.reason("GOOD_CODE", "review", 1, "fine") if input.d
+
+decision := lib.decide(reasons)
+`})
+	wantProblems(t, got,
+		`x/x.rego:5: reason code "DENY_LIST_USER": invalid outcome "deny" (want approve, step_up, review or block)`,
+		`x/x.rego:8: reason code "AMOUNT_OVER_LIMIT": invalid outcome "Review" (want approve, step_up, review or block)`,
+		`x/x.rego:10: reason code "OBJECT_CODE": invalid outcome "reject" (want approve, step_up, review or block)`,
+	)
+	if len(got) != 3 {
+		t.Errorf("lint = %q, want the three invalid outcomes only", got)
+	}
+}
