@@ -23,9 +23,9 @@ var upperSnake = regexp.MustCompile(`^[A-Z][A-Z0-9]*(_[A-Z0-9]+)*$`)
 // LintFiles checks what compiling a bundle (LoadVersion) does not: reason codes written
 // in Rego are UPPER_SNAKE and given with a valid outcome (the engine refuses an unknown
 // one only when its rule fires), the codes of Rego and CEL policies are listed in the
-// bundle's reason_codes.yaml when it has one (each with a meaning), and its JSON and YAML
-// files that are not data files parse (data files are parsed, and refused, by the
-// loader). Both `verdict policy lint` (and publish) and the publish endpoint run it, so
+// bundle's reason_codes.yaml when it has one (each with a meaning) and used with the outcome and by the
+// actions it declares for them, and its JSON and YAML files that are not data files parse
+// (data files are parsed, and refused, by the loader). Both `verdict policy lint` (and publish) and the publish endpoint run it, so
 // that a version the one refuses is not published through the other.
 func LintFiles(files map[string][]byte) []Problem {
 	var problems []Problem
@@ -41,10 +41,21 @@ func LintFiles(files map[string][]byte) []Problem {
 		if registry == nil {
 			return
 		}
-		if _, ok := registry[u.Code]; !ok {
+		reg, ok := registry[u.Code]
+		if !ok {
 			problems = append(problems, Problem{File: file, Line: u.Line,
 				Message: fmt.Sprintf("reason code %q is not in %s: add it there with its meaning", u.Code, ReasonRegistryFile)})
 			return
+		}
+		if reg.outcome != "" && u.Outcome != "" && u.Outcome != reg.outcome {
+			if _, err := ParseOutcome(u.Outcome); err == nil {
+				problems = append(problems, Problem{File: file, Line: u.OutcomeLine,
+					Message: fmt.Sprintf("reason code %q is used with outcome %s; %s declares it %s", u.Code, u.Outcome, ReasonRegistryFile, reg.outcome)})
+			}
+		}
+		if action != "" && len(reg.actions) > 0 && !slices.Contains(reg.actions, "any") && !slices.Contains(reg.actions, action) {
+			problems = append(problems, Problem{File: file, Line: u.Line,
+				Message: fmt.Sprintf("reason code %q is used by action %s; %s declares it for %s only", u.Code, action, ReasonRegistryFile, strings.Join(reg.actions, ", "))})
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(files)) {

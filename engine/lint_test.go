@@ -64,3 +64,55 @@ decision := lib.decide(reasons)
 		t.Errorf("lint = %q, want the three invalid outcomes only", got)
 	}
 }
+
+// reason_codes.yaml declares each code's outcome and actions: a literal use with another
+// outcome (a deny-list hit sent to review) or in another action is refused, in Rego and
+// CEL alike, at the line of the use; engine codes ("any", outcome "—") are not checked.
+func TestLintFilesRegistryOutcomeAndActions(t *testing.T) {
+	registry := `codes:
+  DENY_LIST_USER:
+    actions: [x, y]
+    outcome: block
+    meaning: The user is on the deny list.
+  NEW_BENEFICIARY:
+    actions: [x]
+    outcome: step_up
+    meaning: New beneficiary.
+  LOGIN_ONLY:
+    actions: [y]
+    outcome: review
+    meaning: Login only.
+  POLICY_ERROR:
+    actions: [any]
+    outcome: —
+    meaning: Added by the engine.
+`
+	got := lintStrings(t, map[string]string{
+		"reason_codes.yaml": registry,
+		"x/x.rego": `package verdict.x
+
+import data.verdict.lib
+
+reasons contains lib.reason("DENY_LIST_USER", "review", 100, "on the deny list") if input.a
+
+reasons contains lib.step_up("NEW_BENEFICIARY", 15, "new beneficiary", "otp") if input.b
+
+reasons contains lib.reason("LOGIN_ONLY", "review", 1, "m") if input.c
+
+reasons contains lib.reason("POLICY_ERROR", "block", 1, "m") if input.d
+
+reasons contains lib.reason("DENY_LIST_USER", "block", 100, "right") if input.e
+
+decision := lib.decide(reasons)
+`,
+		"y.cel.yaml": "action: y\nfail_mode: review\nrules:\n  - code: DENY_LIST_USER\n    outcome: step_up\n    message: m\n    when: context.flag == true\n  - code: LOGIN_ONLY\n    outcome: review\n    message: m\n    when: context.flag == true\n",
+	})
+	wantProblems(t, got,
+		`x/x.rego:5: reason code "DENY_LIST_USER" is used with outcome review; reason_codes.yaml declares it block`,
+		`x/x.rego:9: reason code "LOGIN_ONLY" is used by action x; reason_codes.yaml declares it for y only`,
+		`y.cel.yaml:5: reason code "DENY_LIST_USER" is used with outcome step_up; reason_codes.yaml declares it block`,
+	)
+	if len(got) != 3 {
+		t.Errorf("lint = %q, want the three mismatches only", got)
+	}
+}
