@@ -34,6 +34,8 @@ type Policy struct {
 	// thresholds are the policy's own defaults (Rego default_thresholds, CEL thresholds),
 	// which data.thresholds.<action> overrides key by key; nil when it declares none.
 	thresholds map[string]any
+	// failModeAt is where FailMode is declared (file and line).
+	failModeAt Problem
 }
 
 // Ref returns the reference a decision carries.
@@ -149,7 +151,12 @@ func Load(fsys fs.FS, opts ...LoadOption) (*PolicySet, error) {
 			return
 		}
 		if p.Action == "payout" && p.FailMode == FailOpen {
-			problems = append(problems, Problem{File: p.Files[0], Message: `action "payout" may not declare fail_mode open`})
+			at := p.failModeAt
+			if at.File == "" {
+				at.File = p.Files[0]
+			}
+			at.Message = `action "payout" may not declare fail_mode open`
+			problems = append(problems, at)
 			return
 		}
 		set.policies[p.Action] = p

@@ -182,12 +182,13 @@ func loadCEL(fsys fs.FS, file string, cfg loadConfig) (*Policy, []Problem) {
 		return nil, problems
 	}
 	p := &Policy{
-		Action:   spec.Action,
-		Version:  spec.Version,
-		Hash:     contentHash(hashedWithData(file, b, cfg.dataFiles)),
-		Language: LangCEL,
-		FailMode: fm,
-		Files:    []string{file},
+		Action:     spec.Action,
+		Version:    spec.Version,
+		Hash:       contentHash(hashedWithData(file, b, cfg.dataFiles)),
+		Language:   LangCEL,
+		FailMode:   fm,
+		Files:      []string{file},
+		failModeAt: Problem{File: file, Line: topLevelLine(&doc, "fail_mode")},
 	}
 	if p.Version == "" {
 		p.Version = shortHash(p.Hash)

@@ -207,7 +207,7 @@ func TestLoadErrors(t *testing.T) {
 		{"net.* refused", map[string]string{"x/x.rego": "# METADATA\n# custom:\n#   fail_mode: review\npackage verdict.x\n\ndecision := net.cidr_contains(\"10.0.0.0/8\", \"10.1.1.1\")\n"}, "x/x.rego:6: rego_type_error: undefined function net.cidr_contains"},
 		{"time.now_ns refused", map[string]string{"x/x.rego": "# METADATA\n# custom:\n#   fail_mode: review\npackage verdict.x\n\ndecision := time.now_ns()\n"}, "undefined function time.now_ns"},
 		{"opa.runtime refused", map[string]string{"x/x.rego": "# METADATA\n# custom:\n#   fail_mode: review\npackage verdict.x\n\ndecision := opa.runtime()\n"}, "undefined function opa.runtime"},
-		{"bad fail mode", map[string]string{"x/x.rego": "# METADATA\n# custom:\n#   fail_mode: sometimes\npackage verdict.x\n\ndecision := {}\n"}, "x/x.rego:4: invalid fail_mode"},
+		{"bad fail mode", map[string]string{"x/x.rego": "# METADATA\n# custom:\n#   fail_mode: sometimes\npackage verdict.x\n\ndecision := {}\n"}, "x/x.rego:3: invalid fail_mode"},
 		{"payout may not fail open", map[string]string{"payout/payout.rego": strings.Replace(payoutRego, "fail_mode: closed", "fail_mode: open", 1)}, `action "payout" may not declare fail_mode open`},
 		{"cel syntax", map[string]string{"x/x.cel.yaml": "action: x\nrules:\n  - code: A_B\n    outcome: block\n    when: signals.lists.(\n"}, "x/x.cel.yaml:5: rule 1 when:"},
 		{"cel bad outcome", map[string]string{"x/x.cel.yaml": "action: x\nrules:\n  - code: A_B\n    outcome: maybe\n    when: 'true'\n"}, "x/x.cel.yaml:4: rule 1: invalid outcome"},

@@ -111,14 +111,15 @@ func loadRego(fsys fs.FS, files []string, cfg loadConfig) ([]*Policy, []Problem)
 			meta, probs := packageMetadata(f, modules[f])
 			problems = append(problems, probs...)
 			if v, ok := meta["version"]; ok {
-				p.Version = v
+				p.Version = v.value
 			}
 			if v, ok := meta["fail_mode"]; ok {
-				fm, err := ParseFailMode(v)
+				fm, err := ParseFailMode(v.value)
 				if err != nil {
-					problems = append(problems, Problem{File: f, Line: modules[f].Package.Location.Row, Message: err.Error()})
+					problems = append(problems, Problem{File: f, Line: v.line, Message: err.Error()})
 				}
 				p.FailMode, declared = fm, f // OPA refuses a package annotated in two files
+				p.failModeAt = Problem{File: f, Line: v.line}
 			}
 		}
 		if declared == "" {
@@ -482,9 +483,16 @@ func actionDeps(compiler *ast.Compiler, actionFiles map[string][]string) map[str
 
 var utf8BOM = []byte("\xef\xbb\xbf")
 
-// packageMetadata returns the string values of the package annotation's custom block.
-func packageMetadata(file string, m *ast.Module) (map[string]string, []Problem) {
-	out := map[string]string{}
+// metaValue is a string value of a package annotation's custom block, and its line.
+type metaValue struct {
+	value string
+	line  int
+}
+
+// packageMetadata returns the string values of the package annotation's custom block,
+// each with the line of its key (the annotation's, when it cannot be told).
+func packageMetadata(file string, m *ast.Module) (map[string]metaValue, []Problem) {
+	out := map[string]metaValue{}
 	var problems []Problem
 	for _, a := range m.Annotations {
 		if a.Scope != "package" || a.Custom == nil {
@@ -495,19 +503,56 @@ func packageMetadata(file string, m *ast.Module) (map[string]string, []Problem) 
 			if !ok {
 				continue
 			}
+			line := customKeyLine(m, a, k)
 			s, isStr := v.(string)
 			if !isStr {
-				line := 0
-				if a.Location != nil {
-					line = a.Location.Row
-				}
 				problems = append(problems, Problem{File: file, Line: line, Message: fmt.Sprintf("metadata custom.%s must be a string", k)})
 				continue
 			}
-			out[k] = s
+			out[k] = metaValue{value: s, line: line}
 		}
 	}
 	return out, problems
+}
+
+// customKeyLine returns the line of key under custom: in annotation a of m: the METADATA
+// comment block is the run of comment lines from the annotation's line, and key the first
+// one under (or on) its custom: line. It returns the annotation's line when a has no
+// location and the package's when the key is not found.
+func customKeyLine(m *ast.Module, a *ast.Annotations, key string) int {
+	if a.Location == nil {
+		return m.Package.Location.Row
+	}
+	rows := map[int]string{}
+	for _, c := range m.Comments {
+		if c.Location != nil && c.Location.File == a.Location.File {
+			rows[c.Location.Row] = string(c.Text)
+		}
+	}
+	custom := -1 // indentation of the custom: line, once seen
+	for row := a.Location.Row; ; row++ {
+		text, ok := rows[row]
+		if !ok {
+			return a.Location.Row
+		}
+		trimmed := strings.TrimLeft(text, " ")
+		indent := len(text) - len(trimmed)
+		switch {
+		case custom < 0:
+			if strings.HasPrefix(trimmed, "custom:") {
+				custom = indent
+				if strings.Contains(trimmed, key) {
+					return row // flow style: custom: {fail_mode: closed}
+				}
+			}
+		case trimmed == "":
+		case indent <= custom:
+			return a.Location.Row // out of the custom block
+		case strings.HasPrefix(trimmed, key+":") || strings.HasPrefix(trimmed, key+" :") ||
+			strings.HasPrefix(trimmed, `"`+key+`":`) || strings.HasPrefix(trimmed, "'"+key+"':"):
+			return row
+		}
+	}
 }
 
 // RegoProblems turns an error from parsing or compiling Rego (ast.Errors, *ast.Error, or
