@@ -285,9 +285,75 @@ func partialEval(c *ast.Compiler, store storage.Store, action string, target ast
 	}
 	out := map[string]*ast.Module{id: m}
 	for i, m := range pq.Support {
+		locateSupport(c, m)
 		out[fmt.Sprintf("__verdict_partial__%s__%d", action, i)] = m
 	}
 	return out, nil
+}
+
+// locateSupport gives the rules of a support module of a partial evaluation the location
+// of the rule they were made from, which partial evaluation leaves out: a conflict
+// between two of them (eval_conflict_error) then names the policy's file:line, and lists
+// the conflicting values with theirs, as plain OPA does. A support rule is made from the
+// rule at its path without the partial namespace: the one, in the file of its body's
+// first located expression, that starts last at or before it; or, for a body with no
+// location, the only one with the same value.
+func locateSupport(c *ast.Compiler, m *ast.Module) {
+	for _, r := range m.Rules {
+		if r.Location != nil {
+			continue
+		}
+		ref := r.Ref()
+		if len(ref) < 3 {
+			continue
+		}
+		orig := c.GetRulesExact(append(ast.Ref{ref[0]}, ref[2:]...))
+		var at *ast.Location
+		for _, e := range r.Body {
+			if e.Location != nil && e.Location.File != "" {
+				at = e.Location
+				break
+			}
+		}
+		var from *ast.Rule
+		same := 0
+		for _, o := range orig {
+			switch {
+			case o.Location == nil:
+			case at != nil:
+				if o.Location.File == at.File && o.Location.Row <= at.Row && (from == nil || o.Location.Row > from.Location.Row) {
+					from = o
+				}
+			case r.Head.Value != nil && o.Head.Value != nil && r.Head.Value.Equal(o.Head.Value):
+				from = o
+				same++
+			}
+		}
+		if at == nil && same > 1 {
+			continue // several rules give that value: which one is not known
+		}
+		if from != nil {
+			loc := *from.Location
+			r.Location = &loc
+		}
+	}
+}
+
+// userNames returns err with the rules it names under the partial namespace (data.
+// verdict_partial_payout.verdict.payout.limit) named as the policy names them
+// (data.verdict.payout.limit).
+func userNames(err error, action string) error {
+	te, ok := err.(*topdown.Error)
+	if !ok {
+		return err
+	}
+	prefix := "data." + partialNamespace + action + "."
+	if !strings.Contains(te.Message, prefix) {
+		return err
+	}
+	cp := *te
+	cp.Message = strings.ReplaceAll(te.Message, prefix, "data.")
+	return &cp
 }
 
 // conflictableRules returns the paths of the complete rules defined more than once (two
@@ -628,7 +694,7 @@ func (r *regoEvaluator) eval(ec evalContext, in *Input) (Decision, error) {
 		result, _ = st.virtual.Get(r.decision)
 	}
 	if err != nil {
-		return Decision{}, err
+		return Decision{}, userNames(err, r.ref.Action)
 	}
 	if result != nil && r.native {
 		set, ok := result.Value.(ast.Set)
