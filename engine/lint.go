@@ -2,7 +2,6 @@ package engine
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"regexp"
@@ -22,11 +21,13 @@ var upperSnake = regexp.MustCompile(`^[A-Z][A-Z0-9]*(_[A-Z0-9]+)*$`)
 
 // LintFiles checks what compiling a bundle (LoadVersion) does not: reason codes written
 // in Rego are UPPER_SNAKE and given with a valid outcome (the engine refuses an unknown
-// one only when its rule fires), the codes of Rego and CEL policies are listed in the
-// bundle's reason_codes.yaml when it has one (each with a meaning) and used with the outcome and by the
-// actions it declares for them, and its JSON and YAML files that are not data files parse
-// (data files are parsed, and refused, by the loader). Both `verdict policy lint` (and publish) and the publish endpoint run it, so
-// that a version the one refuses is not published through the other.
+// one only when its rule fires), and the codes of Rego and CEL policies are listed in the
+// bundle's reason_codes.yaml when it has one (each with a meaning) and used with the
+// outcome and by the actions it declares for them. Data files (data.json, data.yaml,
+// data.yml) are parsed, and refused, by the loader; other JSON and YAML files (CEL case
+// files, notes) are not data and not part of any policy, as in OPA's bundle mode, and are
+// not checked. Both `verdict policy lint` (and publish) and the publish endpoint run it,
+// so that a version the one refuses is not published through the other.
 func LintFiles(files map[string][]byte) []Problem {
 	var problems []Problem
 	registry, regProblem := reasonRegistry(files)
@@ -80,17 +81,6 @@ func LintFiles(files map[string][]byte) []Problem {
 				if upperSnake.MatchString(u.Code) {
 					checkCode(name, action, u)
 				}
-			}
-		case isDataFile(name) || name == ReasonRegistryFile:
-			// parsed by the loader, or above, which name what is wrong
-		case strings.HasSuffix(name, ".json"):
-			if !json.Valid(b) {
-				problems = append(problems, Problem{File: name, Message: "not valid JSON"})
-			}
-		case strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml"):
-			var v any
-			if err := yaml.Unmarshal(b, &v); err != nil {
-				problems = append(problems, Problem{File: name, Message: "not valid YAML: " + err.Error()})
 			}
 		}
 	}

@@ -116,3 +116,27 @@ decision := lib.decide(reasons)
 		t.Errorf("lint = %q, want the three mismatches only", got)
 	}
 }
+
+// JSON and YAML files that are not named data.json, data.yaml or data.yml are not data
+// (README, Data files): the loader and `opa eval -b` ignore them, and so does lint, whatever
+// they hold. A data file that does not parse is the loader's to refuse.
+func TestLintFilesIgnoresFilesThatAreNotData(t *testing.T) {
+	got := lintStrings(t, map[string]string{
+		"x/x.rego": `package verdict.x
+
+import data.verdict.lib
+
+reasons contains lib.reason("SOME_CODE", "review", 1, "m") if input.a
+
+decision := lib.decide(reasons)
+`,
+		"x/notes.json":           `{"draft": `,
+		"x/x.cases.yaml":         "cases:\n  - name: [\n",
+		"testdata/cases/a.json":  `not json`,
+		"docs/changelog.yml":     "- a\n b: [",
+		"thresholds/x/data.json": `{"max": `,
+	})
+	if len(got) != 0 {
+		t.Errorf("lint = %q, want nothing", got)
+	}
+}
