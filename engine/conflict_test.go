@@ -48,3 +48,45 @@ func TestConflictErrorNamesPolicyRule(t *testing.T) {
 		})
 	}
 }
+
+// A function defined twice whose bodies both hold for one argument is a conflict in OPA
+// (eval_conflict_error), so the decision fails to its fail mode; the load-time partial
+// evaluation inlined one body and the engine approved. Definitions that test an argument
+// against constants in contradicting ways (as the library's at does) cannot conflict and
+// still decide.
+func TestFunctionConflictNeverApproves(t *testing.T) {
+	head := "# METADATA\n# custom:\n#   fail_mode: review\npackage verdict.x\n\nimport data.verdict.lib\n\n"
+	conflicting := head +
+		"cap(a) := 100 if a > 5\n\n" + // line 8
+		"cap(a) := 200 if a > 7\n\n" + // line 10
+		"reasons contains lib.reason(\"K\", \"block\", 100, \"k\") if input.context.amount > cap(input.context.amount)\n\ndecision := lib.decide(reasons)\n"
+	set, err := engine.Load(bundle(map[string]string{"x/x.rego": conflicting}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := engine.New(set).Decide(context.Background(), input("x")) // amount 50
+	var ee *engine.EvalError
+	if !errors.As(err, &ee) {
+		t.Fatalf("err = %v, want *EvalError (outcome %s)", err, d.Outcome)
+	}
+	for _, want := range []string{"function data.verdict.x.cap produced conflicting values", "100 at x/x.rego:8", "200 at x/x.rego:10"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+
+	exclusive := head +
+		"kind(a) := \"none\" if a == null\n\n" +
+		"kind(a) := \"some\" if a != null\n\n" +
+		"tier(a) := 1 if a == \"gold\"\n\n" +
+		"tier(a) := 2 if a == \"silver\"\n\n" +
+		"reasons contains lib.reason(\"KIND_SOME\", \"review\", 10, \"k\") if {\n\tkind(input.context.amount) == \"some\"\n\tnot tier(input.context.amount)\n}\n\ndecision := lib.decide(reasons)\n"
+	set, err = engine.Load(bundle(map[string]string{"x/x.rego": exclusive}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err = engine.New(set).Decide(context.Background(), input("x"))
+	if err != nil || d.Outcome != engine.Review {
+		t.Fatalf("exclusive definitions: outcome %s, err %v; want review", d.Outcome, err)
+	}
+}

@@ -356,27 +356,112 @@ func userNames(err error, action string) error {
 	return &cp
 }
 
-// conflictableRules returns the paths of the complete rules defined more than once (two
-// bodies, not an else chain): when two of them hold with different values, OPA raises
+// conflictableRules returns the paths of the complete rules and functions defined more
+// than once (two bodies, not an else chain; for functions, bodies that are not plainly
+// exclusive): when two of them hold with different values, OPA raises
 // eval_conflict_error. Partial evaluation inlines each body on its own and would drop that
-// error (the decision would go on without the rule, where plain OPA fails), so they are
-// kept as rules, evaluated and checked as written.
+// error (the decision would go on without the rule, or with one of the values, where plain
+// OPA fails), so they are kept as rules, evaluated and checked as written.
 func conflictableRules(c *ast.Compiler) []string {
 	var out []string
 	c.RuleTree.DepthFirst(func(n *ast.TreeNode) bool {
 		complete := 0
+		var functions []*ast.Rule
 		for _, r := range n.Values {
-			if r.Default || len(r.Head.Args) > 0 || r.Head.RuleKind() != ast.SingleValue {
-				continue
+			switch {
+			case r.Default || r.Head.RuleKind() != ast.SingleValue:
+			case len(r.Head.Args) > 0:
+				functions = append(functions, r)
+			default:
+				complete++
 			}
-			complete++
 		}
-		if complete > 1 {
+		if complete > 1 || !pairwiseExclusive(functions) {
 			out = append(out, n.Values[0].Path().GroundPrefix().String())
 		}
 		return false
 	})
 	return out
+}
+
+// pairwiseExclusive reports whether no two of the function definitions fs can hold for
+// the same arguments, as the library's at(s, v, t) (one body per combination of null
+// arguments): two definitions are exclusive when they test one argument against a constant
+// in contradicting ways (a == null and a != null; a == "x" and a == "y"). Anything else may
+// conflict.
+func pairwiseExclusive(fs []*ast.Rule) bool {
+	tests := make([]map[argTest]bool, len(fs))
+	for i, f := range fs {
+		tests[i] = argTests(f)
+	}
+	for i := range fs {
+		for j := i + 1; j < len(fs); j++ {
+			if !contradict(tests[i], tests[j]) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// argTest is a test of a function's argument (by position) against a constant: equal to
+// it, or not.
+type argTest struct {
+	arg   int
+	value string // the constant, as Rego
+	equal bool
+}
+
+// argTests returns the tests of f's body that compare one of its arguments to a scalar
+// constant with ==, = or !=.
+func argTests(f *ast.Rule) map[argTest]bool {
+	args := map[ast.Var]int{}
+	for i, a := range f.Head.Args {
+		if v, ok := a.Value.(ast.Var); ok {
+			args[v] = i
+		}
+	}
+	out := map[argTest]bool{}
+	for _, e := range f.Body {
+		if e.Negated || len(e.With) > 0 || !e.IsCall() || len(e.Operands()) != 2 {
+			continue
+		}
+		var equal bool
+		switch e.Operator().String() {
+		case ast.Equal.Name, ast.Equality.Name:
+			equal = true
+		case ast.NotEqual.Name:
+		default:
+			continue
+		}
+		ops := e.Operands()
+		for k := range 2 {
+			v, isVar := ops[k].Value.(ast.Var)
+			i, isArg := args[v]
+			if isVar && isArg && ast.IsScalar(ops[1-k].Value) {
+				out[argTest{arg: i, value: ops[1-k].Value.String(), equal: equal}] = true
+			}
+		}
+	}
+	return out
+}
+
+// contradict reports whether two sets of argument tests cannot both hold.
+func contradict(a, b map[argTest]bool) bool {
+	for t := range a {
+		if !t.equal {
+			if b[argTest{arg: t.arg, value: t.value, equal: true}] {
+				return true
+			}
+			continue
+		}
+		for u := range b {
+			if u.arg == t.arg && ((u.equal && u.value != t.value) || (!u.equal && u.value == t.value)) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // readInputShape returns the part of the input document the rules behind query can
