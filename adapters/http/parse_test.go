@@ -189,3 +189,17 @@ func TestOutOfRangeNumber(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkParseDecideRequest parses a full login body (every documented field).
+func BenchmarkParseDecideRequest(b *testing.B) {
+	body := []byte(`{"action":"login","subject":{"id":"user-42","account_age_days":12,"country":"DE","email_verified":true,"phone_verified":true},` +
+		`"device":{"id":"dev-9f3","platform":"ios","emulator":false,"rooted":false},` +
+		`"context":{"ip":"203.0.113.7","country":"DE","amount":1800,"currency":"EUR","payout_method":"bank","new_beneficiary":true,"auth_method":"password","failed_attempts":0},` +
+		`"behavior":{"bot_score":0.05,"session_age_seconds":310,"paste_in_credentials":false}}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := parseDecideRequest(body, known, actions); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
