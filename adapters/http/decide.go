@@ -90,7 +90,7 @@ func parseDecideRequest(body []byte, lookup func(string) (*engine.Policy, bool),
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		return nil, decodeProblem(err)
+		return nil, decodeProblem(err, body)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, problemf(fiber.StatusBadRequest, CodeMalformedJSON, "the body holds data after the JSON object")
@@ -171,7 +171,7 @@ func parseDecideRequest(body []byte, lookup func(string) (*engine.Policy, bool),
 	return p, nil
 }
 
-func decodeProblem(err error) *apiError {
+func decodeProblem(err error, body []byte) *apiError {
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
 	switch {
@@ -187,6 +187,9 @@ func decodeProblem(err error) *apiError {
 		detail := "must be " + jsonKind(te.Type.Kind().String())
 		if strings.HasPrefix(te.Value, "number") && (te.Type.Kind() == reflect.Float64 || te.Type.Kind() == reflect.Interface) {
 			detail = "holds a number beyond the range of a 64-bit float"
+			if p, ok := outOfRangeNumberPointer(body, strings.TrimPrefix(te.Value, "number ")); ok {
+				ptr, detail = p, "is a number beyond the range of a 64-bit float"
+			}
 		}
 		return &apiError{status: fiber.StatusBadRequest, code: CodeInvalidRequest, detail: "the request has invalid fields",
 			fields: []FieldError{{Pointer: ptr, Detail: detail}}}

@@ -44,6 +44,8 @@ func TestParseDecideRequest(t *testing.T) {
 		{"bad country", `{"action":"login","subject":{"id":"u"},"context":{"country":"Germany"}}`, CodeInvalidRequest, "/context/country", 400},
 		{"negative amount", `{"action":"payout","subject":{"id":"u"},"context":{"amount":-1}}`, CodeInvalidRequest, "/context/amount", 400},
 		{"amount as string", `{"action":"payout","subject":{"id":"u"},"context":{"amount":"100"}}`, CodeInvalidRequest, "/context/amount", 400},
+		{"amount out of range", `{"action":"payout","subject":{"id":"u"},"context":{"ip":"10.0.0.1","amount":1e309}}`, CodeInvalidRequest, "/context/amount", 400},
+		{"nested number out of range", `{"action":"login","subject":{"id":"u"},"behavior":{"x":[1,{"a/b~":[2,-1e400]}]}}`, CodeInvalidRequest, "/behavior/x/1/a~1b~0/1", 400},
 		{"unknown field", `{"action":"login","subject":{"id":"u"},"subjet":{}}`, CodeInvalidRequest, "/subjet", 400},
 		{"unknown action", `{"action":"transfer","subject":{"id":"u"}}`, CodeUnknownAction, "", 422},
 	}
