@@ -161,6 +161,43 @@ func parseDecideRequest(body []byte, lookup func(string) (*engine.Policy, bool),
 			bad("/context/amount", "must be a non-negative number")
 		}
 	}
+	for i := range typedFields {
+		f := &typedFields[i]
+		var section map[string]any
+		switch f.section {
+		case sectionSubject:
+			section = req.Subject
+		case sectionDevice:
+			section = req.Device
+		case sectionContext:
+			section = req.Context
+		default:
+			section = req.Behavior
+		}
+		v, ok := section[f.key]
+		if !ok {
+			continue
+		}
+		var right bool
+		switch f.kind {
+		case kindNumber:
+			_, right = v.(float64)
+		case kindInteger:
+			n, isNum := v.(float64)
+			right = isNum && n == math.Trunc(n)
+		case kindBool:
+			_, right = v.(bool)
+		default:
+			_, right = v.(string)
+		}
+		if !right {
+			if v == nil {
+				bad(f.pointer, "must be %s; leave the field out when it is unknown", f.kind)
+			} else {
+				bad(f.pointer, "must be %s", f.kind)
+			}
+		}
+	}
 	if len(fields) > 0 {
 		return nil, &apiError{status: fiber.StatusBadRequest, code: CodeInvalidRequest, detail: "the request has invalid fields", fields: fields}
 	}
@@ -169,6 +206,63 @@ func parseDecideRequest(body []byte, lookup func(string) (*engine.Policy, bool),
 		return nil, problemf(fiber.StatusUnprocessableEntity, CodeUnknownAction, "no policy for action %q; known actions: %s", req.Action, strings.Join(actions(), ", "))
 	}
 	return p, nil
+}
+
+// typedFields are the documented fields of the input document (README, "The policy input
+// document"; the DecideRequest schema of openapi.json) with their JSON type, beyond those
+// parseDecideRequest checks itself. A field of another type is refused: a rule compares
+// a number or tests a boolean, and "bot_score": "0.95" or "emulator": "true" would make
+// it skip silently, a fraud rule switched off by the caller's serialiser. The fields stay
+// optional, and their values free (a currency or platform the policies do not know).
+var typedFields = [...]struct {
+	section int
+	key     string
+	kind    fieldKind
+	pointer string
+}{
+	{sectionSubject, "account_age_days", kindNumber, "/subject/account_age_days"},
+	{sectionSubject, "country", kindString, "/subject/country"},
+	{sectionSubject, "email_verified", kindBool, "/subject/email_verified"},
+	{sectionSubject, "phone_verified", kindBool, "/subject/phone_verified"},
+	{sectionDevice, "platform", kindString, "/device/platform"},
+	{sectionDevice, "emulator", kindBool, "/device/emulator"},
+	{sectionDevice, "rooted", kindBool, "/device/rooted"},
+	{sectionContext, "currency", kindString, "/context/currency"},
+	{sectionContext, "payout_method", kindString, "/context/payout_method"},
+	{sectionContext, "new_beneficiary", kindBool, "/context/new_beneficiary"},
+	{sectionContext, "auth_method", kindString, "/context/auth_method"},
+	{sectionContext, "failed_attempts", kindInteger, "/context/failed_attempts"},
+	{sectionBehavior, "bot_score", kindNumber, "/behavior/bot_score"},
+	{sectionBehavior, "session_age_seconds", kindNumber, "/behavior/session_age_seconds"},
+	{sectionBehavior, "paste_in_credentials", kindBool, "/behavior/paste_in_credentials"},
+}
+
+const (
+	sectionSubject = iota
+	sectionDevice
+	sectionContext
+	sectionBehavior
+)
+
+type fieldKind uint8
+
+const (
+	kindString fieldKind = iota
+	kindNumber
+	kindInteger
+	kindBool
+)
+
+func (k fieldKind) String() string {
+	switch k {
+	case kindNumber:
+		return "a number"
+	case kindInteger:
+		return "a whole number"
+	case kindBool:
+		return "true or false"
+	}
+	return "a string"
 }
 
 func decodeProblem(err error, body []byte) *apiError {

@@ -46,6 +46,13 @@ func TestParseDecideRequest(t *testing.T) {
 		{"amount as string", `{"action":"payout","subject":{"id":"u"},"context":{"amount":"100"}}`, CodeInvalidRequest, "/context/amount", 400},
 		{"amount out of range", `{"action":"payout","subject":{"id":"u"},"context":{"ip":"10.0.0.1","amount":1e309}}`, CodeInvalidRequest, "/context/amount", 400},
 		{"nested number out of range", `{"action":"login","subject":{"id":"u"},"behavior":{"x":[1,{"a/b~":[2,-1e400]}]}}`, CodeInvalidRequest, "/behavior/x/1/a~1b~0/1", 400},
+		{"bot score as string", `{"action":"login","subject":{"id":"u"},"behavior":{"bot_score":"0.95"}}`, CodeInvalidRequest, "/behavior/bot_score", 400},
+		{"bot score null", `{"action":"login","subject":{"id":"u"},"behavior":{"bot_score":null}}`, CodeInvalidRequest, "/behavior/bot_score", 400},
+		{"emulator as string", `{"action":"login","subject":{"id":"u"},"device":{"emulator":"true"}}`, CodeInvalidRequest, "/device/emulator", 400},
+		{"account age as string", `{"action":"payout","subject":{"id":"u","account_age_days":"400"}}`, CodeInvalidRequest, "/subject/account_age_days", 400},
+		{"failed attempts fractional", `{"action":"login","subject":{"id":"u"},"context":{"failed_attempts":2.5}}`, CodeInvalidRequest, "/context/failed_attempts", 400},
+		{"new beneficiary as number", `{"action":"payout","subject":{"id":"u"},"context":{"new_beneficiary":1}}`, CodeInvalidRequest, "/context/new_beneficiary", 400},
+		{"payout method as object", `{"action":"payout","subject":{"id":"u"},"context":{"payout_method":{"kind":"crypto"}}}`, CodeInvalidRequest, "/context/payout_method", 400},
 		{"unknown field", `{"action":"login","subject":{"id":"u"},"subjet":{}}`, CodeInvalidRequest, "/subjet", 400},
 		{"unknown action", `{"action":"transfer","subject":{"id":"u"}}`, CodeUnknownAction, "", 422},
 	}
@@ -69,6 +76,47 @@ func TestParseDecideRequest(t *testing.T) {
 				t.Fatalf("fields = %+v, want pointer %s", ae.fields, tc.pointer)
 			}
 		})
+	}
+}
+
+// TestParseDecideRequestTypedFields: every documented field of the input document with
+// a JSON type is refused with another type, pointed at, and accepted with its own; one
+// body with every field wrong gets every pointer. A wrong type made the rule reading the
+// field skip silently ("bot_score": "0.95" switched off BOT_SCORE_HIGH).
+func TestParseDecideRequestTypedFields(t *testing.T) {
+	sections := map[int]string{sectionSubject: "subject", sectionDevice: "device", sectionContext: "context", sectionBehavior: "behavior"}
+	good := map[fieldKind]string{kindString: `"x"`, kindNumber: `0.5`, kindInteger: `3`, kindBool: `false`}
+	wrong := map[fieldKind]string{kindString: `7`, kindNumber: `"0.5"`, kindInteger: `"3"`, kindBool: `"false"`}
+	all := map[string][]string{}
+	for _, f := range typedFields {
+		sec := sections[f.section]
+		if want := "/" + sec + "/" + f.key; f.pointer != want {
+			t.Errorf("pointer %s, want %s", f.pointer, want)
+		}
+		extra := func(v string) string {
+			if sec == "subject" {
+				return `{"action":"login","subject":{"id":"u","` + f.key + `":` + v + `}}`
+			}
+			return `{"action":"login","subject":{"id":"u"},"` + sec + `":{"` + f.key + `":` + v + `}}`
+		}
+		if err := parse(extra(good[f.kind])); err != nil {
+			t.Errorf("%s = %s: %v", f.pointer, good[f.kind], err)
+		}
+		var ae *apiError
+		if err := parse(extra(wrong[f.kind])); !errors.As(err, &ae) || ae.code != CodeInvalidRequest || len(ae.fields) != 1 || ae.fields[0].Pointer != f.pointer {
+			t.Errorf("%s = %s: %v", f.pointer, wrong[f.kind], err)
+		} else if want := "must be " + f.kind.String(); ae.fields[0].Detail != want {
+			t.Errorf("%s: detail %q, want %q", f.pointer, ae.fields[0].Detail, want)
+		}
+		all[sec] = append(all[sec], `"`+f.key+`":`+wrong[f.kind])
+	}
+	body := `{"action":"login","subject":{"id":"u",` + strings.Join(all["subject"], ",") + `}`
+	for _, sec := range []string{"device", "context", "behavior"} {
+		body += `,"` + sec + `":{` + strings.Join(all[sec], ",") + `}`
+	}
+	var ae *apiError
+	if err := parse(body + `}`); !errors.As(err, &ae) || len(ae.fields) != len(typedFields) {
+		t.Fatalf("every field wrong: %v, want %d field errors", err, len(typedFields))
 	}
 }
 
