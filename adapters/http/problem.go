@@ -113,6 +113,8 @@ func toProblem(err error) *apiError {
 	var fe *fiber.Error
 	if errors.As(err, &fe) {
 		switch fe.Code {
+		case fiber.StatusRequestHeaderFieldsTooLarge:
+			return problemf(fe.Code, CodeInvalidRequest, "the request headers exceed the size limit")
 		case fiber.StatusRequestEntityTooLarge:
 			return problemf(fe.Code, CodeBodyTooLarge, "the request body exceeds the size limit")
 		case fiber.StatusNotFound:

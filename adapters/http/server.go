@@ -350,8 +350,12 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	ae := toProblem(err)
 	if requestID(c) == "" {
 		// A request refused by the transport before any handler ran (headers too large,
-		// a malformed request line) has no id yet; its answer still carries one.
+		// a body over the transport's limit, a malformed request line) has no id yet; its
+		// answer still carries one. countResponses did not run for it either: it is
+		// counted here, as unmatched (no route ran), so that a client sending oversized
+		// headers shows in the error rate.
 		setRequestID(c, s.newRequestID())
+		s.metrics.responses.WithLabelValues("unmatched", strconv.Itoa(ae.status)).Inc()
 	}
 	if ae.status >= 500 {
 		// The same failure on every request of a route (the store down under /readyz

@@ -424,6 +424,20 @@ func TestOversizedBody(t *testing.T) {
 	defer res2.Body.Close()
 	b2, _ := io.ReadAll(res2.Body)
 	assertProblem(t, resp{status: res2.StatusCode, header: res2.Header, body: b2}, 431, httpapi.CodeInvalidRequest)
+
+	// The transport's refusals are counted like the others: a client whose headers
+	// outgrow the limit shows in the error rate.
+	res3, err := http.Get("http://" + ln.Addr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res3.Body.Close()
+	m, _ := io.ReadAll(res3.Body)
+	for _, want := range []string{`verdict_http_responses_total{code="431",route="unmatched"} 1`, `verdict_http_responses_total{code="413",route="/v1/*"} 1`} {
+		if !strings.Contains(string(m), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
 }
 
 func TestAuthScopes(t *testing.T) {
