@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/url"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -66,7 +67,8 @@ func (s *Server) putListEntry(c *fiber.Ctx) error {
 		if err := decodeStrict(c, &body); err != nil { // unknown fields refused, as on every route
 			return err
 		}
-		if len(body.Reason) > 500 || !printable(body.Reason) {
+		// Characters, as openapi.json's maxLength counts them, not UTF-8 bytes.
+		if utf8.RuneCountInString(body.Reason) > 500 || !printable(body.Reason) {
 			return &apiError{status: fiber.StatusBadRequest, code: CodeInvalidRequest, detail: "the request has invalid fields",
 				fields: []FieldError{{Pointer: "/reason", Detail: "must be at most 500 printable characters"}}}
 		}

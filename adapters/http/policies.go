@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -119,13 +120,14 @@ func (s *Server) publishPolicy(c *fiber.Ctx) error {
 	bad := func(ptr, format string, args ...any) {
 		fields = append(fields, FieldError{Pointer: ptr, Detail: fmt.Sprintf(format, args...)})
 	}
-	if body.Label == "" || len(body.Label) > 128 || !printable(body.Label) {
+	// The limits count characters, as openapi.json's maxLength does, not UTF-8 bytes.
+	if body.Label == "" || utf8.RuneCountInString(body.Label) > 128 || !printable(body.Label) {
 		bad("/label", "is required: 1 to 128 printable characters")
 	}
-	if len(body.Changelog) > 4000 || strings.ContainsRune(body.Changelog, 0) {
+	if utf8.RuneCountInString(body.Changelog) > 4000 || strings.ContainsRune(body.Changelog, 0) {
 		bad("/changelog", "must be at most 4000 characters")
 	}
-	if len(body.Author) > 128 || !printable(body.Author) {
+	if utf8.RuneCountInString(body.Author) > 128 || !printable(body.Author) {
 		bad("/author", "must be at most 128 printable characters")
 	}
 	if len(body.Files) == 0 || len(body.Files) > maxPolicyFiles {

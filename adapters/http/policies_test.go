@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -384,5 +385,35 @@ func TestPolicyRoutesInOpenAPI(t *testing.T) {
 		if _, ok := doc.Paths[p][strings.ToLower(rt.Method)]; !ok {
 			t.Errorf("openapi.json does not describe %s %s", rt.Method, p)
 		}
+	}
+}
+
+// TestPublishLimitsCountCharacters: label, author and changelog are held to their
+// openapi.json maxLength in characters, not UTF-8 bytes: 128 CJK characters (384 bytes)
+// are a valid label, 129 are not.
+func TestPublishLimitsCountCharacters(t *testing.T) {
+	e := newPolicyEnv(t)
+	pointers := func(label, author, changelog string) []string {
+		b, _ := json.Marshal(map[string]any{"label": label, "author": author, "changelog": changelog, "files": map[string]string{}})
+		r := e.as(t, aliceKey, "POST", "/v1/policies", string(b))
+		if r.status != 400 {
+			t.Fatalf("publish: %d %s", r.status, r.body)
+		}
+		var p struct{ Errors []struct{ Pointer string } }
+		if err := json.Unmarshal(r.body, &p); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, f := range p.Errors {
+			out = append(out, f.Pointer)
+		}
+		return out
+	}
+	// files is empty in both: only its error is expected at the limits.
+	if got := pointers(strings.Repeat("政", 128), strings.Repeat("é", 128), strings.Repeat("é", 4000)); !slices.Equal(got, []string{"/files"}) {
+		t.Errorf("at the limits in characters: errors at %v, want only /files", got)
+	}
+	if got := pointers(strings.Repeat("政", 129), strings.Repeat("é", 129), strings.Repeat("é", 4001)); !slices.Equal(got, []string{"/label", "/changelog", "/author", "/files"}) {
+		t.Errorf("a character over the limits: errors at %v", got)
 	}
 }

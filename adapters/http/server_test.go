@@ -1085,3 +1085,17 @@ func TestIdempotencyKeyDoesNotBypassFailMode(t *testing.T) {
 		}
 	})
 }
+
+// TestListReasonCountsCharacters: a list entry's reason is held to 500 characters, as
+// openapi.json's maxLength says, not 500 UTF-8 bytes: 500 "é" (1,000 bytes) are taken.
+func TestListReasonCountsCharacters(t *testing.T) {
+	e := newEnv(t, options{})
+	if r := e.do(t, "PUT", "/v1/lists/deny_user/entries/u-fr", `{"reason":"`+strings.Repeat("é", 500)+`"}`); r.status != 201 {
+		t.Fatalf("500 characters: %d %s", r.status, r.body)
+	}
+	r := e.do(t, "PUT", "/v1/lists/deny_user/entries/u-fr", `{"reason":"`+strings.Repeat("é", 501)+`"}`)
+	assertProblem(t, r, 400, httpapi.CodeInvalidRequest)
+	if !strings.Contains(string(r.body), `"pointer":"/reason"`) {
+		t.Errorf("501 characters: %s", r.body)
+	}
+}
