@@ -42,6 +42,22 @@ var listName = regexp.MustCompile(`^[a-z][a-z0-9]{0,30}_(user|device|ip|country|
 // ErrInvalidList is returned for a malformed list name or value.
 var ErrInvalidList = errors.New("invalid list entry")
 
+// HostBitsError refuses a CIDR prefix written with host bits set (10.30.0.5/16): it is
+// ambiguous between the range (Prefix, 10.30.0.0/16) and the one address (Addr). It
+// wraps ErrInvalidList.
+type HostBitsError struct {
+	Value  string       // as written
+	Prefix netip.Prefix // the range it would cover, masked
+	Addr   netip.Addr   // the address it names
+}
+
+func (e *HostBitsError) Error() string {
+	return fmt.Sprintf("%s has host bits set: for the /%d range write %s, for the one address %s",
+		e.Value, e.Prefix.Bits(), e.Prefix, e.Addr)
+}
+
+func (e *HostBitsError) Unwrap() error { return ErrInvalidList }
+
 // ListField returns the field a list matches on, or an error wrapping ErrInvalidList
 // when the name is not <prefix>_<user|device|ip|country|email>.
 func ListField(list string) (string, error) {
@@ -55,7 +71,8 @@ func ListField(list string) (string, error) {
 // NormalizeListValue validates value for list and returns its canonical form: an IP or
 // CIDR prefix in canonical notation for ip lists, an upper-case ISO 3166 alpha-2 code for
 // country lists, a lower-case domain name for email lists, and the id itself (1–256
-// printable characters) for user and device lists. Errors wrap ErrInvalidList.
+// printable characters) for user and device lists. Errors wrap ErrInvalidList; a prefix
+// with host bits set (10.30.0.5/16) is a *HostBitsError.
 func NormalizeListValue(list, value string) (string, error) {
 	field, err := ListField(list)
 	if err != nil {
@@ -77,7 +94,12 @@ func NormalizeListValue(list, value string) (string, error) {
 				}
 				p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
 			}
-			return p.Masked().String(), nil
+			// 10.30.0.5/16 is refused rather than stored as 10.30.0.0/16: whoever wrote
+			// it may have meant the one address, and a deny list would then block 65,536.
+			if m := p.Masked(); m != p {
+				return "", &HostBitsError{Value: value, Prefix: m, Addr: p.Addr()}
+			}
+			return p.String(), nil
 		}
 		a, err := netip.ParseAddr(value)
 		// A zoned address (fe80::1%eth0) never matches: /v1/decide refuses zones.

@@ -16,7 +16,11 @@ func TestNormalizeListValue(t *testing.T) {
 	}{
 		{"deny_ip", "203.0.113.7", "203.0.113.7", true},
 		{"deny_ip", "::ffff:203.0.113.7", "203.0.113.7", true},
-		{"deny_ip", "10.1.2.3/8", "10.0.0.0/8", true},
+		{"deny_ip", "10.1.2.3/8", "", false}, // host bits set: the range or the address?
+		{"deny_ip", "10.0.0.0/8", "10.0.0.0/8", true},
+		{"deny_ip", "10.30.0.5/32", "10.30.0.5/32", true},
+		{"deny_ip", "2001:db8::1/32", "", false},
+		{"deny_ip", "::ffff:192.168.1.7/120", "", false},
 		{"deny_ip", "2001:db8::/32", "2001:db8::/32", true},
 		{"deny_ip", "10.0.0.0/33", "", false},
 		{"deny_ip", "example.com", "", false},

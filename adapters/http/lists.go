@@ -2,6 +2,7 @@ package http
 
 import (
 	"errors"
+	"fmt"
 	"net/url"
 	"time"
 	"unicode/utf8"
@@ -38,6 +39,14 @@ func listParams(c *fiber.Ctx, withValue bool) (list, value string, err error) {
 		return "", "", problemf(fiber.StatusBadRequest, CodeInvalidList, "the value is not correctly URL-encoded")
 	}
 	value, verr := signals.NormalizeListValue(list, raw)
+	var hb *signals.HostBitsError
+	if errors.As(verr, &hb) {
+		// The caller's own value, with the two forms it may have meant: URL-encoded, as
+		// the route takes them.
+		return "", "", &apiError{status: fiber.StatusBadRequest, code: CodeInvalidList, cause: verr,
+			detail: fmt.Sprintf("%s has host bits set: for the /%d range use %s (%s in the URL), for the one address %s",
+				hb.Value, hb.Prefix.Bits(), hb.Prefix, url.PathEscape(hb.Prefix.String()), hb.Addr)}
+	}
 	if verr != nil {
 		return "", "", &apiError{status: fiber.StatusBadRequest, code: CodeInvalidList, detail: publicListError(list), cause: verr}
 	}

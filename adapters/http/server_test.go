@@ -1099,3 +1099,25 @@ func TestListReasonCountsCharacters(t *testing.T) {
 		t.Errorf("501 characters: %s", r.body)
 	}
 }
+
+// TestListPrefixWithHostBits: 10.30.0.5/16 is refused, naming the range and the address
+// it may mean, rather than stored as 10.30.0.0/16 without a word: a deny entry meant for
+// one address would block 65,536. Both of those are taken.
+func TestListPrefixWithHostBits(t *testing.T) {
+	e := newEnv(t, options{})
+	r := e.do(t, "PUT", "/v1/lists/deny_ip/entries/10.30.0.5%2F16", `{"reason":"one bad host"}`)
+	assertProblem(t, r, 400, httpapi.CodeInvalidList)
+	for _, want := range []string{"10.30.0.5/16 has host bits set", "10.30.0.0/16 (10.30.0.0%2F16 in the URL)", "the one address 10.30.0.5"} {
+		if !strings.Contains(string(r.body), want) {
+			t.Errorf("answer lacks %q: %s", want, r.body)
+		}
+	}
+	if g := e.do(t, "GET", "/v1/lists/deny_ip", "").json(t); len(g["entries"].([]any)) != 0 {
+		t.Fatalf("stored: %v", g)
+	}
+	for _, v := range []string{"10.30.0.0%2F16", "10.30.0.5", "10.30.0.5%2F32"} {
+		if r := e.do(t, "PUT", "/v1/lists/deny_ip/entries/"+v, ""); r.status != 201 {
+			t.Errorf("%s: %d %s", v, r.status, r.body)
+		}
+	}
+}
