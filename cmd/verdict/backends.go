@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -28,11 +29,66 @@ type backendConfig struct {
 	databaseURL string
 	redisURL    string
 	migrate     bool
+	// flags is the command's flag set, kept by backendFlags: its name and output say which
+	// command opened which store (announceStore), and it knows whether --data-dir was given.
+	flags *flag.FlagSet
+}
+
+// dataDirBeyondStore lists the commands that use the data directory with Postgres too: for
+// the key files (master.key, pseudonym.key) and the local evidence bucket.
+var dataDirBeyondStore = map[string]bool{"serve": true, "seed": true, "erase": true, "keys rotate": true, "retention run": true}
+
+// command is the command's name ("audit verify"), or "" without a flag set.
+func (c backendConfig) command() string {
+	if c.flags == nil {
+		return ""
+	}
+	return strings.TrimPrefix(c.flags.Name(), "verdict ")
+}
+
+// dataDirGiven reports whether --data-dir was on the command line (VERDICT_DATA_DIR is not:
+// a deployment's environment may well set both).
+func (c backendConfig) dataDirGiven() bool {
+	given := false
+	if c.flags != nil {
+		c.flags.Visit(func(f *flag.Flag) { given = given || f.Name == "data-dir" })
+	}
+	return given
+}
+
+// checkDataDirFlag refuses an explicit --data-dir with VERDICT_DATABASE_URL set for a command
+// that uses the data directory only for the embedded store: the store is Postgres, and the
+// command would act on it (verify it, report on it) while the operator named a directory.
+// The commands in dataDirBeyondStore still read key files or evidence there, so for them the
+// flag is meaningful and announceStore says what it is used for.
+func (c backendConfig) checkDataDirFlag() error {
+	if c.databaseURL == "" || !c.dataDirGiven() || dataDirBeyondStore[c.command()] {
+		return nil
+	}
+	return usageError{msg: fmt.Sprintf("--data-dir %s names an embedded store, but VERDICT_DATABASE_URL is set, so the store is Postgres: "+
+		"unset VERDICT_DATABASE_URL to use the embedded store, or drop --data-dir to use Postgres", c.dataDir)}
+}
+
+// announceStore says on the command's output for errors (stderr) which store it opened,
+// "verdict: audit verify: store: postgres 127.0.0.1:5432/verdict schema public", before the
+// command acts on it: an operator with VERDICT_DATABASE_URL left set in the shell sees that
+// it is not the data directory. The DSN's password is never printed.
+func announceStore(c backendConfig, st *openedStore) {
+	if c.flags == nil {
+		return
+	}
+	line := st.where
+	if c.databaseURL != "" && c.dataDirGiven() {
+		line += fmt.Sprintf(" (--data-dir %s is used for key files and local evidence only)", c.dataDir)
+	}
+	fmt.Fprintf(c.flags.Output(), "verdict: %s: store: %s\n", c.command(), line)
 }
 
 type openedStore struct {
 	store.Store
 	kind string
+	// where names the store: "embedded /path/verdict.db" or Postgres's Describe.
+	where string
 	// migrate applies the schema (Postgres) and says from which version to which; nil
 	// for the embedded store, which migrates itself when opened.
 	migrate func(context.Context) (from, to int, err error)
@@ -45,13 +101,22 @@ func openStore(ctx context.Context, cfg backendConfig) (*openedStore, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open embedded store in %s: %w", cfg.dataDir, err)
 		}
-		return &openedStore{Store: st, kind: "embedded (" + st.Path() + ")"}, nil
+		abs, err := filepath.Abs(st.Path())
+		if err != nil {
+			abs = st.Path()
+		}
+		return &openedStore{Store: st, kind: "embedded (" + st.Path() + ")", where: "embedded " + abs}, nil
 	}
 	st, err := postgres.Open(ctx, cfg.databaseURL, postgres.WithConnectTimeout(5*time.Second), postgres.WithMaxConns(16))
 	if err != nil {
 		return nil, err // it says "open postgres store: ..."
 	}
-	o := &openedStore{Store: st, kind: "postgres", migrate: st.MigrateVersions}
+	where, err := st.Describe(ctx)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	o := &openedStore{Store: st, kind: "postgres", where: where, migrate: st.MigrateVersions}
 	if cfg.migrate {
 		from, to, err := st.MigrateVersions(ctx)
 		if err != nil {
@@ -70,6 +135,9 @@ func openStore(ctx context.Context, cfg backendConfig) (*openedStore, error) {
 // command would report on it ("audit chain ok: 0 events"). A Postgres schema older than this
 // binary's migrations is refused the same way serve refuses it.
 func openExistingStore(ctx context.Context, cfg backendConfig) (*openedStore, error) {
+	if err := cfg.checkDataDirFlag(); err != nil {
+		return nil, err
+	}
 	if cfg.databaseURL == "" {
 		ok, path, err := sqlite.Exists(cfg.dataDir)
 		if err != nil {
@@ -89,6 +157,7 @@ func openExistingStore(ctx context.Context, cfg backendConfig) (*openedStore, er
 			return nil, err
 		}
 	}
+	announceStore(cfg, st)
 	return st, nil
 }
 
@@ -211,6 +280,7 @@ func backendFlags(fs *flag.FlagSet, c *backendConfig, getenv func(string) string
 	fs.StringVar(&c.dataDir, "data-dir", envOr(getenv, "VERDICT_DATA_DIR", "./data"), "embedded store directory, used when no database URL is set [VERDICT_DATA_DIR]")
 	c.databaseURL = getenv("VERDICT_DATABASE_URL")
 	c.redisURL = getenv("VERDICT_REDIS_URL")
+	c.flags = fs
 }
 
 // transientRedisReply reports whether an error reply means "not now" rather than "never":

@@ -94,6 +94,7 @@ func runSeed(ctx context.Context, args []string, getenv func(string) string, std
 				return fmt.Errorf("seed: %w", err)
 			}
 		}
+		announceStore(cfg, st)
 		labels, ok := st.Store.(store.LabelStore)
 		if !ok {
 			return fmt.Errorf("seed: the %s store cannot store outcome labels", st.kind)

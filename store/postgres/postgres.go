@@ -15,6 +15,9 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"net"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -192,6 +195,30 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 
 // Schema returns the schema set with WithSchema, or "" for the server's default search_path.
 func (s *Store) Schema() string { return s.schema }
+
+// Describe names the database the store is connected to, as "postgres HOST:PORT/DATABASE
+// schema SCHEMA", for a command to say which store it acts on. The database and schema are
+// the server's answer (current_database(), current_schema()), so a search_path that names no
+// existing schema shows as "schema (none)"; the DSN's password is never in it.
+func (s *Store) Describe(ctx context.Context) (string, error) {
+	var db string
+	var schema *string
+	if err := s.pool.QueryRow(ctx, `SELECT current_database(), current_schema()`).Scan(&db, &schema); err != nil {
+		return "", classify(ctx, "describe postgres store", err)
+	}
+	sc := "(none)"
+	if schema != nil {
+		sc = *schema
+	}
+	cc := s.pool.Config().ConnConfig
+	host := cc.Host
+	if !strings.HasPrefix(host, "/") { // a Unix socket directory has no port of its own
+		host = net.JoinHostPort(host, strconv.Itoa(int(cc.Port)))
+	} else {
+		host += fmt.Sprintf(" (port %d)", cc.Port)
+	}
+	return fmt.Sprintf("postgres %s/%s schema %s", host, db, sc), nil
+}
 
 // Ping reports whether the database answers, with an error wrapping store.ErrUnavailable
 // when it does not.
