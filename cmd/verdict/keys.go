@@ -28,11 +28,25 @@ import (
 // It checks the master keys against the subject keys already stored (vault.CheckRing), so
 // that a process given another master key than the store's refuses to start.
 func openVault(ctx context.Context, dataDir string, getenv func(string) string, st store.SubjectKeys, production bool, log *slog.Logger) (*vault.Vault, *pii.Pseudonymizer, error) {
-	v, err := openKeyVault(ctx, dataDir, getenv, st)
+	var pending []newKeyFile
+	v, ps, err := openVaultKeys(ctx, dataDir, getenv, st, production, log, &pending)
 	if err != nil {
 		return nil, nil, err
 	}
-	pk, err := keyFrom(getenv("VERDICT_PSEUDONYM_KEY"), filepath.Join(dataDir, "pseudonym.key"), 32)
+	if err := writeKeyFiles(pending); err != nil {
+		return nil, nil, err
+	}
+	return v, ps, nil
+}
+
+// openVaultKeys is openVault without writing the key files it makes keys for: they are added
+// to pending, for the caller to write (writeKeyFiles) once nothing can refuse the command.
+func openVaultKeys(ctx context.Context, dataDir string, getenv func(string) string, st store.SubjectKeys, production bool, log *slog.Logger, pending *[]newKeyFile) (*vault.Vault, *pii.Pseudonymizer, error) {
+	v, err := openKeyVault(ctx, dataDir, getenv, st, pending)
+	if err != nil {
+		return nil, nil, err
+	}
+	pk, err := keyOrNew(getenv("VERDICT_PSEUDONYM_KEY"), filepath.Join(dataDir, "pseudonym.key"), 32, pending)
 	if err != nil {
 		return nil, nil, fmt.Errorf("VERDICT_PSEUDONYM_KEY: %w", err)
 	}
@@ -49,6 +63,20 @@ func openVault(ctx context.Context, dataDir string, getenv func(string) string, 
 		}
 	}
 	return v, ps, nil
+}
+
+// keyFileNote says, for an error about a key read from a file because its variable is not
+// set, which file that is, or that there is none (the key was made for a file not yet
+// written, so it cannot be the key the store knows).
+func keyFileNote(variable, dataDir, name string) string {
+	file, _ := filepath.Abs(filepath.Join(dataDir, name))
+	if _, err := os.Stat(file); errors.Is(err, os.ErrNotExist) {
+		return variable + " is not set, and there is no key file " + file
+	}
+	if name == "master.key" {
+		return variable + " is not set, so the master key is the file " + file
+	}
+	return variable + " is not set, and the key file " + file
 }
 
 // pseudonymCheckLabel is pseudonymised to make the pseudonym key's check value.
@@ -69,8 +97,7 @@ func checkPseudonymKey(ctx context.Context, ps *pii.Pseudonymizer, st store.KeyC
 	}
 	where := "VERDICT_PSEUDONYM_KEY"
 	if getenv("VERDICT_PSEUDONYM_KEY") == "" {
-		file, _ := filepath.Abs(filepath.Join(dataDir, "pseudonym.key"))
-		where += " is not set, and the key file " + file
+		where = keyFileNote(where, dataDir, "pseudonym.key")
 	}
 	return fmt.Errorf("%s: this is not the pseudonym key the store's first server recorded: "+
 		"IP pseudonyms would not match theirs; give every server the same key", where)
@@ -83,8 +110,7 @@ func checkPseudonymKey(ctx context.Context, ps *pii.Pseudonymizer, st store.KeyC
 func checkMasterKeys(ctx context.Context, v *vault.Vault, st store.KeyChecks, dataDir string, getenv func(string) string) error {
 	if err := v.ClaimRing(ctx, st); err != nil {
 		if getenv("VERDICT_MASTER_KEY") == "" {
-			file, _ := filepath.Abs(filepath.Join(dataDir, "master.key"))
-			return fmt.Errorf("%w (VERDICT_MASTER_KEY is not set, so the master key is the file %s)", err, file)
+			return fmt.Errorf("%w (%s)", err, keyFileNote("VERDICT_MASTER_KEY", dataDir, "master.key"))
 		}
 		return fmt.Errorf("VERDICT_MASTER_KEY: %w", err)
 	}
@@ -94,23 +120,24 @@ func checkMasterKeys(ctx context.Context, v *vault.Vault, st store.KeyChecks, da
 // openKeyVault builds the vault alone, checked against the stored subject keys: what a
 // command that seals or rewraps but writes no pseudonyms needs (it must not create a
 // pseudonym key file it never uses).
-func openKeyVault(ctx context.Context, dataDir string, getenv func(string) string, st store.SubjectKeys) (*vault.Vault, error) {
-	ring, err := masterRing(dataDir, getenv)
+func openKeyVault(ctx context.Context, dataDir string, getenv func(string) string, st store.SubjectKeys, pending *[]newKeyFile) (*vault.Vault, error) {
+	ring, err := masterRing(dataDir, getenv, pending)
 	if err != nil {
 		return nil, err
 	}
 	v := vault.New(ring, st)
 	if err := v.CheckRing(ctx); err != nil {
 		if getenv("VERDICT_MASTER_KEY") == "" {
-			file, _ := filepath.Abs(filepath.Join(dataDir, "master.key"))
-			return nil, fmt.Errorf("%w (VERDICT_MASTER_KEY is not set, so the master key is the file %s)", err, file)
+			return nil, fmt.Errorf("%w (%s)", err, keyFileNote("VERDICT_MASTER_KEY", dataDir, "master.key"))
 		}
 		return nil, fmt.Errorf("VERDICT_MASTER_KEY: %w", err)
 	}
 	return v, nil
 }
 
-func masterRing(dataDir string, getenv func(string) string) (*vault.Ring, error) {
+// masterRing reads the master keys from VERDICT_MASTER_KEY, or else from the key file
+// master.key in dataDir, making a key for it (added to pending) when there is none.
+func masterRing(dataDir string, getenv func(string) string, pending *[]newKeyFile) (*vault.Ring, error) {
 	if v := getenv("VERDICT_MASTER_KEY"); v != "" {
 		r, err := vault.ParseRing(v)
 		if err != nil {
@@ -118,7 +145,7 @@ func masterRing(dataDir string, getenv func(string) string) (*vault.Ring, error)
 		}
 		return r, nil
 	}
-	k, err := keyFrom("", filepath.Join(dataDir, "master.key"), 32)
+	k, err := keyOrNew("", filepath.Join(dataDir, "master.key"), 32, pending)
 	if err != nil {
 		return nil, fmt.Errorf("master key file: %w", err)
 	}
@@ -153,9 +180,16 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 		return fmt.Errorf("keys rotate: %w", err)
 	}
 	defer st.Close()
-	v, err := openKeyVault(ctx, cfg.dataDir, getenv, st)
+	// Rotation rewraps under keys that exist: a key file made now would wrap nothing the
+	// store holds, and it is never written (a refused rotate leaves no file behind).
+	var pending []newKeyFile
+	v, err := openKeyVault(ctx, cfg.dataDir, getenv, st, &pending)
 	if err != nil {
 		return fmt.Errorf("keys rotate: %w", err)
+	}
+	if len(pending) > 0 {
+		return fmt.Errorf("keys rotate: no master key: %s; put the new key first in VERDICT_MASTER_KEY (NEW_ID:BASE64,OLD_ID:BASE64), or give the --data-dir whose master.key the servers use",
+			keyFileNote("VERDICT_MASTER_KEY", cfg.dataDir, "master.key"))
 	}
 	n, err := v.Rewrap(ctx)
 	if err != nil {

@@ -101,7 +101,10 @@ func runSeed(ctx context.Context, args []string, getenv func(string) string, std
 		}
 		// Seeded decisions are stored as the server stores its own: the IP pseudonymised
 		// with the deployment's key, the raw value sealed under the subject's key.
-		vlt, pseudonyms, err := openVault(ctx, cfg.dataDir, getenv, st, false, nil)
+		// Key files it makes keys for are written only once the store has accepted them: a
+		// refused seed leaves no key file behind.
+		var pending []newKeyFile
+		vlt, pseudonyms, err := openVaultKeys(ctx, cfg.dataDir, getenv, st, false, nil, &pending)
 		if err != nil {
 			return fmt.Errorf("seed: %w", err)
 		}
@@ -109,6 +112,9 @@ func runSeed(ctx context.Context, args []string, getenv func(string) string, std
 			return fmt.Errorf("seed: %w", err)
 		}
 		if err := checkMasterKeys(ctx, vlt, st, cfg.dataDir, getenv); err != nil {
+			return fmt.Errorf("seed: %w", err)
+		}
+		if err := writeKeyFiles(pending); err != nil {
 			return fmt.Errorf("seed: %w", err)
 		}
 		opts.Private, opts.Pseudonyms = true, pseudonyms

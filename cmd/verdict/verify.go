@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -169,6 +170,32 @@ func nilable[P interface {
 // keyFrom decodes a base64 key of n bytes from value, or, when value is empty, reads the key
 // file at path, creating it with a random key (mode 0600) if it does not exist.
 func keyFrom(value, path string, n int) ([]byte, error) {
+	var pending []newKeyFile
+	k, err := keyOrNew(value, path, n, &pending)
+	if err != nil || len(pending) == 0 {
+		return k, err
+	}
+	err = writeKeyFile(pending[0])
+	if errors.Is(err, os.ErrExist) { // another process made it first: use theirs
+		return keyFrom("", path, n)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// newKeyFile is a key made for a key file that does not exist yet.
+type newKeyFile struct {
+	path string
+	key  []byte
+}
+
+// keyOrNew decodes a base64 key of n bytes from value, or, when value is empty, reads the key
+// file at path. When there is no such file it makes a random key and appends it to pending,
+// for writeKeyFiles to write once the command has passed the checks that may refuse it: a
+// refused command leaves no key file behind, nor a data directory made for one.
+func keyOrNew(value, path string, n int, pending *[]newKeyFile) ([]byte, error) {
 	if value != "" {
 		k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(value))
 		if err != nil || len(k) != n {
@@ -182,22 +209,42 @@ func keyFrom(value, path string, n int) ([]byte, error) {
 		if _, err := rand.Read(k); err != nil {
 			return nil, err
 		}
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, err
-		}
-		err := writeNew(path, []byte(base64.StdEncoding.EncodeToString(k)+"\n"), 0o600)
-		if errors.Is(err, os.ErrExist) { // another process made it first: use theirs
-			return keyFrom("", path, n)
-		}
-		if err != nil {
-			return nil, err
-		}
+		*pending = append(*pending, newKeyFile{path: path, key: k})
 		return k, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	return keyFrom(strings.TrimSpace(string(b)), "", n)
+	return keyOrNew(strings.TrimSpace(string(b)), "", n, pending)
+}
+
+// writeKeyFile creates f's file (mode 0600, its directory 0700 if missing); it fails with an
+// error wrapping os.ErrExist when the file exists.
+func writeKeyFile(f newKeyFile) error {
+	if err := os.MkdirAll(filepath.Dir(f.path), 0o700); err != nil {
+		return err
+	}
+	return writeNew(f.path, []byte(base64.StdEncoding.EncodeToString(f.key)+"\n"), 0o600)
+}
+
+// writeKeyFiles writes the key files keyOrNew made keys for. A file another process created
+// meanwhile is accepted if it holds the same key, and refused otherwise: this process has
+// already used its own.
+func writeKeyFiles(pending []newKeyFile) error {
+	for _, f := range pending {
+		err := writeKeyFile(f)
+		if errors.Is(err, os.ErrExist) {
+			theirs, rerr := keyOrNew("", f.path, len(f.key), new([]newKeyFile))
+			if rerr == nil && bytes.Equal(theirs, f.key) {
+				continue
+			}
+			return fmt.Errorf("key file %s was created by another process meanwhile: run again", f.path)
+		}
+		if err != nil {
+			return fmt.Errorf("write key file: %w", err)
+		}
+	}
+	return nil
 }
 
 // retentionNames lists the policies of a retention file.
