@@ -106,6 +106,34 @@ func parseDecideRequest(body []byte, lookup func(string) (*engine.Policy, bool),
 	case !engine.ValidAction(req.Action):
 		bad("/action", "must be lowercase letters, digits and _, starting with a letter")
 	}
+	fields = append(fields, checkSections(req.Subject, req.Device, req.Context, req.Behavior, p)...)
+	if len(fields) > 0 {
+		return nil, &apiError{status: fiber.StatusBadRequest, code: CodeInvalidRequest, detail: "the request has invalid fields", fields: fields}
+	}
+	var known bool
+	if p.policy, known = lookup(req.Action); !known {
+		return nil, problemf(fiber.StatusUnprocessableEntity, CodeUnknownAction, "no policy for action %q; known actions: %s", req.Action, strings.Join(actions(), ", "))
+	}
+	return p, nil
+}
+
+// CheckInput validates the request sections of a policy input (subject, device, context) as
+// POST /v1/decide does, and normalises them as it does (two-letter countries upper-cased), so
+// that `verdict eval` refuses what the server answers with 400 and evaluates what the server
+// would. It returns the invalid fields, nil when there are none. The action is not checked:
+// the caller looks it up in its bundle.
+func CheckInput(in *engine.Input) []FieldError {
+	return checkSections(in.Subject, in.Device, in.Context, in.Behavior, &parsedRequest{})
+}
+
+// checkSections validates the conventional fields of a decide request's sections, records
+// those signals need in p, and normalises country codes in place.
+func checkSections(subject, device, ctxSection, behavior map[string]any, p *parsedRequest) []FieldError {
+	var fields []FieldError
+	bad := func(ptr, format string, args ...any) {
+		fields = append(fields, FieldError{Pointer: ptr, Detail: fmt.Sprintf(format, args...)})
+	}
+	req := struct{ Subject, Device, Context, Behavior map[string]any }{subject, device, ctxSection, behavior}
 	if req.Subject == nil {
 		bad("/subject", "is required and must be an object")
 	} else {
@@ -198,14 +226,7 @@ func parseDecideRequest(body []byte, lookup func(string) (*engine.Policy, bool),
 			}
 		}
 	}
-	if len(fields) > 0 {
-		return nil, &apiError{status: fiber.StatusBadRequest, code: CodeInvalidRequest, detail: "the request has invalid fields", fields: fields}
-	}
-	var known bool
-	if p.policy, known = lookup(req.Action); !known {
-		return nil, problemf(fiber.StatusUnprocessableEntity, CodeUnknownAction, "no policy for action %q; known actions: %s", req.Action, strings.Join(actions(), ", "))
-	}
-	return p, nil
+	return fields
 }
 
 // typedFields are the documented fields of the input document (README, "The policy input

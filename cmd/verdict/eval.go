@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	httpapi "github.com/verdict-engine/verdict/adapters/http"
 	"github.com/verdict-engine/verdict/engine"
 )
 
@@ -33,6 +34,9 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return fmt.Errorf("eval: read input: %w", err)
 	}
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return fmt.Errorf("eval: %s is empty: want a policy input document (JSON), e.g. the input of GET /v1/decisions/{id}", *inputPath)
+	}
 	var in engine.Input
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
@@ -41,6 +45,15 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return fmt.Errorf("eval: %s: not a policy input document: data after the JSON object", *inputPath)
+	}
+	// The request sections are checked, and normalised, as POST /v1/decide does: an input
+	// the server refuses with 400 (a numeric subject.id) has no answer to show.
+	if bad := httpapi.CheckInput(&in); len(bad) > 0 {
+		msgs := make([]string, len(bad))
+		for i, f := range bad {
+			msgs[i] = f.Pointer + " " + f.Detail
+		}
+		return fmt.Errorf("eval: %s: the server would refuse this input (400): %s", *inputPath, strings.Join(msgs, "; "))
 	}
 	if *action != "" {
 		in.Action = *action
