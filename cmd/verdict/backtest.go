@@ -94,7 +94,7 @@ func runBacktest(ctx context.Context, args []string, getenv func(string) string,
 			return usageError{msg: fmt.Sprintf("backtest: %s %s: %v", flag, p, err)}
 		}
 	}
-	if o.set, err = loadPolicies(o.policies); err != nil {
+	if o.set, err = loadPolicies(o.policies, "--policies "+o.policies); err != nil {
 		return fmt.Errorf("backtest: %w", err)
 	}
 	if o.action != "" {

@@ -61,9 +61,9 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	if in.Action == "" {
 		return usageError{msg: "eval: no action: pass --action or set \"action\" in the input"}
 	}
-	set, err := loadPolicies(*policiesDir)
+	set, err := loadPolicies(*policiesDir, policiesSetting(fs, *policiesDir))
 	if err != nil {
-		return err
+		return fmt.Errorf("eval: %w", err)
 	}
 	p, ok := set.Policy(in.Action)
 	if !ok {

@@ -368,7 +368,7 @@ func TestReloadKeepsEveryAction(t *testing.T) {
 	if err := os.CopyFS(dir, os.DirFS(filepath.Join("..", "..", "policies", "bundle"))); err != nil {
 		t.Fatal(err)
 	}
-	running, err := loadPolicies(dir)
+	running, err := loadPolicies(dir, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,7 +49,7 @@ func runSeed(ctx context.Context, args []string, getenv func(string) string, std
 		}
 		end = t
 	}
-	set, err := loadPolicies(*policiesDir)
+	set, err := loadPolicies(*policiesDir, policiesSetting(fs, *policiesDir))
 	if err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}

@@ -37,6 +37,7 @@ type serveConfig struct {
 	backendConfig
 	addr          string
 	policiesDir   string
+	policiesFrom  string // "--policies DIR" or "VERDICT_POLICIES=DIR", for errors
 	dev           bool
 	decideTimeout time.Duration
 	sourceTimeout time.Duration
@@ -80,6 +81,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 		}
 		return "--" + flagName
 	}
+	c.policiesFrom = policiesSetting(fs, c.policiesDir)
 	if c.decideTimeout, err = positiveDuration(setting("decide-timeout", "VERDICT_DECIDE_TIMEOUT"), *decide); err != nil {
 		return c, err
 	}
@@ -193,9 +195,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		debug.SetGCPercent(400)
 	}
 
-	set, err := loadPolicies(cfg.policiesDir)
+	set, err := loadPolicies(cfg.policiesDir, cfg.policiesFrom)
 	if err != nil {
-		return err
+		return fmt.Errorf("serve: %w", err)
 	}
 	eng := engine.New(set)
 
@@ -401,7 +403,7 @@ func reloadOnHUP(ctx context.Context, dir string, running *engine.PolicySet, swa
 // reloadPolicies compiles dir as the next base bundle after running: it must compile and
 // keep every action running serves.
 func reloadPolicies(dir string, running *engine.PolicySet) (*engine.PolicySet, error) {
-	set, err := loadPolicies(dir)
+	set, err := loadPolicies(dir, "")
 	if err != nil {
 		return nil, err
 	}
