@@ -86,6 +86,11 @@ func runAuditVerify(ctx context.Context, args []string, getenv func(string) stri
 		}
 		fmt.Fprintf(stdout, "checkpoint ok: seq %d signed %s is still in the chain\n", cp.Seq, cp.Time.Format(time.RFC3339))
 	}
+	if seq == 0 {
+		// No head to show: an empty log (a store no server has written to yet).
+		fmt.Fprintln(stdout, "audit chain ok: 0 events (the audit log is empty)")
+		return nil
+	}
 	fmt.Fprintf(stdout, "audit chain ok: %d events, head %s\n", seq, hex.EncodeToString(head))
 	return nil
 }
