@@ -36,6 +36,8 @@ type Policy struct {
 	thresholds map[string]any
 	// failModeAt is where FailMode is declared (file and line).
 	failModeAt Problem
+	// reads are the signal sources the policy can read (Reads).
+	reads Sources
 }
 
 // Ref returns the reference a decision carries.

@@ -107,12 +107,14 @@ func loadCEL(fsys fs.FS, file string, cfg loadConfig) (*Policy, []Problem) {
 	if err != nil {
 		return nil, []Problem{{File: file, Message: err.Error()}}
 	}
+	var reads Sources
 	compile := func(i int, field, expr string, wantBool bool) celProgram {
 		ast, iss := env.Compile(expr)
 		if iss != nil && iss.Err() != nil {
 			problems = append(problems, Problem{File: file, Line: lineOf(i, field), Message: fmt.Sprintf("rule %d %s: %s", i+1, field, celIssues(iss))})
 			return celProgram{}
 		}
+		reads |= celReads(ast.NativeRep().Expr())
 		if wantBool && !ast.OutputType().IsExactType(types.BoolType) && !ast.OutputType().IsExactType(types.DynType) {
 			problems = append(problems, Problem{File: file, Line: lineOf(i, field), Message: fmt.Sprintf("rule %d when: must be a bool expression, is %s", i+1, ast.OutputType())})
 			return celProgram{}
@@ -189,6 +191,7 @@ func loadCEL(fsys fs.FS, file string, cfg loadConfig) (*Policy, []Problem) {
 		FailMode:   fm,
 		Files:      []string{file},
 		failModeAt: Problem{File: file, Line: topLevelLine(&doc, "fail_mode")},
+		reads:      reads,
 	}
 	if p.Version == "" {
 		p.Version = shortHash(p.Hash)
@@ -411,7 +414,7 @@ func signalsMap(s *Signals) map[string]any {
 	for i, c := range s.Unavailable {
 		un[i] = c
 	}
-	return map[string]any{
+	out := map[string]any{
 		"verification": map[string]any{
 			"status": s.Verification.Status, "provider": s.Verification.Provider,
 			"score": s.Verification.Score, "reason_codes": rc, "age_days": s.Verification.AgeDays,
@@ -424,6 +427,18 @@ func signalsMap(s *Signals) map[string]any {
 		"lists":       lists,
 		"unavailable": un,
 	}
+	if len(s.NotGathered) > 0 {
+		// A source not gathered is left out, as in the JSON document.
+		ng := make([]any, len(s.NotGathered))
+		for i, name := range s.NotGathered {
+			ng[i] = name
+			if SourceNamed(name) != 0 {
+				delete(out, name)
+			}
+		}
+		out["not_gathered"] = ng
+	}
+	return out
 }
 
 // hashedWithData returns the files a CEL policy's hash covers: its file and the bundle's

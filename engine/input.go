@@ -1,5 +1,7 @@
 package engine
 
+import "encoding/json"
+
 // Input is the policy input document. Its shape is fixed and documented in the README:
 // action, subject, device, context and behavior are passed through as the caller posted
 // them; signals is filled by the signals package. A stored decision keeps the exact Input
@@ -22,8 +24,46 @@ type Signals struct {
 	// request's user, device, IP or country is on it.
 	Lists map[string]bool `json:"lists"`
 	// Unavailable names the sources that failed or timed out ("velocity", "lists",
-	// "verification", "device"). The policy sees it; the fail mode applies.
+	// "verification", "device"). The policy sees it; the fail mode applies when the
+	// policy reads one of them (Degraded).
 	Unavailable []string `json:"unavailable"`
+	// NotGathered names the sources Verdict did not ask for this decision because
+	// neither the action's policy nor its shadow versions read them (Policy.Reads). Their
+	// keys are left out of the document, in JSON as in what Rego and CEL policies see, so
+	// that a source not gathered never reads as zero counts or "none"; absent (nil) when
+	// every source was gathered. A policy that reads one of them (a backtest candidate,
+	// say) decides degraded, as with an unavailable source.
+	NotGathered []string `json:"not_gathered,omitempty"`
+}
+
+// signalsJSON is the encoding/json form of Signals: the sources not gathered are left out.
+type signalsJSON struct {
+	Verification *Verification     `json:"verification,omitempty"`
+	Velocity     *Velocity         `json:"velocity,omitempty"`
+	Device       *DeviceReputation `json:"device,omitempty"`
+	Lists        *map[string]bool  `json:"lists,omitempty"`
+	Unavailable  []string          `json:"unavailable"`
+	NotGathered  []string          `json:"not_gathered,omitempty"`
+}
+
+// MarshalJSON encodes s as the policy input document has it: without the keys of the
+// sources it lists as not gathered.
+func (s Signals) MarshalJSON() ([]byte, error) {
+	ng := sourcesOf(s.NotGathered)
+	out := signalsJSON{Unavailable: s.Unavailable, NotGathered: s.NotGathered}
+	if !ng.Has(SourceVerification) {
+		out.Verification = &s.Verification
+	}
+	if !ng.Has(SourceVelocity) {
+		out.Velocity = &s.Velocity
+	}
+	if !ng.Has(SourceDevice) {
+		out.Device = &s.Device
+	}
+	if !ng.Has(SourceLists) {
+		out.Lists = &s.Lists
+	}
+	return json.Marshal(out)
 }
 
 // Verification is the subject's latest identity verification.

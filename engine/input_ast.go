@@ -77,6 +77,7 @@ var (
 	keyVelocity     = ast.StringTerm("velocity")
 	keyLists        = ast.StringTerm("lists")
 	keyUnavailable  = ast.StringTerm("unavailable")
+	keyNotGathered  = ast.StringTerm("not_gathered")
 	keyStatus       = ast.StringTerm("status")
 	keyProvider     = ast.StringTerm("provider")
 	keyReasonCodes  = ast.StringTerm("reason_codes")
@@ -338,7 +339,12 @@ func (b *inputBuilder) window(w *Window, s *inputShape) *ast.Term {
 
 func (b *inputBuilder) signals(sig *Signals, s *inputShape) *ast.Term {
 	var f fields
-	if k := s.get("verification"); k != nil {
+	// A source not gathered is left out, as in the JSON document.
+	var ng Sources
+	if len(sig.NotGathered) > 0 {
+		ng = sourcesOf(sig.NotGathered)
+	}
+	if k := s.get("verification"); k != nil && !ng.Has(SourceVerification) {
 		v := &sig.Verification
 		var g fields
 		if k.get("status") != nil {
@@ -358,7 +364,7 @@ func (b *inputBuilder) signals(sig *Signals, s *inputShape) *ast.Term {
 		}
 		f.add(keyVerification, b.object(&g))
 	}
-	if k := s.get("velocity"); k != nil {
+	if k := s.get("velocity"); k != nil && !ng.Has(SourceVelocity) {
 		var g fields
 		if w := k.get("user"); w != nil {
 			g.add(keyUser, b.window(&sig.Velocity.User, w))
@@ -371,7 +377,7 @@ func (b *inputBuilder) signals(sig *Signals, s *inputShape) *ast.Term {
 		}
 		f.add(keyVelocity, b.object(&g))
 	}
-	if k := s.get("device"); k != nil {
+	if k := s.get("device"); k != nil && !ng.Has(SourceDevice) {
 		d := &sig.Device
 		var g fields
 		if k.get("known") != nil {
@@ -388,11 +394,14 @@ func (b *inputBuilder) signals(sig *Signals, s *inputShape) *ast.Term {
 		}
 		f.add(keyDevice, b.object(&g))
 	}
-	if k := s.get("lists"); k != nil {
+	if k := s.get("lists"); k != nil && !ng.Has(SourceLists) {
 		f.add(keyLists, b.lists(sig.Lists, k))
 	}
 	if s.get("unavailable") != nil {
 		f.add(keyUnavailable, b.strings(sig.Unavailable))
+	}
+	if s.get("not_gathered") != nil && len(sig.NotGathered) > 0 {
+		f.add(keyNotGathered, b.strings(sig.NotGathered))
 	}
 	return b.object(&f)
 }

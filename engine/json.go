@@ -45,43 +45,61 @@ func (in *Input) AppendJSON(dst []byte) ([]byte, error) {
 }
 
 func (s *Signals) appendJSON(b []byte) ([]byte, error) {
-	v := &s.Verification
-	b = append(b, `{"verification":{"status":`...)
-	b = appendJSONString(b, v.Status)
-	b = append(b, `,"provider":`...)
-	b = appendJSONString(b, v.Provider)
-	b = append(b, `,"score":`...)
-	b, err := appendJSONFloat(b, v.Score, 64)
-	if err != nil {
-		return b, err
+	ng := sourcesOf(s.NotGathered)
+	b = append(b, '{')
+	var err error
+	if !ng.Has(SourceVerification) {
+		v := &s.Verification
+		b = append(b, `"verification":{"status":`...)
+		b = appendJSONString(b, v.Status)
+		b = append(b, `,"provider":`...)
+		b = appendJSONString(b, v.Provider)
+		b = append(b, `,"score":`...)
+		if b, err = appendJSONFloat(b, v.Score, 64); err != nil {
+			return b, err
+		}
+		b = append(b, `,"reason_codes":`...)
+		b = appendJSONStrings(b, v.ReasonCodes)
+		b = append(b, `,"age_days":`...)
+		if b, err = appendJSONFloat(b, v.AgeDays, 64); err != nil {
+			return b, err
+		}
+		b = append(b, `},`...)
 	}
-	b = append(b, `,"reason_codes":`...)
-	b = appendJSONStrings(b, v.ReasonCodes)
-	b = append(b, `,"age_days":`...)
-	if b, err = appendJSONFloat(b, v.AgeDays, 64); err != nil {
-		return b, err
+	if !ng.Has(SourceVelocity) {
+		b = append(b, `"velocity":{"user":`...)
+		b = s.Velocity.User.appendJSON(b)
+		b = append(b, `,"device":`...)
+		b = s.Velocity.Device.appendJSON(b)
+		b = append(b, `,"ip":`...)
+		b = s.Velocity.IP.appendJSON(b)
+		b = append(b, `},`...)
 	}
-	b = append(b, `},"velocity":{"user":`...)
-	b = s.Velocity.User.appendJSON(b)
-	b = append(b, `,"device":`...)
-	b = s.Velocity.Device.appendJSON(b)
-	b = append(b, `,"ip":`...)
-	b = s.Velocity.IP.appendJSON(b)
-	d := &s.Device
-	b = append(b, `},"device":{"known":`...)
-	b = strconv.AppendBool(b, d.Known)
-	b = append(b, `,"age_hours":`...)
-	if b, err = appendJSONFloat(b, d.AgeHours, 64); err != nil {
-		return b, err
+	if !ng.Has(SourceDevice) {
+		d := &s.Device
+		b = append(b, `"device":{"known":`...)
+		b = strconv.AppendBool(b, d.Known)
+		b = append(b, `,"age_hours":`...)
+		if b, err = appendJSONFloat(b, d.AgeHours, 64); err != nil {
+			return b, err
+		}
+		b = append(b, `,"users_seen":`...)
+		b = strconv.AppendInt(b, d.UsersSeen, 10)
+		b = append(b, `,"flagged":`...)
+		b = strconv.AppendBool(b, d.Flagged)
+		b = append(b, `},`...)
 	}
-	b = append(b, `,"users_seen":`...)
-	b = strconv.AppendInt(b, d.UsersSeen, 10)
-	b = append(b, `,"flagged":`...)
-	b = strconv.AppendBool(b, d.Flagged)
-	b = append(b, `},"lists":`...)
-	b = appendJSONBools(b, s.Lists)
-	b = append(b, `,"unavailable":`...)
+	if !ng.Has(SourceLists) {
+		b = append(b, `"lists":`...)
+		b = appendJSONBools(b, s.Lists)
+		b = append(b, ',')
+	}
+	b = append(b, `"unavailable":`...)
 	b = appendJSONStrings(b, s.Unavailable)
+	if len(s.NotGathered) > 0 {
+		b = append(b, `,"not_gathered":`...)
+		b = appendJSONStrings(b, s.NotGathered)
+	}
 	return append(b, '}'), nil
 }
 

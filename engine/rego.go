@@ -138,7 +138,8 @@ func loadRego(fsys fs.FS, files []string, cfg loadConfig) ([]*Policy, []Problem)
 		return nil, problems
 	}
 	for _, p := range out {
-		p.eval = prepareRego(compiler, modules, store, p.Ref())
+		ev := prepareRego(compiler, modules, store, p.Ref())
+		p.eval, p.reads = ev, shapeSources(ev.input.shape)
 		p.thresholds = defaultThresholds(compiler, store, p.Action)
 	}
 	return out, nil
@@ -468,9 +469,10 @@ func contradict(a, b map[argTest]bool) bool {
 // read: the rules query names and, transitively, every rule they depend on (the
 // compiler's dependency graph), scanned for refs to input. A ref reads its constant
 // prefix and everything under it (input.context.amount reads amount whole); a variable
-// key (input.signals.lists[x]) stops the prefix there. input passed as a value, or a
-// with modifier anywhere, means the whole input. It also returns a term for every
-// string constant of those rules.
+// key (input.signals.lists[x]) stops the prefix there. object.get(input, path, default)
+// with a constant path reads that path as the ref would. input passed as a value
+// otherwise, or a with modifier anywhere, means the whole input. It also returns a term
+// for every string constant of those rules.
 func readInputShape(c *ast.Compiler, query ast.Ref) (*inputShape, map[string]*ast.Term) {
 	shape := &inputShape{}
 	strs := map[string]*ast.Term{}
@@ -490,6 +492,17 @@ func readInputShape(c *ast.Compiler, query ast.Ref) (*inputShape, map[string]*as
 	if len(queue) == 0 {
 		return wholeInput, strs
 	}
+	// The compiler moves an input passed to a function into a local variable
+	// (__local1__ = input; object.get(__local1__, ...)): aliases holds the current rule's.
+	aliases := map[ast.Var]bool{}
+	findAliases := ast.NewGenericVisitor(func(x any) bool {
+		if e, ok := x.(*ast.Expr); ok {
+			if v, ok := inputAlias(e); ok {
+				aliases[v] = true
+			}
+		}
+		return false
+	})
 	var vis *ast.GenericVisitor
 	vis = ast.NewGenericVisitor(func(x any) bool {
 		switch x := x.(type) {
@@ -515,12 +528,32 @@ func readInputShape(c *ast.Compiler, query ast.Ref) (*inputShape, map[string]*as
 				strs[string(x)] = ast.StringTerm(string(x))
 			}
 		case ast.Var:
-			if x.Equal(ast.InputRootDocument.Value) {
+			if x.Equal(ast.InputRootDocument.Value) || aliases[x] {
 				shape.add(nil)
 			}
 		case *ast.Expr:
 			if len(x.With) > 0 {
 				shape.add(nil)
+			}
+			if _, ok := inputAlias(x); ok {
+				return true // what reads the alias is what reads input
+			}
+			if x.IsCall() {
+				if path, ok := objectGetInputPath(x.Operator(), x.Operands(), aliases); ok {
+					shape.add(path)
+					for _, t := range x.Operands()[1:] {
+						vis.Walk(t)
+					}
+					return true
+				}
+			}
+		case ast.Call:
+			if path, ok := objectGetInputPath(x[0].Value.(ast.Ref), x[1:], aliases); ok {
+				shape.add(path)
+				for _, t := range x[2:] {
+					vis.Walk(t)
+				}
+				return true
 			}
 		}
 		return false
@@ -533,12 +566,76 @@ func readInputShape(c *ast.Compiler, query ast.Ref) (*inputShape, map[string]*as
 				push(d)
 			}
 		}
+		clear(aliases)
+		findAliases.Walk(r)
 		vis.Walk(r)
 	}
 	if shape.all {
 		return wholeInput, strs
 	}
 	return shape, strs
+}
+
+// isInput reports whether t is input itself.
+func isInput(t *ast.Term) bool {
+	switch v := t.Value.(type) {
+	case ast.Var:
+		return v.Equal(ast.InputRootDocument.Value)
+	case ast.Ref:
+		return len(v) == 1 && v[0].Equal(ast.InputRootDocument)
+	}
+	return false
+}
+
+// inputAlias returns v when e is the compiler's __localN__ = input.
+func inputAlias(e *ast.Expr) (ast.Var, bool) {
+	if !e.IsEquality() && !e.IsAssignment() {
+		return "", false
+	}
+	ops := e.Operands()
+	if len(ops) != 2 {
+		return "", false
+	}
+	for i, t := range ops {
+		if v, ok := t.Value.(ast.Var); ok && v.IsGenerated() && isInput(ops[1-i]) {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// objectGetInputPath returns the part of input a call reads when it is
+// object.get(input, path, default) (input or one of its aliases) with path a constant
+// key or array of keys: the keys up to the first one that is not a constant string
+// (object.get(input, [], d) is input whole, an empty path). ok is false for any other
+// call.
+func objectGetInputPath(op ast.Ref, args []*ast.Term, aliases map[ast.Var]bool) ([]string, bool) {
+	if len(args) < 2 || !op.Equal(ast.ObjectGet.Ref()) {
+		return nil, false
+	}
+	if v, ok := args[0].Value.(ast.Var); !isInput(args[0]) && (!ok || !aliases[v]) {
+		return nil, false
+	}
+	var keys []*ast.Term
+	switch p := args[1].Value.(type) {
+	case ast.String:
+		keys = []*ast.Term{args[1]}
+	case *ast.Array:
+		for i := range p.Len() {
+			keys = append(keys, p.Elem(i))
+		}
+	default:
+		return nil, true // a path computed at run time: input whole
+	}
+	path := make([]string, 0, len(keys))
+	for _, k := range keys {
+		s, ok := k.Value.(ast.String)
+		if !ok {
+			break
+		}
+		path = append(path, string(s))
+	}
+	return path, true
 }
 
 func policyAction(m *ast.Module) (string, bool) {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/verdict-engine/verdict/engine"
@@ -39,6 +40,11 @@ type Request struct {
 	// lists; the address itself never reaches the signals.
 	EmailDomain string
 	At          time.Time
+	// Sources are the sources to gather: those the action's policy, and its shadow
+	// versions, read (engine.Policy.Reads). The others are listed in
+	// Signals.NotGathered and their failures are no concern of this decision. The
+	// velocity event is recorded whatever Sources says.
+	Sources engine.Sources
 }
 
 // Timings are the time each source took. Zero means the source was not asked.
@@ -52,7 +58,8 @@ type Timings struct {
 type Result struct {
 	Signals engine.Signals
 	Timings Timings
-	// Errors holds the error of each unavailable source.
+	// Errors holds the error of each unavailable source, and the velocity error of a
+	// decision that gathered neither velocity nor device (its event was not recorded).
 	Errors map[string]error
 }
 
@@ -92,11 +99,20 @@ type verificationResult struct {
 	d   time.Duration
 }
 
-// Gather asks every source at once and returns when all have answered or timed out. It
-// records the request as a velocity event (counts include it). A failing source is listed
-// in Signals.Unavailable; Gather itself never fails.
+// Gather asks every source of req.Sources at once and returns when all have answered or
+// timed out. It always records the request as a velocity event (counts include it), so
+// that later decisions count it whether or not this one reads velocity. A failing source
+// is listed in Signals.Unavailable, a source not asked in Signals.NotGathered; Gather
+// itself never fails.
 func (g *Gatherer) Gather(ctx context.Context, req Request) Result {
-	res := Result{Signals: engine.Signals{Verification: engine.Verification{Status: "none", ReasonCodes: []string{}}, Unavailable: []string{}}}
+	want := req.Sources
+	res := Result{Signals: engine.Signals{Unavailable: []string{}}}
+	if want != engine.AllSources {
+		res.Signals.NotGathered = (engine.AllSources &^ want).Names()
+	}
+	if want.Has(engine.SourceVerification) {
+		res.Signals.Verification = engine.Verification{Status: "none", ReasonCodes: []string{}}
+	}
 	sctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
 
@@ -107,7 +123,7 @@ func (g *Gatherer) Gather(ctx context.Context, req Request) Result {
 		velCh <- velocityResult{obs, err, time.Since(start)}
 	}()
 	var verCh chan verificationResult
-	if req.UserID != "" && g.verifications != nil {
+	if want.Has(engine.SourceVerification) && req.UserID != "" && g.verifications != nil {
 		verCh = make(chan verificationResult, 1)
 		go func() {
 			start := time.Now()
@@ -116,42 +132,62 @@ func (g *Gatherer) Gather(ctx context.Context, req Request) Result {
 		}()
 	}
 
-	// Lists are matched in memory while the others are in flight.
+	// Lists are matched in memory while the others are in flight; device.flagged comes
+	// from them too.
 	start := time.Now()
-	if m := g.lists.Matcher(); m != nil {
-		res.Signals.Lists = m.Match(Subject{UserID: req.UserID, DeviceID: req.DeviceID, IP: req.IP, Country: req.Country, EmailDomain: req.EmailDomain})
-	} else {
-		res.Signals.Lists = map[string]bool{}
-		res.fail(SourceLists, errors.New("lists not loaded"))
+	var lists map[string]bool
+	if want&(engine.SourceLists|engine.SourceDevice) != 0 {
+		if m := g.lists.Matcher(); m != nil {
+			lists = m.Match(Subject{UserID: req.UserID, DeviceID: req.DeviceID, IP: req.IP, Country: req.Country, EmailDomain: req.EmailDomain})
+		} else {
+			lists = map[string]bool{}
+			switch err := errors.New("lists not loaded"); {
+			case want.Has(engine.SourceLists):
+				res.fail(SourceLists, err)
+			default:
+				res.fail(SourceDevice, err) // device.flagged is unknown
+			}
+		}
+		res.Timings.Lists = time.Since(start)
 	}
-	res.Timings.Lists = time.Since(start)
-	flagged := res.Signals.Lists["deny_device"] || res.Signals.Lists["watch_device"]
+	if want.Has(engine.SourceLists) {
+		res.Signals.Lists = lists
+	}
+	flagged := lists["deny_device"] || lists["watch_device"]
 
+	// The velocity event is waited for even when neither velocity nor device is
+	// gathered: it is recorded for later decisions, and a failure to record it is reported
+	// in Errors (as velocity) whether or not this decision reads it.
+	velWanted, devWanted := want.Has(engine.SourceVelocity), want.Has(engine.SourceDevice)
 	select {
 	case vr := <-velCh:
 		res.Timings.Velocity = vr.d
 		if vr.err != nil {
-			res.fail(SourceVelocity, vr.err)
-			res.fail(SourceDevice, vr.err)
-		} else {
+			res.failIf(velWanted, SourceVelocity, vr.err)
+			res.failIf(devWanted, SourceDevice, vr.err)
+			break
+		}
+		if velWanted {
 			res.Signals.Velocity = engine.Velocity{User: vr.obs.User, Device: vr.obs.Device, IP: vr.obs.IP}
-			if req.DeviceID != "" && vr.obs.DeviceKnown {
-				res.Signals.Device = engine.DeviceReputation{
-					Known:     vr.obs.DeviceKnown,
-					AgeHours:  max(0, req.At.Sub(vr.obs.DeviceFirstSeen).Hours()),
-					UsersSeen: vr.obs.DeviceUsers30d,
-				}
-			} else if req.DeviceID != "" {
-				// First sighting: age 0, and only this request's user.
-				res.Signals.Device = engine.DeviceReputation{UsersSeen: vr.obs.DeviceUsers30d}
+		}
+		if devWanted && req.DeviceID != "" && vr.obs.DeviceKnown {
+			res.Signals.Device = engine.DeviceReputation{
+				Known:     vr.obs.DeviceKnown,
+				AgeHours:  max(0, req.At.Sub(vr.obs.DeviceFirstSeen).Hours()),
+				UsersSeen: vr.obs.DeviceUsers30d,
 			}
+		} else if devWanted && req.DeviceID != "" {
+			// First sighting: age 0, and only this request's user.
+			res.Signals.Device = engine.DeviceReputation{UsersSeen: vr.obs.DeviceUsers30d}
 		}
 	case <-sctx.Done():
 		res.Timings.Velocity = time.Since(start)
-		res.fail(SourceVelocity, fmt.Errorf("velocity: %w", sctx.Err()))
-		res.fail(SourceDevice, fmt.Errorf("device: %w", sctx.Err()))
+		res.failIf(velWanted, SourceVelocity, fmt.Errorf("velocity: %w", sctx.Err()))
+		res.failIf(devWanted, SourceDevice, fmt.Errorf("device: %w", sctx.Err()))
 	}
-	res.Signals.Device.Flagged = flagged
+	if devWanted {
+		res.Signals.Device.Flagged = flagged
+	}
 
 	if verCh != nil {
 		select {
@@ -182,8 +218,17 @@ func (g *Gatherer) Gather(ctx context.Context, req Request) Result {
 	return res
 }
 
-func (r *Result) fail(source string, err error) {
-	r.Signals.Unavailable = append(r.Signals.Unavailable, source)
+func (r *Result) fail(source string, err error) { r.failIf(true, source, err) }
+
+// failIf records source's error and, when the source was gathered, lists it as
+// unavailable. Only velocity's error is recorded when not gathered (the event it records
+// may be lost); any other source not gathered fails silently.
+func (r *Result) failIf(gathered bool, source string, err error) {
+	if gathered && !slices.Contains(r.Signals.Unavailable, source) {
+		r.Signals.Unavailable = append(r.Signals.Unavailable, source)
+	} else if !gathered && source != SourceVelocity {
+		return
+	}
 	if r.Errors == nil {
 		r.Errors = map[string]error{}
 	}

@@ -2,6 +2,7 @@ package signals_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/netip"
 	"slices"
@@ -45,7 +46,7 @@ func TestGather(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req := signals.Request{EventID: "e1", Action: "login", UserID: "u1", DeviceID: "d1", IP: netip.MustParseAddr("10.0.0.1"), At: at}
+	req := signals.Request{EventID: "e1", Action: "login", UserID: "u1", DeviceID: "d1", IP: netip.MustParseAddr("10.0.0.1"), At: at, Sources: engine.AllSources}
 	okVel := velocityFunc(func(_ context.Context, ev signals.Event) (signals.Observation, error) {
 		if ev.IP != "10.0.0.1" || ev.ID != "e1" || !ev.At.Equal(at) {
 			t.Errorf("event = %+v", ev)
@@ -96,6 +97,59 @@ func TestGather(t *testing.T) {
 		}
 		if !r.Signals.Device.Flagged {
 			t.Error("lists still apply when velocity is down")
+		}
+	})
+	t.Run("only the sources asked for; the velocity event is always recorded", func(t *testing.T) {
+		observed := 0
+		vel := velocityFunc(func(context.Context, signals.Event) (signals.Observation, error) {
+			observed++
+			return signals.Observation{}, errors.New("redis down")
+		})
+		asked := 0
+		ver := verificationFunc(func(context.Context, string) (store.Verification, error) {
+			asked++
+			return store.Verification{}, errors.New("lock timeout")
+		})
+		g := signals.NewGatherer(vel, lists, ver)
+		lreq := req
+		lreq.Sources = engine.SourceLists
+		r := g.Gather(context.Background(), lreq)
+		s := r.Signals
+		if observed != 1 || asked != 0 {
+			t.Fatalf("velocity observed %d times, verification asked %d times; want 1, 0", observed, asked)
+		}
+		if len(s.Unavailable) != 0 || !slices.Equal(s.NotGathered, []string{"velocity", "device", "verification"}) || !s.Lists["watch_device"] {
+			t.Fatalf("signals = %+v", s)
+		}
+		if r.Errors[signals.SourceVelocity] == nil {
+			t.Error("a velocity event that could not be recorded is not reported in Errors")
+		}
+		js, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc map[string]any
+		if err := json.Unmarshal(js, &doc); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []string{"velocity", "device", "verification"} {
+			if _, ok := doc[k]; ok {
+				t.Errorf("source %s not gathered but in the document: %s", k, js)
+			}
+		}
+
+		// Device without lists: the lists are matched for device.flagged, not reported.
+		lreq.Sources = engine.SourceDevice
+		s = signals.NewGatherer(okVel, lists, ver).Gather(context.Background(), lreq).Signals
+		if !s.Device.Known || !s.Device.Flagged || s.Lists != nil || len(s.Unavailable) != 0 ||
+			!slices.Equal(s.NotGathered, []string{"velocity", "lists", "verification"}) {
+			t.Fatalf("signals = %+v", s)
+		}
+		// A source asked for still fails.
+		lreq.Sources = engine.SourceVerification
+		s = g.Gather(context.Background(), lreq).Signals
+		if !slices.Equal(s.Unavailable, []string{"verification"}) {
+			t.Fatalf("unavailable = %v, want [verification]", s.Unavailable)
 		}
 	})
 }

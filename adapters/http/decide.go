@@ -12,6 +12,7 @@ import (
 	"math"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -452,16 +453,20 @@ func (s *Server) decide(c *fiber.Ctx) error {
 		sum := sha256.Sum256([]byte(idemKey))
 		eventID = "idem-" + hex.EncodeToString(sum[:16])
 	}
+	// Only the sources the policy reads are gathered, with those its shadow versions read
+	// (computed when they were loaded); the velocity event is recorded whatever they are.
+	policy := req.policy
 	g := s.deps.Gatherer.Gather(ctx, signals.Request{
 		EventID: eventID, Action: req.Action, UserID: req.userID, DeviceID: req.deviceID,
 		IP: req.ip, Country: req.country, EmailDomain: req.emailDomain, At: now,
+		Sources: policy.Reads() | s.deps.Shadow.Reads(req.Action),
 	})
 	gathered := time.Now()
 	for src, e := range g.Errors {
 		s.metrics.sourceErrors.WithLabelValues(src).Inc()
 		if ok, left := s.failLogs.Allow("source "+src, gathered); ok {
 			s.log.Warn("signal source unavailable", "request_id", requestID(c), "source", src, "err", e,
-				"suppressed", left)
+				"gathered", slices.Contains(g.Signals.Unavailable, src), "suppressed", left)
 		}
 	}
 
@@ -469,7 +474,6 @@ func (s *Server) decide(c *fiber.Ctx) error {
 		Action: req.Action, Subject: req.Subject, Device: orEmpty(req.Device),
 		Context: orEmpty(req.Context), Behavior: orEmpty(req.Behavior), Signals: g.Signals,
 	}
-	policy := req.policy
 	d, evalErr := s.deps.Engine.Evaluate(ctx, policy, in)
 	var deg *degraded
 	if evalErr != nil {
@@ -480,7 +484,12 @@ func (s *Server) decide(c *fiber.Ctx) error {
 		d = engine.ApplyFailMode(d, policy.FailMode, engine.CausePolicyError, true)
 		deg = &degraded{FailMode: policy.FailMode.String(), Causes: []string{engine.CausePolicyError}}
 	}
-	if len(g.Signals.Unavailable) > 0 {
+	// A source only a shadow version reads does not degrade the live answer.
+	unavailable := engine.Degraded(policy, &g.Signals)
+	if unavailable == nil {
+		unavailable = []string{}
+	}
+	if len(unavailable) > 0 {
 		d = engine.ApplyFailMode(d, policy.FailMode, engine.CauseSignalsUnavailable, false)
 		if deg == nil {
 			deg = &degraded{FailMode: policy.FailMode.String()}
@@ -492,7 +501,7 @@ func (s *Server) decide(c *fiber.Ctx) error {
 	resp := decideResponse{
 		DecisionID: decisionID, Action: req.Action, Outcome: d.Outcome, Score: d.Score, Reasons: d.Reasons,
 		StepUp: d.StepUp, Policy: policyRef{Action: d.Policy.Action, Version: d.Policy.Version, Hash: d.Policy.Hash},
-		SignalsUnavailable: g.Signals.Unavailable, CreatedAt: now,
+		SignalsUnavailable: unavailable, CreatedAt: now,
 	}
 	if resp.Reasons == nil {
 		resp.Reasons = []engine.Reason{}

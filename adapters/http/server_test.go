@@ -63,6 +63,10 @@ type options struct {
 	requestTimeout time.Duration
 	// decideTimeout is Config.DecideTimeout (default: the server's).
 	decideTimeout time.Duration
+	// verifications, when set, is the gatherer's verification source (default: the store).
+	verifications signals.VerificationSource
+	// shadow is Deps.Shadow (default: none).
+	shadow *httpapi.Shadow
 }
 
 func newEnv(t *testing.T, o options) *env {
@@ -113,6 +117,10 @@ func newEnv(t *testing.T, o options) *env {
 	if o.verify {
 		ver = newVerificationService(t, st, o.dir, vlt, o.sandbox)
 	}
+	var verSource signals.VerificationSource = st
+	if o.verifications != nil {
+		verSource = o.verifications
+	}
 	var read store.Store = st
 	if o.wrapStore != nil {
 		read = o.wrapStore(st)
@@ -120,9 +128,9 @@ func newEnv(t *testing.T, o options) *env {
 	srv := httpapi.New(httpapi.Config{Dev: o.dev || o.keys == "", APIKeys: keys, Logger: o.log, RequestTimeout: o.requestTimeout,
 		DecideTimeout: o.decideTimeout},
 		httpapi.Deps{
-			Engine: engine.New(set), Gatherer: signals.NewGatherer(o.velocity, lists, st), Lists: lists,
+			Engine: engine.New(set), Gatherer: signals.NewGatherer(o.velocity, lists, verSource), Lists: lists,
 			Store: read, Committer: committer, Registry: prometheus.NewRegistry(), Verifications: ver,
-			Vault: vlt, Pseudonyms: pseudonyms,
+			Vault: vlt, Pseudonyms: pseudonyms, Shadow: o.shadow,
 		})
 	return &env{srv: srv, store: st, dir: o.dir}
 }

@@ -177,6 +177,19 @@ func (s *Shadow) Enqueue(decisionID string, in *engine.Input, live engine.Outcom
 	}
 }
 
+// Reads returns the signal sources the action's shadow versions read: the live decision
+// gathers them too, so that they evaluate on the signals they need. 0 for a nil Shadow.
+func (s *Shadow) Reads(action string) engine.Sources {
+	if s == nil {
+		return 0
+	}
+	var reads engine.Sources
+	for _, p := range s.src.Shadow(action) {
+		reads |= p.Reads()
+	}
+	return reads
+}
+
 // work drains the queue on a ticker rather than waking on each job: a worker woken by
 // the request's own channel send would run next on the request's processor, competing
 // with the answer it follows.
@@ -209,7 +222,8 @@ const shadowPoll = 5 * time.Millisecond
 
 // evaluate runs every shadow version of the job's action on its input and answers as
 // the live path would have: the version's fail mode applies to a policy error and to
-// unavailable signals, so the outcomes compare with the live answer.
+// unavailable (or not gathered) signals it reads, so the outcomes compare with the live
+// answer.
 func (s *Shadow) evaluate(j shadowJob) {
 	action := j.in.Action
 	for _, p := range s.src.Shadow(action) {
@@ -221,7 +235,7 @@ func (s *Shadow) evaluate(j shadowJob) {
 			s.m.errors.WithLabelValues(action, "evaluate").Inc()
 			d = engine.ApplyFailMode(d, p.FailMode, engine.CausePolicyError, true)
 		}
-		if len(j.in.Signals.Unavailable) > 0 {
+		if len(engine.Degraded(p, &j.in.Signals)) > 0 {
 			d = engine.ApplyFailMode(d, p.FailMode, engine.CauseSignalsUnavailable, false)
 		}
 		s.m.evaluations.WithLabelValues(action).Inc()

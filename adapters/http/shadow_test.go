@@ -46,7 +46,9 @@ func TestShadowQueueAndFlush(t *testing.T) {
 #   fail_mode: review
 package verdict.payout
 
-decision := {"outcome": "block", "score": 100, "reasons": [{"code": "ALWAYS", "outcome": "block", "message": "m"}]}
+decision := {"outcome": "block", "score": 100, "reasons": [{"code": "ALWAYS", "outcome": "block", "message": "m"}]} if {
+	input.signals.velocity.user.count_1h < 1000 # reads velocity, which the input has unavailable
+}
 `)})
 	if err != nil {
 		t.Fatal(err)

@@ -548,15 +548,16 @@ func checkWritable(p string) error {
 	return os.Remove(f.Name())
 }
 
-// candidate evaluates p on in as the server would answer: a policy error or a source
-// still unavailable after replay (lists, verification) shapes the answer by the fail
+// candidate evaluates p on in as the server would answer: a policy error, or a source p
+// reads that is still unavailable after replay (lists, verification) or was not gathered
+// for the stored decision (its policy did not read it), shapes the answer by the fail
 // mode. failed reports a policy error.
 func candidate(ctx context.Context, eng *engine.Engine, p *engine.Policy, in *engine.Input) (engine.Outcome, bool) {
 	d, err := eng.Evaluate(ctx, p, in)
 	if err != nil {
 		d = engine.ApplyFailMode(d, p.FailMode, engine.CausePolicyError, true)
 	}
-	if len(in.Signals.Unavailable) > 0 {
+	if len(engine.Degraded(p, &in.Signals)) > 0 {
 		d = engine.ApplyFailMode(d, p.FailMode, engine.CauseSignalsUnavailable, false)
 	}
 	return d.Outcome, err != nil

@@ -69,14 +69,15 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	if !ok {
 		return fmt.Errorf("eval: unknown action %q (the bundle has %s)", in.Action, strings.Join(set.Actions(), ", "))
 	}
-	// The answer is the server's: a policy error, and signal sources the input names as
-	// unavailable, shape it by the action's fail mode (as /v1/decide, shadow evaluation and
-	// backtests do), so a stored degraded decision replays to its stored outcome.
+	// The answer is the server's: a policy error, and signal sources the policy reads that
+	// the input names as unavailable or not gathered, shape it by the action's fail mode
+	// (as /v1/decide, shadow evaluation and backtests do), so a stored degraded decision
+	// replays to its stored outcome.
 	d, evalErr := engine.New(set).Evaluate(ctx, p, &in)
 	if evalErr != nil {
 		d = engine.ApplyFailMode(d, p.FailMode, engine.CausePolicyError, true)
 	}
-	if len(in.Signals.Unavailable) > 0 {
+	if len(engine.Degraded(p, &in.Signals)) > 0 {
 		d = engine.ApplyFailMode(d, p.FailMode, engine.CauseSignalsUnavailable, false)
 	}
 	enc := json.NewEncoder(stdout)

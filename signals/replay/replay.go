@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/verdict-engine/verdict/engine"
@@ -105,23 +106,34 @@ func (r *Replayer) Observe(ev Event) (engine.Velocity, engine.DeviceReputation, 
 
 // Apply recomputes sig's velocity and device signals for ev in place: Velocity and
 // Device are replaced (Device.Flagged is kept, as it comes from lists), and "velocity"
-// and "device" are dropped from Unavailable since they are now known. Lists, verification
-// and the other unavailable sources stay as recorded.
+// and "device" are dropped from Unavailable and NotGathered since they are now known.
+// A device not gathered takes Flagged from the recorded lists; when those were not
+// gathered either, Flagged is unknown and "device" stays not gathered. Lists,
+// verification and the other unavailable sources stay as recorded.
 func (r *Replayer) Apply(ev Event, sig *engine.Signals) error {
 	vel, dev, err := r.Observe(ev)
 	if err != nil {
 		return err
 	}
+	known := func(s string) bool {
+		return s == signals.SourceVelocity || s == signals.SourceDevice
+	}
 	dev.Flagged = sig.Device.Flagged
+	if slices.Contains(sig.NotGathered, signals.SourceDevice) {
+		if slices.Contains(sig.NotGathered, signals.SourceLists) {
+			known = func(s string) bool { return s == signals.SourceVelocity }
+		} else {
+			dev.Flagged = sig.Lists["deny_device"] || sig.Lists["watch_device"]
+		}
+	}
 	sig.Velocity, sig.Device = vel, dev
 	if len(sig.Unavailable) > 0 {
-		kept := sig.Unavailable[:0:0]
-		for _, s := range sig.Unavailable {
-			if s != signals.SourceVelocity && s != signals.SourceDevice {
-				kept = append(kept, s)
-			}
+		sig.Unavailable = slices.DeleteFunc(slices.Clone(sig.Unavailable), known)
+	}
+	if len(sig.NotGathered) > 0 {
+		if sig.NotGathered = slices.DeleteFunc(slices.Clone(sig.NotGathered), known); len(sig.NotGathered) == 0 {
+			sig.NotGathered = nil
 		}
-		sig.Unavailable = kept
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package replay_test
 
 import (
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -133,6 +134,22 @@ func TestApply(t *testing.T) {
 	}
 	if len(sig.Unavailable) != 1 || sig.Unavailable[0] != "verification" {
 		t.Errorf("unavailable = %v, want [verification]", sig.Unavailable)
+	}
+	// Sources not gathered: velocity and device are recomputed, device.flagged from the
+	// recorded lists; without lists, device stays not gathered (flagged is unknown).
+	sig = engine.Signals{Lists: map[string]bool{"watch_device": true}, NotGathered: []string{"velocity", "device", "verification"}}
+	if err := rp.Apply(replay.Event{ID: "c", Action: "login", UserID: "u", DeviceID: "d", At: at}, &sig); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(sig.NotGathered, []string{"verification"}) || !sig.Device.Flagged || sig.Velocity.User.Count1m == 0 {
+		t.Errorf("after Apply: %+v", sig)
+	}
+	sig = engine.Signals{NotGathered: []string{"velocity", "device", "lists"}}
+	if err := rp.Apply(replay.Event{ID: "d", Action: "login", UserID: "u", DeviceID: "d", At: at}, &sig); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(sig.NotGathered, []string{"device", "lists"}) {
+		t.Errorf("not gathered = %v, want [device lists]", sig.NotGathered)
 	}
 	v, _, err := rp.Observe(replay.Event{ID: "b", Action: "login", UserID: "u2", IP: "192.0.2.1", At: at.Add(time.Second)})
 	if err != nil {
