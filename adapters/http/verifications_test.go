@@ -259,8 +259,13 @@ func TestCancelDropsUnsealedUploads(t *testing.T) {
 	if _, err := os.Stat(object); err != nil {
 		t.Fatalf("the upload is not in the bucket: %v", err)
 	}
-	if r := e.do(t, "POST", "/v1/verifications/"+id+"/cancel", ""); r.status != 200 {
-		t.Fatalf("cancel: %d %s", r.status, r.body)
+	cancelled := e.do(t, "POST", "/v1/verifications/"+id+"/cancel", "")
+	if cancelled.status != 200 {
+		t.Fatalf("cancel: %d %s", cancelled.status, cancelled.body)
+	}
+	// The answer says what became of the file, as a GET afterwards does.
+	if ev, _ := cancelled.json(t)["evidence"].([]any); len(ev) != 1 || ev[0].(map[string]any)["state"] != "deleted" {
+		t.Fatalf("cancel answered evidence %v; want one pointer, deleted", ev)
 	}
 	if _, err := os.Stat(object); !os.IsNotExist(err) {
 		t.Fatalf("the plaintext upload outlived the cancelled session: %v", err)

@@ -569,18 +569,19 @@ func (s *Service) Cancel(ctx context.Context, id, actor, corr string) (store.Ver
 		return store.Verification{}, err
 	}
 	s.cfg.ObserveTransition(v.Provider, v.Status)
-	s.dropUnsealed(ctx, v, actor, corr)
-	return v, nil
+	return s.dropUnsealed(ctx, v, actor, corr), nil
 }
 
 // dropUnsealed deletes the objects of a session that ended before submission and still
 // holds files uploaded in plaintext (pending: sealed only at submit), which would otherwise
 // stay readable in the bucket until raw_evidence retention, years later. No upload is taken
 // for an ended session, so nothing comes after. A failure is logged; retention and erasure
-// still reach the objects through their pointers.
-func (s *Service) dropUnsealed(ctx context.Context, v store.Verification, actor, corr string) {
+// still reach the objects through their pointers. It returns v with the pointers it marked
+// deleted saying so, as a reload would: the cancel answer said "pending" for a file it had
+// just deleted.
+func (s *Service) dropUnsealed(ctx context.Context, v store.Verification, actor, corr string) store.Verification {
 	if s.evidence == nil {
-		return
+		return v
 	}
 	var deleted []store.DueEvidence
 	for _, e := range v.Evidence {
@@ -594,13 +595,21 @@ func (s *Service) dropUnsealed(ctx context.Context, v store.Verification, actor,
 		deleted = append(deleted, store.DueEvidence{VerificationID: v.ID, EvidenceID: e.ID, BlobKey: e.BlobKey})
 	}
 	if len(deleted) == 0 {
-		return
+		return v
 	}
 	// The pointers say what became of their objects, so that retention and erasure do not
 	// count them as still held.
 	if _, err := s.store.MarkSubjectEvidenceDeleted(ctx, v.UserID, actor, corr, deleted); err != nil {
 		s.cfg.Logger.Warn("marking the deleted uploads of an ended session failed", "verification_id", v.ID, "err", err)
+		return v
 	}
+	v.Evidence = slices.Clone(v.Evidence)
+	for i, e := range v.Evidence {
+		if slices.ContainsFunc(deleted, func(d store.DueEvidence) bool { return d.EvidenceID == e.ID }) {
+			v.Evidence[i].State = store.EvidenceDeleted
+		}
+	}
+	return v
 }
 
 // EvidenceAD is the associated data of an evidence object sealed under its subject's key.
