@@ -315,7 +315,7 @@ func (s *Service) RecordConsent(ctx context.Context, id string, c store.Consent,
 	return s.store.UpdateVerification(ctx, id, store.VerificationChange{Actor: actor, CorrelationID: corr},
 		func(v *store.Verification) error {
 			if store.Terminal(v.Status) {
-				return ErrNotCapturing
+				return &endedError{status: v.Status, refused: "it takes no consent"}
 			}
 			if v.Consent == nil {
 				v.Consent = &c
@@ -549,7 +549,7 @@ func (s *Service) Cancel(ctx context.Context, id, actor, corr string) (store.Ver
 		return store.Verification{}, err
 	}
 	if store.Terminal(cur.Status) {
-		return store.Verification{}, fmt.Errorf("%w (status %s)", ErrNotCapturing, cur.Status)
+		return store.Verification{}, &endedError{status: cur.Status, refused: "there is nothing to cancel"}
 	}
 	if p, ok := s.providers[cur.Provider]; ok && cur.ProviderRef != "" {
 		if err := p.Cancel(ctx, cur.ProviderRef); err != nil {
@@ -611,6 +611,18 @@ func (s *Service) dropUnsealed(ctx context.Context, v store.Verification, actor,
 	}
 	return v
 }
+
+// endedError refuses a change to a session that has ended. It is an ErrNotCapturing
+// (409 invalid_state) whose message says what was refused: a cancel or a consent on an
+// approved session was answered "the session is not collecting evidence", which is about
+// neither.
+type endedError struct{ status, refused string }
+
+func (e *endedError) Error() string {
+	return fmt.Sprintf("the session has ended (status %s): %s", e.status, e.refused)
+}
+
+func (e *endedError) Unwrap() error { return ErrNotCapturing }
 
 // EvidenceAD is the associated data of an evidence object sealed under its subject's key.
 func EvidenceAD(verificationID, evidenceID string) vault.AD {

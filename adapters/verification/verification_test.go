@@ -301,8 +301,13 @@ func TestCancel(t *testing.T) {
 	if err != nil || v.Status != store.StatusExpired || v.ReasonCodes[0] != "VERIFICATION_CANCELLED" {
 		t.Fatalf("%+v %v", v, err)
 	}
-	if _, err := svc.Cancel(ctx, c.Verification.ID, "t", "corr"); !errors.Is(err, verification.ErrNotCapturing) {
+	// Refused as a change to an ended session, saying so: not "not collecting evidence".
+	const ended = "the session has ended (status expired): "
+	if _, err := svc.Cancel(ctx, c.Verification.ID, "t", "corr"); !errors.Is(err, verification.ErrNotCapturing) || err.Error() != ended+"there is nothing to cancel" {
 		t.Fatalf("cancel twice: %v", err)
+	}
+	if _, err := svc.RecordConsent(ctx, c.Verification.ID, store.Consent{PolicyHash: "sha256:4f2a9c01", Locale: "en-GB", Scope: []string{"identity_verification"}}, "t", "corr"); !errors.Is(err, verification.ErrNotCapturing) || err.Error() != ended+"it takes no consent" {
+		t.Fatalf("consent on an ended session: %v", err)
 	}
 	if _, err := svc.Cancel(ctx, "ver_missing", "t", "corr"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("cancel unknown: %v", err)
