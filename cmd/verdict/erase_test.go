@@ -539,12 +539,19 @@ func TestServeRefusesAnotherPseudonymKey(t *testing.T) {
 		key, want string
 	}{
 		{p2, "VERDICT_PSEUDONYM_KEY: this is not the pseudonym key the store's first server recorded"},
-		{"", "VERDICT_PSEUDONYM_KEY is not set, and the key file " + filepath.Join(dir, "pseudonym.key") + ": this is not"},
+		// Without the variable, the key serve makes is not the store's: it refuses, names no
+		// key file as the operator's and leaves none behind (it wrote pseudonym.key, then
+		// refused naming it, and the next start read that file).
+		{"", "VERDICT_PSEUDONYM_KEY is not set, and there is no key file " + filepath.Join(dir, "pseudonym.key") + ": this is not"},
+		{"", "VERDICT_PSEUDONYM_KEY is not set, and there is no key file " + filepath.Join(dir, "pseudonym.key") + ": this is not"},
 	} {
 		env["VERDICT_PSEUDONYM_KEY"] = tc.key
 		err := run(ctx, []string{"serve", "--dev", "--addr", "127.0.0.1:0", "--data-dir", dir}, getenv, io.Discard, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("serve with key %q: %v, want %q", tc.key, err, tc.want)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "pseudonym.key")); !os.IsNotExist(err) {
+			t.Errorf("serve with key %q refused and left a pseudonym key file: %v", tc.key, err)
 		}
 	}
 }

@@ -226,7 +226,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer closeVel()
-	vlt, pseudonyms, err := openVault(ctx, cfg.dataDir, getenv, st, cfg.databaseURL != "", log)
+	// Key files made for keys not set in the environment are written only once the store has
+	// accepted the keys (below): a refused start must not leave a key file the next start
+	// would read, and name, as if it were the operator's.
+	var newKeyFiles []newKeyFile
+	vlt, pseudonyms, err := openVaultKeys(ctx, cfg.dataDir, getenv, st, cfg.databaseURL != "", log, &newKeyFiles)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -309,6 +313,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("serve: %w", err)
 	}
 	if err := checkMasterKeys(ctx, vlt, st, cfg.dataDir, getenv); err != nil {
+		ln.Close()
+		return fmt.Errorf("serve: %w", err)
+	}
+	if err := writeKeyFiles(newKeyFiles); err != nil {
 		ln.Close()
 		return fmt.Errorf("serve: %w", err)
 	}

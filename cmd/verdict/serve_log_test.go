@@ -101,9 +101,18 @@ func TestServeRefusesAnotherMasterKeyOnAStoreWithoutSubjectKeys(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `VERDICT_MASTER_KEY: master key "1" is not the key the store's first server recorded`) {
 		t.Fatalf("serve with another master key: %v", err)
 	}
-	delete(env, "VERDICT_MASTER_KEY") // a fresh master.key file in the data directory
+	// Without the variable serve makes a fresh key for master.key: refused, and the file is
+	// not left behind (it was written, then named as if it were the operator's key file).
+	delete(env, "VERDICT_MASTER_KEY")
 	err = run(short(), []string{"serve", "--dev", "--addr", "127.0.0.1:0", "--data-dir", dir}, getenv, io.Discard, io.Discard)
-	if err == nil || !strings.Contains(err.Error(), "VERDICT_MASTER_KEY is not set, so the master key is the file") {
-		t.Fatalf("serve with a key file: %v", err)
+	if err == nil || !strings.Contains(err.Error(), "VERDICT_MASTER_KEY is not set, and there is no key file "+filepath.Join(dir, "master.key")) {
+		t.Fatalf("serve with a fresh key: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "master.key")); !os.IsNotExist(err) {
+		t.Errorf("a refused serve left master.key: %v", err)
+	}
+	// The first server, which started, kept the pseudonym key it made.
+	if _, err := os.Stat(filepath.Join(dir, "pseudonym.key")); err != nil {
+		t.Errorf("the first server did not keep its pseudonym key file: %v", err)
 	}
 }
