@@ -118,6 +118,15 @@ func openStore(ctx context.Context, cfg backendConfig) (*openedStore, error) {
 	}
 	o := &openedStore{Store: st, kind: "postgres", where: where, migrate: st.MigrateVersions}
 	if cfg.migrate {
+		// With nothing to apply, --migrate changes nothing: a server run as the application
+		// role (a member of verdict_app, without CREATE on the schema) may keep
+		// VERDICT_MIGRATE=1 while a migration job run as the owner does the migrating.
+		// Migrating would fail there even on an up-to-date schema ("permission denied for
+		// schema public").
+		if applied, latest, err := st.SchemaVersions(ctx); err == nil && applied >= latest {
+			o.kind = "postgres (" + migrated(applied, applied) + ")"
+			return o, nil
+		}
 		from, to, err := st.MigrateVersions(ctx)
 		if err != nil {
 			st.Close()

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/verdict-engine/verdict/store/postgres"
 )
 
@@ -83,5 +85,33 @@ func TestCommandsNameTheirStore(t *testing.T) {
 	out, stderr, err := runArgs(t, env, "erase", "--data-dir", dir, "nobody")
 	if err != nil || !strings.Contains(stderr, "verdict: erase: "+want+" (--data-dir "+dir+" is used for key files and local evidence only)") {
 		t.Fatalf("erase: %v, stderr %q, out %s", err, stderr, out)
+	}
+}
+
+// A server run as the application role (verdict_app: no CREATE on the schema) with
+// --migrate on an up-to-date schema starts: it used to fail with "permission denied for
+// schema public", since migrating creates schema_migrations first.
+func TestMigrateAsAppRoleOnUpToDateSchema(t *testing.T) {
+	dbURL, _ := migratedSchema(t, "t_approle")
+	appURL := dbURL + "&options=-crole%3Dverdict_app"
+	st, err := openStore(context.Background(), backendConfig{databaseURL: appURL, migrate: true})
+	if err != nil {
+		t.Fatalf("open with --migrate as verdict_app on an up-to-date schema: %v", err)
+	}
+	defer st.Close()
+	if !strings.Contains(st.kind, "up to date") {
+		t.Errorf("kind %q, want it to say the schema is up to date", st.kind)
+	}
+	// A schema that needs migrating still needs the owner: the error says so.
+	conn, err := pgx.Connect(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(), `DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := openStore(context.Background(), backendConfig{databaseURL: appURL, migrate: true}); err == nil {
+		t.Fatal("migrating as verdict_app succeeded, want permission denied")
 	}
 }
