@@ -61,6 +61,10 @@ func (s *Store) MigrateVersions(ctx context.Context) (from, to int, err error) {
 			return 0, 0, fmt.Errorf("migrate: none of the schemas on the connection's search_path exists; "+
 				"create the one to use (CREATE SCHEMA ...) or fix search_path: %w", err)
 		}
+		if errors.As(err, &pgErr) && pgErr.Code == "42501" { // insufficient_privilege
+			return 0, 0, fmt.Errorf("migrate: the connecting role may not create tables in the schema: "+
+				"migrate as the role that owns it (the application's verdict_app role cannot): %w", err)
+		}
 		return 0, 0, classify(ctx, "migrate", err)
 	}
 	var current int
