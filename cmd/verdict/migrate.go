@@ -31,6 +31,7 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 		fmt.Fprintf(stdout, "embedded store %s: %s\n", state, st.kind)
 		return nil
 	}
+	announceStore(cfg, st) // which database and schema it is about to change
 	from, to, err := st.migrate(ctx)
 	if err != nil {
 		return err // it says "migrate: ..."

@@ -116,3 +116,13 @@ func TestMigrateAsAppRoleOnUpToDateSchema(t *testing.T) {
 		t.Fatalf("migrating as verdict_app: %v, want an error saying to migrate as the owner", err)
 	}
 }
+
+// verdict migrate names the database and schema it changes, as the other commands name
+// their store: it said only "postgres: schema version 11, migrated from 0".
+func TestMigrateNamesItsStore(t *testing.T) {
+	dbURL, schema := migratedSchema(t, "t_migname")
+	_, stderr, err := runArgs(t, map[string]string{"VERDICT_DATABASE_URL": dbURL}, "migrate")
+	if err != nil || !strings.Contains(stderr, "verdict: migrate: store: postgres ") || !strings.Contains(stderr, " schema "+schema+"\n") {
+		t.Fatalf("migrate: %v, stderr %q, want it to name the store", err, stderr)
+	}
+}
