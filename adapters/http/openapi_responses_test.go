@@ -645,6 +645,10 @@ func TestOpenAPIResponsesMatchSchemas(t *testing.T) {
 		}
 		alice.call("GET", "/v1/policies/payout/shadow", "", 200)
 		alice.call("GET", "/v1/policies/payout/shadow?since=yesterday", "", 400)
+		// A misspelt action is not answered with an empty history.
+		alice.call("GET", "/v1/policies/payuot/shadow", "", 422)
+		alice.call("GET", "/v1/policies/payuot/activations", "", 422)
+		alice.call("POST", "/v1/policies/payuot/rollback", "", 422)
 		alice.call("PUT", "/v1/policies/payout/shadow", `{"versions":[]}`, 200)
 		as("").call("GET", "/v1/policies", "", 401)
 		as(shopKey).call("GET", "/v1/policies", "", 403)

@@ -273,6 +273,17 @@ func actionParam(c *fiber.Ctx) (string, error) {
 	return string([]byte(a)), nil
 }
 
+// unknownAction refuses an action the server does not serve, for the policy endpoints that
+// would otherwise answer a misspelt one (payuot) with an empty history as if all were well.
+// An action with history is answered whether or not it is served now.
+func (s *Server) unknownAction(action string) error {
+	actions := s.deps.Engine.Policies().Actions()
+	if slices.Contains(actions, action) {
+		return nil
+	}
+	return problemf(fiber.StatusUnprocessableEntity, CodeUnknownAction, "no policy for action %q; known actions: %s", action, strings.Join(actions, ", "))
+}
+
 // versionFor loads a published version and checks that it compiles and defines action;
 // ptr is the body field that named it.
 func (s *Server) versionFor(c *fiber.Ctx, h, action, ptr string) error {
@@ -383,6 +394,9 @@ func (s *Server) rollbackPolicy(c *fiber.Ctx) error {
 	}
 	a, err := s.deps.Store.RollbackPolicy(c.UserContext(), action, actor(c), requestID(c))
 	if errors.Is(err, store.ErrNotFound) {
+		if err := s.unknownAction(action); err != nil {
+			return err
+		}
 		return problemf(fiber.StatusNotFound, CodeNotFound, "action %q runs the default bundle: nothing to roll back", action)
 	}
 	if err != nil {
@@ -399,6 +413,11 @@ func (s *Server) listActivations(c *fiber.Ctx) error {
 	as, err := s.deps.Store.PolicyActivations(c.UserContext(), action)
 	if err != nil {
 		return storeProblem(err)
+	}
+	if len(as) == 0 {
+		if err := s.unknownAction(action); err != nil {
+			return err
+		}
 	}
 	out := make([]activationJSON, len(as))
 	for i, a := range as {
@@ -475,6 +494,11 @@ func (s *Server) shadowReport(c *fiber.Ctx) error {
 	rs, err := s.deps.Store.ShadowAgreement(c.UserContext(), action, since)
 	if err != nil {
 		return storeProblem(err)
+	}
+	if len(rs) == 0 {
+		if err := s.unknownAction(action); err != nil {
+			return err
+		}
 	}
 	out := make([]agreementJSON, len(rs))
 	for i, r := range rs {
