@@ -247,7 +247,7 @@ type ReviewResolution struct {
 	Reviewer      string
 	Outcome       string // for a verification: approved, rejected or needs_resubmission; for a decision: approve or block
 	Reason        string // reason code, UPPER_SNAKE
-	NoteSHA256    string // hex SHA-256 of the reviewer's free-text note, if any (the note itself is not stored here)
+	NoteSHA256    string // keyed digest of the reviewer's free-text note, if any ("hmac-sha256:<hex>", pii.Pseudonymizer.Digest; plain hex SHA-256 in records before 2026-12-08); the note itself is not stored
 	CorrelationID string
 	DecidedAt     time.Time
 }

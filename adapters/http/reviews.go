@@ -2,8 +2,6 @@ package http
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"strconv"
@@ -225,9 +223,10 @@ func (s *Server) decideReview(c *fiber.Ctx) error {
 	}
 	r := store.ReviewResolution{Kind: kind, ID: id, Reviewer: actor(c), Outcome: body.Outcome, Reason: body.Reason,
 		CorrelationID: requestID(c), DecidedAt: time.Now().UTC()}
-	if body.Note != "" {
-		sum := sha256.Sum256([]byte(body.Note))
-		r.NoteSHA256 = hex.EncodeToString(sum[:])
+	if body.Note != "" && s.deps.Pseudonyms != nil {
+		// Keyed: a plain SHA-256 of a short note (a phone number) is found by guessing.
+		// Without the key there is no digest, as there is no IP stand-in.
+		r.NoteSHA256 = s.deps.Pseudonyms.Digest("review note", []byte(body.Note))
 	}
 	if err := s.deps.Store.ResolveReview(c.UserContext(), r); err != nil {
 		if errors.Is(err, store.ErrClaimed) {

@@ -6,9 +6,11 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -150,6 +152,15 @@ func TestReviewQueue(t *testing.T) {
 		raw := string(ev.Payload) + ev.SubjectRef + ev.Actor
 		if strings.Contains(raw, user) || strings.Contains(raw, "hologram") {
 			t.Errorf("audit event %s carries PII: %s", ev.Type, raw)
+		}
+		// The note is kept as a keyed digest only: a plain SHA-256 of a short note is
+		// found by guessing it.
+		var rd struct {
+			Note string `json:"note_sha256"`
+		}
+		if ev.Type == store.EventReviewDecided && json.Unmarshal(ev.Payload, &rd) == nil && rd.Note != "" &&
+			!regexp.MustCompile(`^hmac-sha256:[0-9a-f]{64}$`).MatchString(rd.Note) {
+			t.Errorf("review note digest %q, want hmac-sha256:<hex>", rd.Note)
 		}
 	}
 	if types[store.EventReviewClaimed] != 2 || types[store.EventReviewDecided] != 2 || types[store.EventPIIUnmasked] != 1 {

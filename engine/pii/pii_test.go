@@ -2,9 +2,12 @@ package pii_test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"net/netip"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -143,6 +146,29 @@ func TestPseudonymStableKeyedAndCanonical(t *testing.T) {
 	}
 	if _, err := pii.NewPseudonymizer(key[:16]); err == nil {
 		t.Fatal("short key accepted")
+	}
+}
+
+// A digest is stable under one key, differs with the key, the text and the label, and is
+// not the plain SHA-256 anyone could compute from a guess.
+func TestDigestKeyedAndLabelled(t *testing.T) {
+	p := pseudo(t)
+	d := p.Digest("review note", []byte("+44 20 7946 0958"))
+	if !regexp.MustCompile(`^hmac-sha256:[0-9a-f]{64}$`).MatchString(d) || d != p.Digest("review note", []byte("+44 20 7946 0958")) {
+		t.Fatalf("digest %q: not stable or not hmac-sha256:<hex>", d)
+	}
+	plain := sha256.Sum256([]byte("+44 20 7946 0958"))
+	other, _ := pii.NewPseudonymizer(bytes.Repeat([]byte{8}, 32))
+	for what, x := range map[string]string{
+		"plain SHA-256":   "hmac-sha256:" + hex.EncodeToString(plain[:]),
+		"another key":     other.Digest("review note", []byte("+44 20 7946 0958")),
+		"another text":    p.Digest("review note", []byte("+44 20 7946 0959")),
+		"another label":   p.Digest("review", []byte(" note\x00+44 20 7946 0958")),
+		"no label at all": p.Digest("", []byte("review note\x00+44 20 7946 0958")),
+	} {
+		if x == d {
+			t.Errorf("digest equals the one with %s", what)
+		}
 	}
 }
 
