@@ -473,7 +473,7 @@ func (s *Service) seal(ctx context.Context, id, actor, corr string) (store.Verif
 		checked[e.ID] = true
 	}
 	now := s.cfg.Now().UTC()
-	return s.store.UpdateVerification(ctx, id, store.VerificationChange{Actor: actor, CorrelationID: corr},
+	v, err := s.store.UpdateVerification(ctx, id, store.VerificationChange{Actor: actor, CorrelationID: corr},
 		func(v *store.Verification) error {
 			if v.Status != store.StatusCapturing {
 				return fmt.Errorf("%w (status %s)", ErrNotCapturing, v.Status)
@@ -494,6 +494,30 @@ func (s *Service) seal(ctx context.Context, id, actor, corr string) (store.Verif
 			v.Status = store.StatusSubmitted
 			return nil
 		})
+	if errors.Is(err, ErrEvidenceDeleted) {
+		s.dropSealedAfterDeletion(ctx, cur.ID, checked)
+	}
+	return v, err
+}
+
+// dropSealedAfterDeletion deletes what seal wrote for pointers that an erasure (or
+// retention) marked deleted while their files were being sealed: the erasure deleted the
+// object before the sealed copy was written, and that copy, under the subject's new key,
+// would outlive a pointer that says it is gone.
+func (s *Service) dropSealedAfterDeletion(ctx context.Context, id string, checked map[string]bool) {
+	v, err := s.store.GetVerification(ctx, id)
+	if err != nil {
+		s.cfg.Logger.Warn("reading a session after an erasure raced its submission failed", "verification_id", id, "err", err)
+		return
+	}
+	for _, e := range v.Evidence {
+		if e.State != store.EvidenceDeleted || !checked[e.ID] {
+			continue
+		}
+		if err := s.evidence.Delete(ctx, e.BlobKey); err != nil {
+			s.cfg.Logger.Warn("deleting a file sealed after its erasure failed", "verification_id", id, "evidence_id", e.ID, "err", err)
+		}
+	}
 }
 
 // Get returns a session.
