@@ -360,6 +360,8 @@ func (s *Server) activatePolicy(c *fiber.Ctx) error {
 	status := fiber.StatusOK
 	if a.Status == store.ActivationPending {
 		status = fiber.StatusAccepted
+	} else {
+		s.policiesChanged()
 	}
 	return c.Status(status).JSON(toActivationJSON(a))
 }
@@ -382,7 +384,16 @@ func (s *Server) approveActivation(c *fiber.Ctx) error {
 	case err != nil:
 		return storeProblem(err)
 	}
+	s.policiesChanged()
 	return c.JSON(toActivationJSON(a))
+}
+
+// policiesChanged tells this replica's policy sync that the live or shadow versions
+// changed, so that it serves them now.
+func (s *Server) policiesChanged() {
+	if s.deps.PoliciesChanged != nil {
+		s.deps.PoliciesChanged()
+	}
 }
 
 // rollbackPolicy makes the action's previous version live again (the default bundle
@@ -402,6 +413,7 @@ func (s *Server) rollbackPolicy(c *fiber.Ctx) error {
 	if err != nil {
 		return storeProblem(err)
 	}
+	s.policiesChanged()
 	return c.JSON(toActivationJSON(a))
 }
 
@@ -462,6 +474,7 @@ func (s *Server) setShadow(c *fiber.Ctx) error {
 	if err != nil {
 		return storeProblem(err)
 	}
+	s.policiesChanged()
 	return c.JSON(fiber.Map{"action": action, "versions": body.Versions})
 }
 

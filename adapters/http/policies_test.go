@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -40,6 +41,8 @@ type policyEnv struct {
 	shadow *httpapi.Shadow
 	reg    *prometheus.Registry
 	users  int
+	// pokes counts Deps.PoliciesChanged calls.
+	pokes *atomic.Int32
 }
 
 // policyEnvOptions change how newPolicyEnv wires shadow evaluation.
@@ -93,11 +96,13 @@ func newPolicyEnv(t testing.TB, opts ...policyEnvOptions) *policyEnv {
 		_ = gc.Close(context.Background())
 		_ = st.Close()
 	})
+	pokes := &atomic.Int32{}
 	srv := httpapi.New(httpapi.Config{APIKeys: keys}, httpapi.Deps{
 		Engine: eng, Gatherer: signals.NewGatherer(velocity.NewMemory(), lists, st), Lists: lists,
 		Store: st, Committer: gc, Registry: reg, Shadow: shadow,
+		PoliciesChanged: func() { pokes.Add(1) },
 	})
-	return &policyEnv{env: &env{srv: srv, store: st, dir: dir}, eng: eng, syncer: syncer, shadow: shadow, reg: reg}
+	return &policyEnv{env: &env{srv: srv, store: st, dir: dir}, eng: eng, syncer: syncer, shadow: shadow, reg: reg, pokes: pokes}
 }
 
 func (e *policyEnv) as(t testing.TB, key, method, path, body string) resp {
@@ -234,10 +239,15 @@ func TestPolicyLifecycleAPI(t *testing.T) {
 		t.Fatalf("get unknown: %d %s", r.status, r.body)
 	}
 
-	// Activate: the next decision, once synced, names the version.
+	// Activate: the next decision, once synced, names the version. The replica's own sync
+	// is told at once rather than waiting for its next poll.
+	pokes := e.pokes.Load()
 	r = e.as(t, aliceKey, "POST", "/v1/policies/payout/activate", `{"version":"`+v2+`"}`)
 	if r.status != 200 || r.json(t)["status"] != "active" {
 		t.Fatalf("activate: %d %s", r.status, r.body)
+	}
+	if e.pokes.Load() != pokes+1 {
+		t.Fatalf("activation told the policy sync %d times, want once", e.pokes.Load()-pokes)
 	}
 	e.sync(t)
 	if _, version, hash := decidePolicy(t, e); hash != v2 || version != "payout-2026.12.2" {

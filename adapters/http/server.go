@@ -78,6 +78,10 @@ type Deps struct {
 	Vault *vault.Vault
 	// Pseudonyms replaces IP addresses in stored snapshots; nil drops them.
 	Pseudonyms *pii.Pseudonymizer
+	// PoliciesChanged, when set, is called after this replica changed the live or shadow
+	// policy versions (activation, approval, rollback, shadow), so that it serves them at
+	// once rather than at its next poll (policysync.Syncer.Poke).
+	PoliciesChanged func()
 }
 
 // Server serves Verdict's HTTP API.

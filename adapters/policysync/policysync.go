@@ -51,7 +51,8 @@ type Syncer struct {
 	overrides map[string]*engine.Policy
 
 	shadow  atomic.Pointer[map[string][]*engine.Policy]
-	applied atomic.Int64 // generation last applied
+	applied atomic.Int64  // generation last applied
+	poke    chan struct{} // Poke: sync now rather than at the next tick
 }
 
 type compiled struct {
@@ -88,6 +89,7 @@ func New(st Store, eng *engine.Engine, base *engine.PolicySet, opts ...Option) *
 	s := &Syncer{
 		st: st, eng: eng, base: base, interval: 2 * time.Second, timeout: 10 * time.Second,
 		log: slog.New(slog.DiscardHandler), versions: map[string]compiled{}, refused: map[string]bool{},
+		poke: make(chan struct{}, 1),
 	}
 	for _, o := range opts {
 		o(s)
@@ -110,6 +112,7 @@ func (s *Syncer) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-s.poke:
 		}
 		sctx, cancel := context.WithTimeout(ctx, s.timeout)
 		err := s.Sync(sctx)
@@ -123,6 +126,16 @@ func (s *Syncer) Run(ctx context.Context) {
 			s.log.Info("policy sync recovered", "generation", s.applied.Load())
 		}
 		failing = err != nil
+	}
+}
+
+// Poke makes Run sync now rather than at its next tick: the replica that changed the live
+// or shadow versions serves them at once, not up to an interval later. It never blocks;
+// pokes while a sync is pending fold into it.
+func (s *Syncer) Poke() {
+	select {
+	case s.poke <- struct{}{}:
+	default:
 	}
 }
 

@@ -341,6 +341,41 @@ func TestSyncOverEmbeddedStore(t *testing.T) {
 	cancel()
 }
 
+// TestPokeSyncsNow: the replica that activated a version is told so and serves it at once,
+// not at its next poll (an hour here).
+func TestPokeSyncsNow(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	st, err := sqlite.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	files := bundle(t, "version: payout-2026.12.1", "version: payout-2026.12.2")
+	v2 := engine.BundleHash(files)
+	if _, err := st.PublishPolicy(ctx, store.PolicyVersion{Hash: v2, Label: "payout-2026.12.2", Author: "alice", Files: files}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	base := baseSet(t)
+	eng := engine.New(base)
+	s := policysync.New(st, eng, base, policysync.WithInterval(time.Hour))
+	if err := s.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	wg.Go(func() { s.Run(ctx) })
+	if _, err := st.ActivatePolicy(ctx, store.PolicyActivation{Action: "payout", Hash: v2, Actor: "alice"}, false, "test"); err != nil {
+		t.Fatal(err)
+	}
+	s.Poke()
+	s.Poke() // folds into the pending one; never blocks
+	for start := time.Now(); payoutHash(eng) != v2; time.Sleep(10 * time.Millisecond) {
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("serves %s 5 s after the poke", payoutHash(eng))
+		}
+	}
+}
+
 // TestActivatedShadowIsNotShadowed: a shadow version that has since been activated is what
 // the action runs; evaluating it in shadow would only agree with itself.
 func TestActivatedShadowIsNotShadowed(t *testing.T) {
