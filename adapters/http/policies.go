@@ -1,6 +1,7 @@
 package http
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -361,7 +362,7 @@ func (s *Server) activatePolicy(c *fiber.Ctx) error {
 	if a.Status == store.ActivationPending {
 		status = fiber.StatusAccepted
 	} else {
-		s.policiesChanged()
+		s.policiesChanged(c.UserContext())
 	}
 	return c.Status(status).JSON(toActivationJSON(a))
 }
@@ -384,15 +385,15 @@ func (s *Server) approveActivation(c *fiber.Ctx) error {
 	case err != nil:
 		return storeProblem(err)
 	}
-	s.policiesChanged()
+	s.policiesChanged(c.UserContext())
 	return c.JSON(toActivationJSON(a))
 }
 
 // policiesChanged tells this replica's policy sync that the live or shadow versions
 // changed, so that it serves them now.
-func (s *Server) policiesChanged() {
+func (s *Server) policiesChanged(ctx context.Context) {
 	if s.deps.PoliciesChanged != nil {
-		s.deps.PoliciesChanged()
+		s.deps.PoliciesChanged(ctx)
 	}
 }
 
@@ -413,7 +414,7 @@ func (s *Server) rollbackPolicy(c *fiber.Ctx) error {
 	if err != nil {
 		return storeProblem(err)
 	}
-	s.policiesChanged()
+	s.policiesChanged(c.UserContext())
 	return c.JSON(toActivationJSON(a))
 }
 
@@ -474,7 +475,7 @@ func (s *Server) setShadow(c *fiber.Ctx) error {
 	if err != nil {
 		return storeProblem(err)
 	}
-	s.policiesChanged()
+	s.policiesChanged(c.UserContext())
 	return c.JSON(fiber.Map{"action": action, "versions": body.Versions})
 }
 

@@ -100,7 +100,7 @@ func newPolicyEnv(t testing.TB, opts ...policyEnvOptions) *policyEnv {
 	srv := httpapi.New(httpapi.Config{APIKeys: keys}, httpapi.Deps{
 		Engine: eng, Gatherer: signals.NewGatherer(velocity.NewMemory(), lists, st), Lists: lists,
 		Store: st, Committer: gc, Registry: reg, Shadow: shadow,
-		PoliciesChanged: func() { pokes.Add(1) },
+		PoliciesChanged: func(context.Context) { pokes.Add(1) },
 	})
 	return &policyEnv{env: &env{srv: srv, store: st, dir: dir}, eng: eng, syncer: syncer, shadow: shadow, reg: reg, pokes: pokes}
 }

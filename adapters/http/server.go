@@ -79,9 +79,10 @@ type Deps struct {
 	// Pseudonyms replaces IP addresses in stored snapshots; nil drops them.
 	Pseudonyms *pii.Pseudonymizer
 	// PoliciesChanged, when set, is called after this replica changed the live or shadow
-	// policy versions (activation, approval, rollback, shadow), so that it serves them at
-	// once rather than at its next poll (policysync.Syncer.Poke).
-	PoliciesChanged func()
+	// policy versions (activation, approval, rollback, shadow), before the change is
+	// answered, so that the replica serves them from its next decision rather than from its
+	// next poll (cmd/verdict: policysync.Syncer.Sync).
+	PoliciesChanged func(ctx context.Context)
 }
 
 // Server serves Verdict's HTTP API.

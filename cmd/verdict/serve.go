@@ -286,7 +286,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	srv := httpapi.New(httpapi.Config{
 		Dev: cfg.dev, APIKeys: cfg.apiKeys, DecideTimeout: cfg.decideTimeout, Logger: log,
 	}, httpapi.Deps{Engine: eng, Gatherer: gatherer, Lists: lists, Store: st, Committer: committer, Registry: reg, Verifications: ver.svc, Shadow: policy.shadow,
-		Vault: vlt, Pseudonyms: pseudonyms, PoliciesChanged: policy.syncer.Poke})
+		Vault: vlt, Pseudonyms: pseudonyms, PoliciesChanged: policy.syncNow})
 
 	if cfg.policiesDir != "" {
 		go reloadOnHUP(bg, cfg.policiesDir, set, policy.setBase(bg), log)

@@ -43,6 +43,18 @@ func startPolicyLifecycle(ctx context.Context, st store.PolicyStore, eng *engine
 	return l
 }
 
+// syncNow applies a change this replica made to the live or shadow versions before the
+// API answers it, so that the caller's next decision here runs what it activated. When
+// the store does not answer in time, the poll loop is poked to try again at once.
+func (l *policyLifecycle) syncNow(ctx context.Context) {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := l.syncer.Sync(sctx); err != nil {
+		l.log.Warn("policy sync after a change failed; the poll retries", "err", err)
+		l.syncer.Poke()
+	}
+}
+
 // setBase makes a reloaded --policies bundle the base under the live versions.
 func (l *policyLifecycle) setBase(ctx context.Context) func(*engine.PolicySet) {
 	return func(set *engine.PolicySet) {
