@@ -417,19 +417,7 @@ func (s *Server) decide(c *fiber.Ctx) error {
 		// replica) all get past this look-up; the store keeps one decision under the key and
 		// the others answer as it did, and the velocity event named by the key below is
 		// counted once.
-		done, err := s.replayIdempotent(c, ctx, idemKey, reqHash)
-		switch {
-		case errors.Is(err, errKeyUnchecked):
-			// The store could not say whether the key was used: decide anyway rather than
-			// answer 503, so the action's fail mode applies as it does without a key. A
-			// decision stored under the key meanwhile wins at commit (the store keeps one
-			// per key, and the velocity event named by the key counts once); if the store
-			// is still down, the answer says "stored": false and a retry gets what was stored.
-			if ok, left := s.failLogs.Allow("idempotency lookup", time.Now()); ok {
-				s.log.Error("idempotency key not checked; deciding without it", "request_id", requestID(c),
-					"action", req.Action, "err", err, "suppressed", left)
-			}
-		case done || err != nil:
+		if done, err := s.replayIdempotent(c, ctx, idemKey, reqHash); done || err != nil {
 			return err
 		}
 	}
@@ -625,15 +613,24 @@ func (d *degraded) causes() []string {
 }
 
 // replayIdempotent answers from a stored decision when key was used before: the stored
-// answer for the same body, 422 for another body. It reports whether it answered.
+// answer for the same body, 422 for another body. It reports whether it answered; a key the
+// store cannot look up is logged and left to the decision's fail mode, not answered.
 func (s *Server) replayIdempotent(c *fiber.Ctx, ctx context.Context, key, reqHash string) (bool, error) {
 	idem, err := s.deps.Store.LookupIdempotency(ctx, key)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return false, nil
 	case err != nil:
-		return true, &apiError{status: fiber.StatusServiceUnavailable, code: CodeUnavailable, detail: "the idempotency key could not be checked; retry",
-			cause: fmt.Errorf("%w: %w", errKeyUnchecked, err)}
+		// The store could not say whether the key was used: decide anyway rather than
+		// answer 503, so the action's fail mode applies as it does without a key. A
+		// decision stored under the key meanwhile wins at commit (the store keeps one per
+		// key, and the velocity event named by the key counts once); if the store is still
+		// down, the answer says "stored": false and a retry gets what was stored.
+		if ok, left := s.failLogs.Allow("idempotency lookup", time.Now()); ok {
+			s.log.Error("idempotency key not checked; deciding without it", "request_id", requestID(c),
+				"err", err, "suppressed", left)
+		}
+		return false, nil
 	}
 	if idem.RequestHash != reqHash {
 		return true, problemf(fiber.StatusUnprocessableEntity, CodeIdempotencyReused, "this Idempotency-Key was used with a different request body")
@@ -646,9 +643,6 @@ func (s *Server) replayIdempotent(c *fiber.Ctx, ctx context.Context, key, reqHas
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 	return true, c.Send(rec.Response)
 }
-
-// errKeyUnchecked marks a replayIdempotent failure to look the key up at all.
-var errKeyUnchecked = errors.New("idempotency key not checked")
 
 // storedAfterAll reports whether the decision id is in the store, read within
 // ambiguousCheckTimeout of its own (the request's deadline has usually passed by then).
