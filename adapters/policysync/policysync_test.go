@@ -290,20 +290,28 @@ func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	return sum
 }
 
-// The same over the embedded store, as serve runs it.
-func TestSyncOverEmbeddedStore(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+// storeWithV2 opens an embedded store, closed when the test ends, holding payout-2026.12.2
+// published (not live); it returns the store and that version's hash.
+func storeWithV2(ctx context.Context, t *testing.T) (*sqlite.Store, string) {
+	t.Helper()
 	st, err := sqlite.Open(ctx, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	t.Cleanup(func() { st.Close() })
 	files := bundle(t, "version: payout-2026.12.1", "version: payout-2026.12.2")
 	v2 := engine.BundleHash(files)
 	if _, err := st.PublishPolicy(ctx, store.PolicyVersion{Hash: v2, Label: "payout-2026.12.2", Author: "alice", Files: files}, "test"); err != nil {
 		t.Fatal(err)
 	}
+	return st, v2
+}
+
+// The same over the embedded store, as serve runs it.
+func TestSyncOverEmbeddedStore(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st, v2 := storeWithV2(ctx, t)
 	base := baseSet(t)
 	var engines []*engine.Engine
 	var syncers []*policysync.Syncer
@@ -345,16 +353,7 @@ func TestSyncOverEmbeddedStore(t *testing.T) {
 // not at its next poll (an hour here).
 func TestPokeSyncsNow(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	st, err := sqlite.Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	files := bundle(t, "version: payout-2026.12.1", "version: payout-2026.12.2")
-	v2 := engine.BundleHash(files)
-	if _, err := st.PublishPolicy(ctx, store.PolicyVersion{Hash: v2, Label: "payout-2026.12.2", Author: "alice", Files: files}, "test"); err != nil {
-		t.Fatal(err)
-	}
+	st, v2 := storeWithV2(ctx, t)
 	base := baseSet(t)
 	eng := engine.New(base)
 	s := policysync.New(st, eng, base, policysync.WithInterval(time.Hour))
