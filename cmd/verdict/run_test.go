@@ -91,15 +91,7 @@ func TestEval(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var d struct {
-		Outcome string `json:"outcome"`
-		Reasons []struct {
-			Code string `json:"code"`
-		} `json:"reasons"`
-	}
-	if err := json.Unmarshal([]byte(out), &d); err != nil {
-		t.Fatalf("%v: %s", err, out)
-	}
+	d := evalAnswer(t, out)
 	if d.Outcome != "review" || len(d.Reasons) == 0 || d.Reasons[0].Code != "AMOUNT_OVER_LIMIT" {
 		t.Fatalf("eval = %s", out)
 	}
@@ -245,15 +237,7 @@ func TestEvalAppliesFailMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var d struct {
-		Outcome string `json:"outcome"`
-		Reasons []struct {
-			Code string `json:"code"`
-		} `json:"reasons"`
-	}
-	if err := json.Unmarshal([]byte(out), &d); err != nil {
-		t.Fatalf("%v: %s", err, out)
-	}
+	d := evalAnswer(t, out)
 	if d.Outcome != "block" || !strings.Contains(out, `"SIGNALS_UNAVAILABLE"`) {
 		t.Fatalf("payout with velocity unavailable: %s, want block (fail closed) with SIGNALS_UNAVAILABLE", out)
 	}
@@ -267,8 +251,8 @@ func TestEvalAppliesFailMode(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "fail mode review") {
 		t.Fatalf("policy error: err = %v, want one naming the fail mode", err)
 	}
-	if err := json.Unmarshal([]byte(out), &d); err != nil || d.Outcome != "review" || !strings.Contains(out, `"POLICY_ERROR"`) {
-		t.Fatalf("policy error: printed %q (%v), want the fail-mode answer review with POLICY_ERROR", out, err)
+	if d = evalAnswer(t, out); d.Outcome != "review" || !strings.Contains(out, `"POLICY_ERROR"`) {
+		t.Fatalf("policy error: printed %q, want the fail-mode answer review with POLICY_ERROR", out)
 	}
 }
 
@@ -290,4 +274,22 @@ func TestServeRefusesBadGOGC(t *testing.T) {
 			t.Errorf("GOGC=%q: %v, want a usage error naming GOGC", v, err)
 		}
 	}
+}
+
+// evalDecision is what the tests read of a decision verdict eval prints.
+type evalDecision struct {
+	Outcome string `json:"outcome"`
+	Reasons []struct {
+		Code string `json:"code"`
+	} `json:"reasons"`
+}
+
+// evalAnswer decodes the decision verdict eval printed.
+func evalAnswer(t *testing.T, out string) evalDecision {
+	t.Helper()
+	var d evalDecision
+	if err := json.Unmarshal([]byte(out), &d); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	return d
 }
